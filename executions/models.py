@@ -1,0 +1,265 @@
+"""Executions of recovery plans: the frozen waves and servers, the DRS jobs and the audit log.
+
+An execution never reads its plan again after it starts: WaveRun and ServerLaunch rows,
+created at start, are its frozen copy, so editing a plan never changes a running execution.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from .choices import (
+    EXECUTION_ACTIVE,
+    EXECUTION_TERMINAL,
+    EXECUTION_TRANSITIONS,
+    JOB_OPEN,
+    LAUNCH_TERMINAL,
+    LAUNCH_TRANSITIONS,
+    WAVE_TERMINAL,
+    WAVE_TRANSITIONS,
+    EventKind,
+    ExecutionMode,
+    ExecutionStatus,
+    JobState,
+    JobType,
+    LaunchPhase,
+    LaunchStatus,
+    WaveStatus,
+)
+
+
+class InvalidTransition(Exception):
+    """A status change that the declared transitions do not allow."""
+
+
+class StatusMixin:
+    """Guards `status` changes with a transitions table: illegal moves raise InvalidTransition."""
+
+    TRANSITIONS: dict = {}
+
+    def can_transition_to(self, status):
+        return status == self.status or status in self.TRANSITIONS.get(self.status, ())
+
+    def check_transition(self, status):
+        if not self.can_transition_to(status):
+            raise InvalidTransition(
+                f"{type(self).__name__} {self.pk} cannot go from {self.status} to {status}."
+            )
+
+
+class ExecutionQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=EXECUTION_ACTIVE)
+
+    def terminal(self):
+        return self.filter(status__in=EXECUTION_TERMINAL)
+
+
+class Execution(StatusMixin, models.Model):
+    """One run of a recovery plan as a DRILL or a RECOVERY."""
+
+    TRANSITIONS = EXECUTION_TRANSITIONS
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    plan = models.ForeignKey("plans.RecoveryPlan", on_delete=models.PROTECT, related_name="executions")
+    plan_name = models.CharField(max_length=150, help_text="The plan's name when the execution started.")
+    mode = models.CharField(max_length=10, choices=ExecutionMode.choices)
+    status = models.CharField(max_length=20, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_username = models.CharField(max_length=150, blank=True)
+    auto_approve = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    rto_target_minutes = models.PositiveIntegerField()
+    rpo_target_minutes = models.PositiveIntegerField()
+    plan_snapshot = models.JSONField(default=dict, help_text="The plan as it was at start.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cleaned_up_at = models.DateTimeField(null=True, blank=True)
+    # An advance holds the execution for a short lease, so two workers (or a worker and
+    # `drill --wait`) never advance one execution at the same time.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExecutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["plan", "status"])]
+        permissions = [
+            ("start_drill", "Can start a drill"),
+            ("start_recovery", "Can start a recovery"),
+            ("approve_execution", "Can approve an approval gate"),
+            ("cancel_execution", "Can cancel an execution"),
+            ("retry_execution", "Can retry failed waves"),
+            ("cleanup_execution", "Can clean up drill instances"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_mode_display()} of {self.plan_name} ({str(self.pk)[:8]})"
+
+    def get_absolute_url(self):
+        return reverse("executions:detail", args=[self.pk])
+
+    @property
+    def is_terminal(self):
+        return self.status in EXECUTION_TERMINAL
+
+    @property
+    def is_drill(self):
+        return self.mode == ExecutionMode.DRILL
+
+    def elapsed_seconds(self, now=None):
+        if not self.started_at:
+            return 0.0
+        end = self.finished_at or now or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def rto_met(self):
+        """True/False once finished; None while it runs."""
+        if not self.finished_at or not self.started_at:
+            return None
+        return self.elapsed_seconds() <= self.rto_target_minutes * 60
+
+
+class WaveRun(StatusMixin, models.Model):
+    """A wave of an execution, frozen from the plan at start."""
+
+    TRANSITIONS = WAVE_TRANSITIONS
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="wave_runs")
+    index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=WaveStatus.choices, default=WaveStatus.PENDING)
+    depends_on = models.JSONField(default=list, help_text="Indexes of the waves this one waits for.")
+    approval_required = models.BooleanField(default=False)
+    wait_after_minutes = models.PositiveIntegerField(default=0)
+    timeout_minutes = models.PositiveIntegerField(default=120)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When its servers were first submitted.")
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    wait_until = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "index"]
+        constraints = [models.UniqueConstraint(fields=["execution", "index"], name="wave_run_unique_index")]
+
+    def __str__(self):
+        return f"{self.index}: {self.name}"
+
+    @property
+    def is_terminal(self):
+        return self.status in WAVE_TERMINAL
+
+
+class ServerLaunch(StatusMixin, models.Model):
+    """One source server of an execution: its launch, recovery instance and errors."""
+
+    TRANSITIONS = LAUNCH_TRANSITIONS
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="server_launches")
+    wave_run = models.ForeignKey(WaveRun, on_delete=models.CASCADE, related_name="server_launches")
+    target = models.ForeignKey("plans.Target", on_delete=models.PROTECT, related_name="+")
+    server = models.ForeignKey(
+        "plans.SourceServer", null=True, blank=True, on_delete=models.SET_NULL, related_name="launches",
+        help_text="The inventory row, while it exists; source_server_id keeps the DRS id regardless.",
+    )
+    source_server_id = models.CharField(max_length=19)
+    hostname = models.CharField(max_length=255, blank=True)
+    critical = models.BooleanField(default=True)
+    status = models.CharField(
+        "launch status", max_length=20, choices=LaunchStatus.choices, default=LaunchStatus.NOT_STARTED
+    )
+    phase = models.CharField(max_length=20, choices=LaunchPhase.choices, blank=True, default=LaunchPhase.WAITING)
+    job = models.ForeignKey("DrsJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="servers")
+    recovery_instance_id = models.CharField(max_length=32, blank=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    post_launch_status = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["wave_run__index", "hostname", "source_server_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "source_server_id"], name="server_launch_unique_server"),
+        ]
+        indexes = [models.Index(fields=["source_server_id", "status"])]
+
+    def __str__(self):
+        return self.hostname or self.source_server_id
+
+    @property
+    def is_terminal(self):
+        return self.status in LAUNCH_TERMINAL
+
+
+class DrsJobQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(state__in=JOB_OPEN)
+
+
+class DrsJob(models.Model):
+    """A DRS job this execution asked for, recorded *before* the call that creates it."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="jobs")
+    wave_run = models.ForeignKey(WaveRun, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    target = models.ForeignKey("plans.Target", on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(max_length=12, choices=JobType.choices, default=JobType.LAUNCH)
+    launch_token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job_id = models.CharField("DRS job ID", max_length=32, null=True, blank=True, unique=True)
+    state = models.CharField(max_length=12, choices=JobState.choices, default=JobState.INTENDED)
+    drs_status = models.CharField("DRS status", max_length=12, blank=True)
+    is_drill = models.BooleanField(default=True)
+    server_count = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(default=timezone.now)
+    drs_created_at = models.DateTimeField(null=True, blank=True)
+    drs_ended_at = models.DateTimeField(null=True, blank=True)
+    log_items_seen = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    objects = DrsJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["requested_at"]
+        indexes = [models.Index(fields=["target", "state"])]
+        verbose_name = "DRS job"
+
+    def __str__(self):
+        return self.job_id or f"intended {self.type.lower()} job {self.launch_token}"
+
+
+class ExecutionEvent(models.Model):
+    """An entry of an execution's audit log: status changes, human actions, DRS job log items."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=10, choices=EventKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True, help_text="User name, or 'drsorch' for the engine.")
+    wave_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    source_server_id = models.CharField(max_length=19, blank=True)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    # Set for events copied from DRS (job log items), so re-reading a log adds nothing twice.
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "dedupe_key"], name="event_unique_dedupe_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.message}"

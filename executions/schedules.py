@@ -1,0 +1,31 @@
+"""The django-q2 schedules drsorch needs, declared once."""
+
+from django.db import transaction
+from django_q.models import Schedule
+
+SCHEDULES = [
+    {
+        "name": "drsorch: poll executions",
+        "func": "executions.tasks.poll_executions",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
+        "name": "drsorch: sync source-server inventory",
+        "func": "plans.tasks.sync_inventory",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 5,
+    },
+]
+
+
+@transaction.atomic
+def schedules_setup():
+    """Create or update every schedule by name; running it again changes nothing."""
+    results = []
+    for spec in SCHEDULES:
+        defaults = {k: v for k, v in spec.items() if k != "name"}
+        defaults["repeats"] = -1
+        schedule, created = Schedule.objects.update_or_create(name=spec["name"], defaults=defaults)
+        results.append((schedule, created))
+    return results

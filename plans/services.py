@@ -1,0 +1,287 @@
+"""Business logic of the plans app: saving recovery plans and protection groups.
+
+Views, API serializers, admin actions and commands call these functions; none of them
+writes a plan, a wave or a protection group by itself.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Wave
+
+MAX_WAVE_TIMEOUT_MINUTES = 1440
+MAX_WAVE_WAIT_MINUTES = 1440
+
+
+@dataclass
+class WaveSpec:
+    """What a wave should be, before it is saved. `depends_on` holds positions of other
+    waves in the same list; None means "the previous wave" (nothing for the first)."""
+
+    name: str
+    protection_groups: list = field(default_factory=list)
+    depends_on: list | None = None
+    approval_required: bool = False
+    wait_after_minutes: int = 0
+    timeout_minutes: int = 120
+    optional_servers: list = field(default_factory=list)
+
+    def dependencies(self, position):
+        if self.depends_on is None:
+            return [position - 1] if position > 0 else []
+        return list(self.depends_on)
+
+
+def _wave_label(spec, position):
+    return f"'{spec.name}'" if spec.name else f"#{position + 1}"
+
+
+def _find_cycle(edges):
+    """Return one dependency cycle as a list of positions, or None. `edges[i]` lists the
+    waves i depends on."""
+    state = {}  # position -> "visiting" | "done"
+    stack = []
+
+    def visit(node):
+        state[node] = "visiting"
+        stack.append(node)
+        for dep in edges.get(node, ()):
+            if state.get(dep) == "visiting":
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def plan_validate_waves(*, waves):
+    """Check the structure of a plan's waves and return the servers each wave resolves to.
+
+    Raises ValidationError whose keys are "waves" for plan-wide problems and
+    "waves.<position>.<field>" for a problem of one wave, so forms and the API can show
+    each message next to the field at fault.
+    """
+    errors = defaultdict(list)
+    if not waves:
+        errors["waves"].append("A plan needs at least one wave.")
+        raise ValidationError(dict(errors))
+
+    seen_names = {}
+    for position, spec in enumerate(waves):
+        if not (spec.name or "").strip():
+            errors[f"waves.{position}.name"].append(f"Wave #{position + 1} needs a name.")
+        elif spec.name in seen_names:
+            errors[f"waves.{position}.name"].append(
+                f"Two waves are named '{spec.name}'; wave names must be unique within a plan."
+            )
+        else:
+            seen_names[spec.name] = position
+        if not 1 <= spec.timeout_minutes <= MAX_WAVE_TIMEOUT_MINUTES:
+            errors[f"waves.{position}.timeout_minutes"].append(
+                f"The timeout must be between 1 and {MAX_WAVE_TIMEOUT_MINUTES} minutes."
+            )
+        if not 0 <= spec.wait_after_minutes <= MAX_WAVE_WAIT_MINUTES:
+            errors[f"waves.{position}.wait_after_minutes"].append(
+                f"The wait must be between 0 and {MAX_WAVE_WAIT_MINUTES} minutes."
+            )
+
+    edges = {}
+    for position, spec in enumerate(waves):
+        label = _wave_label(spec, position)
+        deps = spec.dependencies(position)
+        for dep in deps:
+            if not isinstance(dep, int) or not 0 <= dep < len(waves):
+                errors[f"waves.{position}.depends_on"].append(
+                    f"Wave {label} depends on wave {dep}, which is not in this plan."
+                )
+            elif dep == position:
+                errors[f"waves.{position}.depends_on"].append(f"Wave {label} cannot depend on itself.")
+        edges[position] = [d for d in deps if isinstance(d, int) and 0 <= d < len(waves) and d != position]
+    cycle = _find_cycle(edges)
+    if cycle:
+        names = " → ".join(_wave_label(waves[p], p) for p in reversed(cycle))
+        errors["waves"].append(f"The waves depend on each other in a cycle: {names}.")
+
+    resolved = {}
+    first_wave_of_server = {}
+    for position, spec in enumerate(waves):
+        label = _wave_label(spec, position)
+        if not spec.protection_groups:
+            errors[f"waves.{position}.protection_groups"].append(
+                f"Wave {label} is empty: choose at least one protection group."
+            )
+            resolved[position] = []
+            continue
+        servers = {}
+        for group in spec.protection_groups:
+            for server in group.resolved_servers():
+                servers[server.pk] = server
+        resolved[position] = sorted(servers.values(), key=lambda s: (s.hostname, s.drs_id))
+        if not servers:
+            errors[f"waves.{position}.protection_groups"].append(
+                f"Wave {label} is empty: its protection groups resolve to no servers."
+            )
+        for server in resolved[position]:
+            if server.pk in first_wave_of_server:
+                other = first_wave_of_server[server.pk]
+                errors[f"waves.{position}.protection_groups"].append(
+                    f"Server {server.display_name} ({server.drs_id}) is in wave "
+                    f"{_wave_label(waves[other], other)} and in wave {label}; "
+                    "a server can be in only one wave of a plan."
+                )
+            else:
+                first_wave_of_server[server.pk] = position
+        for server in spec.optional_servers:
+            if server.pk not in servers:
+                errors[f"waves.{position}.optional_servers"].append(
+                    f"Server {server.display_name} ({server.drs_id}) is marked optional "
+                    f"but is not in wave {label}."
+                )
+
+    if errors:
+        raise ValidationError(dict(errors))
+    return resolved
+
+
+@transaction.atomic
+def plan_save(*, plan=None, name, description="", rto_target_minutes=60, rpo_target_minutes=15,
+              owner=None, waves):
+    """Create a recovery plan, or replace an existing plan's fields and waves, all or nothing.
+
+    Running executions are not affected: each keeps the frozen copy it took at start.
+    """
+    plan = plan or RecoveryPlan(owner=owner)
+    plan.name = name
+    plan.description = description
+    plan.rto_target_minutes = rto_target_minutes
+    plan.rpo_target_minutes = rpo_target_minutes
+    if owner is not None and plan.owner_id is None:
+        plan.owner = owner
+    errors = {}
+    try:
+        plan.full_clean()
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        plan_validate_waves(waves=waves)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+
+    plan.save()
+    plan.waves.all().delete()
+    created = []
+    for position, spec in enumerate(waves):
+        wave = Wave.objects.create(
+            plan=plan,
+            order=position,
+            name=spec.name.strip(),
+            approval_required=spec.approval_required,
+            wait_after_minutes=spec.wait_after_minutes,
+            timeout_minutes=spec.timeout_minutes,
+        )
+        wave.protection_groups.set(spec.protection_groups)
+        wave.optional_servers.set(spec.optional_servers)
+        created.append(wave)
+    for position, spec in enumerate(waves):
+        created[position].depends_on.set([created[dep] for dep in spec.dependencies(position)])
+    return plan
+
+
+def plan_wave_specs(*, plan):
+    """The plan's stored waves as WaveSpecs, e.g. to edit one wave and save the plan again."""
+    waves = list(plan.waves.prefetch_related("protection_groups", "depends_on", "optional_servers"))
+    position_of = {wave.pk: position for position, wave in enumerate(waves)}
+    return [
+        WaveSpec(
+            name=wave.name,
+            protection_groups=list(wave.protection_groups.all()),
+            depends_on=sorted(position_of[dep.pk] for dep in wave.depends_on.all()),
+            approval_required=wave.approval_required,
+            wait_after_minutes=wave.wait_after_minutes,
+            timeout_minutes=wave.timeout_minutes,
+            optional_servers=list(wave.optional_servers.all()),
+        )
+        for wave in waves
+    ]
+
+
+@transaction.atomic
+def protection_group_save(*, group=None, name, target, description="", servers=(), tag_selector=None):
+    """Create or update a protection group with its explicit servers and tag selector.
+
+    Refuses servers of another target and servers already explicitly in another group,
+    naming each, and a group with neither servers nor a tag selector.
+    """
+    group = group or ProtectionGroup()
+    group.name = name
+    group.description = description
+    group.target = target
+    group.tag_selector = tag_selector or {}
+    errors = defaultdict(list)
+    try:
+        group.full_clean()
+    except ValidationError as exc:
+        for key, messages in exc.message_dict.items():
+            errors[key].extend(messages)
+
+    servers = list(servers)
+    for server in servers:
+        if target is not None and server.target_id != target.pk:
+            errors["servers"].append(
+                f"Server {server.display_name} ({server.drs_id}) belongs to target "
+                f"'{server.target.name}', not to '{target.name}'."
+            )
+    taken = (
+        ProtectionGroupMembership.objects.filter(server__in=servers)
+        .exclude(group_id=group.pk)
+        .select_related("server", "group")
+    )
+    for membership in taken:
+        errors["servers"].append(
+            f"Server {membership.server.display_name} ({membership.server.drs_id}) is already "
+            f"in protection group '{membership.group.name}'; a server can be chosen "
+            "explicitly for only one group."
+        )
+    if not servers and not group.tag_selector:
+        errors["__all__"].append("Choose at least one server or give a tag selector.")
+    if errors:
+        raise ValidationError(dict(errors))
+
+    group.save()
+    ProtectionGroupMembership.objects.filter(group=group).exclude(server__in=servers).delete()
+    existing = set(group.memberships.values_list("server_id", flat=True))
+    ProtectionGroupMembership.objects.bulk_create(
+        [ProtectionGroupMembership(group=group, server=s) for s in servers if s.pk not in existing]
+    )
+    return group
+
+
+def protection_group_delete(*, group):
+    """Delete a protection group unless a plan still uses it."""
+    plans = sorted({wave.plan.name for wave in group.waves.select_related("plan")})
+    if plans:
+        raise ValidationError(
+            f"Protection group '{group.name}' is used by the plan(s) {', '.join(plans)}; "
+            "remove it from their waves first."
+        )
+    group.delete()
+
+
+def source_servers_for_target(*, target):
+    """The inventory of one target, for pickers."""
+    return SourceServer.objects.filter(target=target).order_by("hostname", "drs_id")
