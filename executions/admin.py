@@ -1,3 +1,79 @@
 from django.contrib import admin
 
-# Register your models here.
+from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+
+
+class ReadOnlyAdminMixin:
+    """Executions are changed only by the engine and the services: statuses are never edited by
+    hand, so the admin shows them and offers no add, change or delete."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class WaveRunInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = WaveRun
+    extra = 0
+    fields = ["index", "name", "status", "depends_on", "approval_required", "approved_by", "started_at",
+              "finished_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+class ServerLaunchInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ServerLaunch
+    extra = 0
+    fields = ["wave_run", "hostname", "source_server_id", "critical", "status", "phase", "job",
+              "recovery_instance_id", "launched_at", "error"]
+    readonly_fields = fields
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["short_id", "plan_name", "mode", "status", "requested_by_username", "started_at",
+                    "finished_at"]
+    list_filter = ["mode", "status", "plan"]
+    search_fields = ["id", "plan_name", "requested_by_username", "idempotency_key"]
+    date_hierarchy = "created_at"
+    inlines = [WaveRunInline, ServerLaunchInline]
+
+    @admin.display(description="ID")
+    def short_id(self, obj):
+        return str(obj.pk)[:8]
+
+
+@admin.register(WaveRun)
+class WaveRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["execution", "index", "name", "status", "started_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "execution__plan_name"]
+    inlines = [ServerLaunchInline]
+
+
+@admin.register(ServerLaunch)
+class ServerLaunchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["hostname", "source_server_id", "execution", "status", "phase", "recovery_instance_id",
+                    "launched_at"]
+    list_filter = ["status", "critical"]
+    search_fields = ["hostname", "source_server_id", "recovery_instance_id"]
+
+
+@admin.register(DrsJob)
+class DrsJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "type", "state", "drs_status", "target", "execution", "server_count",
+                    "requested_at"]
+    list_filter = ["type", "state", "drs_status", "target"]
+    search_fields = ["job_id", "launch_token"]
+
+
+@admin.register(ExecutionEvent)
+class ExecutionEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "execution", "kind", "actor_name", "message"]
+    list_filter = ["kind"]
+    search_fields = ["message", "actor_name", "source_server_id"]

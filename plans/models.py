@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.urls import reverse
 
 from .choices import HEALTHY_REPLICATION_STATES, ReplicationState, TargetKind
@@ -138,7 +139,8 @@ def servers_matching_tags(queryset, selector):
     """
     for position, (key, value) in enumerate(sorted(selector.items())):
         alias = f"_tag_{position}"
-        queryset = queryset.alias(**{alias: KeyTextTransform(key, "tags")}).filter(**{alias: value})
+        text = Cast(KeyTextTransform(key, "tags"), output_field=models.TextField())
+        queryset = queryset.alias(**{alias: text}).filter(**{alias: value})
     return queryset
 
 

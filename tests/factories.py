@@ -31,6 +31,7 @@ class SourceServerFactory(factory.django.DjangoModelFactory):
 class ProtectionGroupFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ProtectionGroup
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"group-{n}")
     target = factory.SubFactory(TargetFactory)

@@ -1,0 +1,54 @@
+# drsorch: the two commands (make run, make test) and the tooling around them.
+# Everything installs into .venv from the pinned requirements files; no system package is
+# needed except for make test-e2e, which installs PostgreSQL and Chromium itself.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test test-e2e lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed-run
+
+# Runs the web server and a django-q2 worker together until Ctrl-C. DEBUG defaults to true
+# here (a laptop demo); production serving is described in docs/deployment.md.
+run: $(VENV)/.installed-run
+	@set -e; export DEBUG=$${DEBUG:-true}; \
+	$(PY) manage.py migrate --noinput; \
+	$(PY) manage.py migrate --database sandbox --noinput; \
+	$(PY) manage.py bootstrap --url http://$(HOST):$(PORT)/; \
+	$(PY) manage.py qcluster & QPID=$$!; \
+	trap 'kill $$QPID 2>/dev/null; wait $$QPID 2>/dev/null; exit 0' INT TERM EXIT; \
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -n 2
+
+test-e2e: $(VENV)/.installed-dev
+	bash .ci/e2e.sh
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check .
+
+format: $(VENV)/.installed-dev
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/engine.py --executions 50 --waves 3 --servers-per-wave 20 --targets 5 --json
+	$(PY) bench/pages.py
+
+clean:
+	rm -rf $(VENV) staticfiles artifacts
