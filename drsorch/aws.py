@@ -1,0 +1,113 @@
+"""The one place drsorch makes AWS clients: `client_for(target, service_name)`.
+
+Every caller gets a real boto3 client. For an `aws` target it talks to AWS; for a `sandbox`
+target its requests are answered in-process by the simulated DRS (drsorch.sandbox), so the
+code that drives DRS is the same in both cases, down to botocore's parsing and exceptions.
+"""
+
+import logging
+import threading
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials
+
+from drsorch.sandbox.transport import SUPPORTED_SERVICES, attach
+
+logger = logging.getLogger(__name__)
+
+AWS_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+)
+# One attempt only: the engine must see every ThrottlingException the sandbox answers, to
+# prove that it handles throttling itself; botocore's retries would hide them.
+SANDBOX_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+SANDBOX_ENDPOINT = "https://{service}.sandbox.invalid"
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "SANDBOXACCESSKEY0000", "aws_secret_access_key": "sandbox-secret"}
+ASSUMED_ROLE_SECONDS = 3600
+
+_sessions = {}
+_sessions_lock = threading.Lock()
+
+
+def client_for(target, service_name):
+    """A boto3 client of `service_name` for `target` (a plans.Target).
+
+    `aws` targets: boto3's normal credential chain, or, when the target has a role ARN, the
+    role assumed with STS (with the external ID when set) through refreshable credentials
+    renewed before they expire; adaptive retries (5 attempts), connect timeout 5 s, read
+    timeout 30 s.
+
+    `sandbox` targets: a real boto3 client for the target's region with dummy credentials
+    and the endpoint https://<service>.sandbox.invalid, whose requests never reach the
+    network: a `before-send` handler answers them from the simulated DRS. It makes a single
+    attempt per call (`retries={"total_max_attempts": 1}`), so every ThrottlingException
+    reaches the caller. Only "drs" and "ec2" are simulated; other services raise ValueError.
+    """
+    if target.kind == "sandbox":
+        return _sandbox_client(target, service_name)
+    with _sessions_lock:
+        # boto3 sessions are not thread-safe; clients are, once made.
+        return _aws_session(target).client(service_name, region_name=target.region, config=AWS_CONFIG)
+
+
+def _sandbox_client(target, service_name):
+    if service_name not in SUPPORTED_SERVICES:
+        raise ValueError(
+            f"Target '{target.name}' is a sandbox, which simulates only {' and '.join(SUPPORTED_SERVICES)}; "
+            f"there is no sandbox {service_name!r} client."
+        )
+    client = boto3.session.Session().client(
+        service_name,
+        region_name=target.region,
+        endpoint_url=SANDBOX_ENDPOINT.format(service=service_name),
+        config=SANDBOX_CONFIG,
+        **SANDBOX_CREDENTIALS,
+    )
+    return attach(client, account_id=target.account_id, region=target.region)
+
+
+def _aws_session(target):
+    if not target.role_arn:
+        return boto3.session.Session(region_name=target.region)
+    key = (target.pk, target.role_arn, target.external_id, target.region)
+    session = _sessions.get(key)
+    if session is None:
+        session = _assumed_role_session(target)
+        _sessions[key] = session
+    return session
+
+
+def _assumed_role_session(target):
+    """A boto3 session whose credentials come from STS AssumeRole and renew themselves."""
+    base = boto3.session.Session(region_name=target.region)
+    role_arn, external_id, region = target.role_arn, target.external_id, target.region
+    session_name = f"drsorch-target-{target.pk}"
+
+    def fetch():
+        sts = base.client("sts", region_name=region, config=AWS_CONFIG)
+        params = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": ASSUMED_ROLE_SECONDS}
+        if external_id:
+            params["ExternalId"] = external_id
+        credentials = sts.assume_role(**params)["Credentials"]
+        logger.info("Assumed role %s until %s", role_arn, credentials["Expiration"])
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    core = botocore.session.get_session()
+    core._credentials = DeferredRefreshableCredentials(refresh_using=fetch, method="sts-assume-role")
+    core.set_config_variable("region", region)
+    return boto3.session.Session(botocore_session=core)
+
+
+def clear_session_cache():
+    """Forget cached assumed-role sessions (a target's role changed, or between tests)."""
+    with _sessions_lock:
+        _sessions.clear()

@@ -1,0 +1,174 @@
+"""How simulated jobs progress: the moments of every step, and what DRS shows at a time.
+
+Every moment is fixed when the job is created, from the launch duration configured then and
+a deterministic spread per server (a hash of job ID and server ID, ±30% around the launch
+duration), so two reads at the same time always agree and no background process is needed.
+"""
+
+import hashlib
+import uuid
+
+from .protocol import iso, seconds
+
+SPREAD = 0.3
+# Fractions of a server's launch duration at which each step starts or ends.
+SNAPSHOT_START, SNAPSHOT_END = 0.10, 0.30
+CONVERSION_START, CONVERSION_END = 0.35, 0.65
+LAUNCH_START = 0.70
+JOB_START = 0.05  # of the configured launch duration
+POST_LAUNCH_ACTIONS = 0.25  # of the configured launch duration
+TERMINATE = 0.5  # of the configured launch duration
+
+
+def unit_hash(*parts):
+    """A number in [0, 1) fixed by `parts`."""
+    digest = hashlib.sha256(":".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def spread_seconds(base_seconds, *parts):
+    """`base_seconds` spread deterministically by ±30%."""
+    return base_seconds * (1 - SPREAD + 2 * SPREAD * unit_hash(*parts))
+
+
+def derived_hex(length, *parts):
+    """Hex digits fixed by `parts`, for IDs DRS shows but the sandbox does not store."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:length]
+
+
+def launch_moments(*, created_at, job_id, server_id, launch_seconds, has_actions, failed):
+    """The moments of one server's steps in a LAUNCH job."""
+    duration = spread_seconds(launch_seconds, job_id, server_id)
+    at = {
+        "snapshot_start": created_at + seconds(duration * SNAPSHOT_START),
+        "snapshot_end": created_at + seconds(duration * SNAPSHOT_END),
+        "conversion_start": created_at + seconds(duration * CONVERSION_START),
+        "conversion_end": created_at + seconds(duration * CONVERSION_END),
+        "launch_start": created_at + seconds(duration * LAUNCH_START),
+        "launch_end": created_at + seconds(duration),
+        "actions_end": None,
+    }
+    if has_actions and not failed:
+        at["actions_end"] = at["launch_end"] + seconds(launch_seconds * POST_LAUNCH_ACTIONS)
+    return at
+
+
+def terminate_moments(*, created_at, job_id, instance_id, launch_seconds):
+    """The moments of one instance's clean-up in a TERMINATE job."""
+    duration = spread_seconds(launch_seconds * TERMINATE, job_id, instance_id)
+    start = created_at + seconds(duration * SNAPSHOT_START)
+    return {
+        "snapshot_start": start, "snapshot_end": start, "conversion_start": start, "conversion_end": start,
+        "launch_start": start, "launch_end": created_at + seconds(duration), "actions_end": None,
+    }
+
+
+def job_start(created_at, launch_seconds):
+    """When JOB_START is logged and the job turns STARTED."""
+    return created_at + seconds(launch_seconds * JOB_START)
+
+
+def job_end(created_at, moments):
+    """When JOB_END is logged: after every server's last step."""
+    ends = [m["actions_end"] or m["launch_end"] for m in moments]
+    return max([created_at, *ends])
+
+
+def job_status(job, now):
+    """PENDING, STARTED or COMPLETED at `now`."""
+    if now < job.started_at:
+        return "PENDING"
+    return "STARTED" if now < job.ends_at else "COMPLETED"
+
+
+def launch_status(job, job_server, now):
+    """launchStatus of a participating server at `now`."""
+    if job.type == "TERMINATE":
+        return "TERMINATED" if now >= job_server.launch_end else "PENDING"
+    if now < job_server.launch_start:
+        return "PENDING"
+    if now < job_server.launch_end:
+        return "IN_PROGRESS"
+    return "FAILED" if job_server.failed else "LAUNCHED"
+
+
+def _action_runs(job, job_server, now):
+    status = "SUCCEEDED" if now >= job_server.actions_end else "IN_PROGRESS"
+    runs = []
+    for action in job_server.post_launch_actions:
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{job.job_id}/{job_server.source_server.source_server_id}/"
+                                                f"{action['actionId']}")
+        runs.append({"action": action, "runId": str(run_id), "status": status})
+    return {"ssmAgentDiscoveryDatetime": iso(job_server.launch_end), "runs": runs}
+
+
+def participating_server(job, job_server, now):
+    """One item of participatingServers at `now`."""
+    status = launch_status(job, job_server, now)
+    item = {"sourceServerID": job_server.source_server.source_server_id, "launchStatus": status}
+    if job.type == "TERMINATE":
+        item["recoveryInstanceID"] = job_server.recovery_instance_id
+    elif status == "LAUNCHED":
+        item["recoveryInstanceID"] = job_server.recovery_instance_id
+        if job_server.actions_end is not None:
+            item["launchActionsStatus"] = _action_runs(job, job_server, now)
+    return item
+
+
+def job_record(job, job_servers, now):
+    """The Job shape of DescribeJobs and StartRecovery at `now`."""
+    status = job_status(job, now)
+    record = {
+        "jobID": job.job_id,
+        "arn": job.arn,
+        "type": job.type,
+        "initiatedBy": job.initiated_by,
+        "creationDateTime": iso(job.created_at),
+        "status": status,
+        "participatingServers": [participating_server(job, js, now) for js in job_servers],
+        "tags": dict(job.tags),
+    }
+    if status == "COMPLETED":
+        record["endDateTime"] = iso(job.ends_at)
+    return record
+
+
+def _server_events(job, js):
+    server_id = js.source_server.source_server_id
+    data = {"sourceServerID": server_id}
+    if job.type == "TERMINATE":
+        target = {**data, "targetInstanceID": js.recovery_instance_id}
+        return [(js.launch_start, "CLEANUP_START", target), (js.launch_end, "CLEANUP_END", target)]
+    conversion = {**data, "conversionServerID": "i-" + derived_hex(17, job.job_id, server_id, "conversion")}
+    if js.used_previous_snapshot:
+        events = [(js.snapshot_start, "USING_PREVIOUS_SNAPSHOT", data)]
+    else:
+        events = [(js.snapshot_start, "SNAPSHOT_START", data), (js.snapshot_end, "SNAPSHOT_END", data)]
+    events += [
+        (js.conversion_start, "CONVERSION_START", conversion),
+        (js.conversion_end, "CONVERSION_END", conversion),
+    ]
+    if js.failed:
+        events += [(js.launch_start, "LAUNCH_START", data),
+                   (js.launch_end, "LAUNCH_FAILED", {**data, "rawError": js.error})]
+    else:
+        events.append((js.launch_start, "LAUNCH_START", {**data, "targetInstanceID": js.recovery_instance_id}))
+    return events
+
+
+def job_log(job, job_servers, now):
+    """The job's log items that happened by `now`, oldest first."""
+    keyed = [((job.started_at, 0, 0, 0), "JOB_START", {})]
+    for js in job_servers:
+        for step, (moment, event, data) in enumerate(_server_events(job, js)):
+            keyed.append(((moment, 1, js.position, step), event, data))
+    keyed.append(((job.ends_at, 2, 0, 0), "JOB_END", {}))
+    keyed.sort(key=lambda item: item[0])
+    items = []
+    for key, event, data in keyed:
+        if key[0] <= now:
+            item = {"logDateTime": iso(key[0]), "event": event}
+            if data:
+                item["eventData"] = data
+            items.append(item)
+    return items

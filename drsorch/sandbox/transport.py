@@ -1,0 +1,167 @@
+"""Answer a boto3 client's requests in-process, from the simulated DRS and EC2.
+
+`attach(client, account_id=..., region=...)` registers a `before-send` handler on the
+client's event system. botocore emits `before-send` with the fully prepared HTTP request
+just before it would open a connection; a handler that returns a response short-circuits
+the send, so the network is never reached and botocore parses the answer exactly as it
+parses AWS's: status codes, the `x-amzn-ErrorType` header, modeled exceptions and all.
+"""
+
+import json
+import logging
+import math
+import uuid
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from botocore.awsrequest import AWSResponse, HeadersDict
+from django.db import transaction
+
+from . import drs, ec2
+from .models import SandboxRegion, SandboxSettings
+from .protocol import SandboxError, validation_error
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SERVICES = ("drs", "ec2")
+
+
+class _RawBody:
+    """The minimal urllib3-like body AWSResponse reads from."""
+
+    def __init__(self, data):
+        self._data = data
+
+    def stream(self, **kwargs):
+        yield self._data
+
+
+def _response(request, status, headers, body):
+    return AWSResponse(request.url, status, HeadersDict(headers), _RawBody(body))
+
+
+def count_call_and_throttle():
+    """Count this call and say whether it is throttled.
+
+    Call n (counted since throttling was last configured) is throttled when
+    floor(n * rate) > floor((n - 1) * rate): exactly `rate` of any run of calls, spread
+    evenly, and the same whichever process makes the call, since the counter is a row.
+    """
+    config = SandboxSettings.load()
+    if config.throttle_rate <= 0:
+        return False
+    with transaction.atomic(using="sandbox"):
+        row = SandboxSettings.objects.select_for_update().get(pk=config.pk)
+        row.call_count += 1
+        row.save(update_fields=["call_count"])
+    rate = Decimal(str(row.throttle_rate))  # exact decimal: 0.29 * 100 must give 29, not 28.999...
+    return math.floor(row.call_count * rate) > math.floor((row.call_count - 1) * rate)
+
+
+def region_uninitialized(account_id, region):
+    """True when DRS was never initialized in this account and region."""
+    return SandboxRegion.objects.filter(account_id=account_id, region=region, uninitialized=True).exists()
+
+
+class SandboxTransport:
+    """The `before-send` handler of one sandbox client (one service, account and region)."""
+
+    def __init__(self, *, service_name, account_id, region):
+        if service_name not in SUPPORTED_SERVICES:
+            raise ValueError(
+                f"The sandbox simulates only {', '.join(SUPPORTED_SERVICES)}; it cannot answer {service_name!r}."
+            )
+        self.service_name = service_name
+        self.scope = drs.Scope(account_id=account_id, region=region)
+
+    def __call__(self, request, event_name="", **kwargs):
+        operation = event_name.rsplit(".", 1)[-1]
+        if self.service_name == "drs":
+            return self._drs(request, operation)
+        return self._ec2(request, operation)
+
+    # --- DRS: rest-json ---------------------------------------------------------------------
+
+    def _drs(self, request, operation):
+        try:
+            status, payload = self._drs_answer(request, operation)
+        except SandboxError as error:
+            return self._drs_error(request, error)
+        except Exception as exc:
+            logger.exception("The sandbox failed to answer DRS %s", operation)
+            return self._drs_error(request, SandboxError("InternalServerException", f"Sandbox error: {exc}"))
+        body = b"" if payload is None else json.dumps(payload).encode()
+        return _response(request, status, self._drs_headers(), body)
+
+    def _drs_answer(self, request, operation):
+        if count_call_and_throttle():
+            raise SandboxError("ThrottlingException", "Rate exceeded", serviceCode=drs.SERVICE_CODE)
+        handler = drs.OPERATIONS.get(operation)
+        if handler is None:
+            raise validation_error(
+                f"The drsorch sandbox does not simulate the DRS operation {operation}.", reason="unknownOperation"
+            )
+        if operation not in drs.WITHOUT_ACCOUNT_CHECK and region_uninitialized(
+            self.scope.account_id, self.scope.region
+        ):
+            raise SandboxError(
+                "UninitializedAccountException",
+                f"Elastic Disaster Recovery is not initialized in account {self.scope.account_id} "
+                f"region {self.scope.region}.",
+            )
+        body = self._drs_body(request)
+        if operation in drs.WITHOUT_ACCOUNT_CHECK:
+            body["resourceArn"] = drs.resource_arn_from_path(urlsplit(request.url).path)
+        return handler(self.scope, body)
+
+    @staticmethod
+    def _drs_body(request):
+        raw = request.body or b"{}"
+        try:
+            body = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        except (ValueError, UnicodeDecodeError):
+            raise validation_error("The request body is not valid JSON.", reason="cannotParse")
+        if not isinstance(body, dict):
+            raise validation_error("The request body must be a JSON object.", reason="cannotParse")
+        return body
+
+    @staticmethod
+    def _drs_headers(error_code=None):
+        headers = {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())}
+        if error_code:
+            headers["x-amzn-ErrorType"] = error_code
+        return headers
+
+    def _drs_error(self, request, error):
+        headers = self._drs_headers(error.code)
+        if error.code == "ThrottlingException":
+            headers["Retry-After"] = "1"
+        body = json.dumps({"message": error.message, **error.fields}).encode()
+        return _response(request, error.status, headers, body)
+
+    # --- EC2: query protocol, XML answers ------------------------------------------------------
+
+    def _ec2(self, request, operation):
+        try:
+            if count_call_and_throttle():
+                raise SandboxError("RequestLimitExceeded", "Request limit exceeded.", status=503)
+            handler = ec2.OPERATIONS.get(operation)
+            if handler is None:
+                raise SandboxError(
+                    "InvalidAction", f"The drsorch sandbox does not simulate the EC2 action {operation}.", status=400
+                )
+            status, document = handler(self.scope, ec2.parse_form(request.body))
+        except SandboxError as error:
+            status, document = error.status, ec2.error_document(error.code, error.message)
+        except Exception as exc:
+            logger.exception("The sandbox failed to answer EC2 %s", operation)
+            status, document = 500, ec2.error_document("InternalError", f"Sandbox error: {exc}")
+        return _response(request, status, {"Content-Type": "text/xml;charset=UTF-8"}, ec2.to_bytes(document))
+
+
+def attach(client, *, account_id, region):
+    """Make `client` (a boto3 drs or ec2 client) talk to the sandbox instead of AWS."""
+    handler = SandboxTransport(service_name=client.meta.service_model.service_name, account_id=account_id,
+                               region=region)
+    client.meta.events.register("before-send", handler)
+    return client
