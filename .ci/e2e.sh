@@ -35,3 +35,6 @@ export ARTIFACTS
 
 echo "== PostgreSQL and browser tests"
 "$PY" -m pytest -q -m "postgres or e2e" -p no:xdist
+
+echo "== API fuzzing with schemathesis against a live server"
+bash .ci/schemathesis.sh

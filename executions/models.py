@@ -91,6 +91,14 @@ class Execution(StatusMixin, models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status"]), models.Index(fields=["plan", "status"])]
+        constraints = [
+            # The database, not only the service, guarantees one active execution per plan, so
+            # two starts racing in two processes cannot both win.
+            models.UniqueConstraint(
+                fields=["plan"], condition=models.Q(status__in=sorted(EXECUTION_ACTIVE)),
+                name="execution_one_active_per_plan",
+            ),
+        ]
         permissions = [
             ("start_drill", "Can start a drill"),
             ("start_recovery", "Can start a recovery"),
@@ -226,6 +234,7 @@ class DrsJob(models.Model):
     drs_created_at = models.DateTimeField(null=True, blank=True)
     drs_ended_at = models.DateTimeField(null=True, blank=True)
     log_items_seen = models.PositiveIntegerField(default=0)
+    log_read_at = models.DateTimeField(null=True, blank=True, help_text="When the job log was last read.")
     error = models.TextField(blank=True)
 
     objects = DrsJobQuerySet.as_manager()

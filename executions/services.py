@@ -1,0 +1,314 @@
+"""The only code that changes executions. Views, the API, admin actions, tasks and commands
+call these functions; the engine (engine.py) does the DRS work they set in motion."""
+
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from plans.readiness import plan_readiness
+from plans.services import plan_wave_specs
+
+from . import drs, engine
+from .choices import (
+    EXECUTION_ACTIVE,
+    EXECUTION_RETRYABLE,
+    EventKind,
+    ExecutionMode,
+    ExecutionStatus,
+    JobState,
+    JobType,
+    LaunchPhase,
+    LaunchStatus,
+    WaveStatus,
+)
+from .exceptions import ExecutionConflict, IdempotencyKeyReused, PlanAlreadyRunning, PlanNotReady, ServerBusy
+from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+
+logger = logging.getLogger(__name__)
+
+SERVICE_LEASE_WAIT_SECONDS = 10
+START_PERMISSION = {ExecutionMode.DRILL: "executions.start_drill", ExecutionMode.RECOVERY: "executions.start_recovery"}
+
+
+def _actor_name(user):
+    return user.get_username() if user is not None else "cli"
+
+
+def _require(user, permission):
+    """Commands run with user=None: whoever holds the shell holds the database too."""
+    if user is not None and not user.has_perm(permission):
+        raise PermissionDenied(f"You need the permission {permission!r} for this action.")
+
+
+def _record_action(execution, user, message, **data):
+    ExecutionEvent.objects.create(
+        execution=execution, kind=EventKind.ACTION, actor=user, actor_name=_actor_name(user), message=message,
+        data=data,
+    )
+
+
+def _enqueue_advance(execution):
+    """Advance at once in a worker, after the commit, so nothing waits for the next minute."""
+    from django_q.tasks import async_task
+
+    def enqueue():
+        try:
+            async_task("executions.tasks.advance_execution", str(execution.pk), task_name=f"advance {execution.pk}")
+        except Exception:  # the minute poller still advances it; a broker hiccup must not fail the request
+            logger.exception("Could not enqueue the advance of execution %s", execution.pk)
+
+    transaction.on_commit(enqueue)
+
+
+@contextmanager
+def _execution_lease(execution):
+    """Hold the execution's lease while a human action changes it, so the engine's bulk save
+    of the same rows cannot overwrite the change. The engine holds it only for one tick."""
+    owner = f"service:{uuid.uuid4()}"
+    deadline = time.monotonic() + SERVICE_LEASE_WAIT_SECONDS
+    while not engine.claim_execution(execution.pk, owner=owner):
+        if time.monotonic() > deadline:
+            raise ExecutionConflict("The execution is being advanced by a worker right now; try again in a moment.")
+        time.sleep(0.1)
+    try:
+        execution.refresh_from_db()
+        yield execution
+    finally:
+        engine.release_executions([execution], owner=owner)
+
+
+# --- start ---------------------------------------------------------------------------------
+
+def execution_start(*, plan, mode, requested_by, auto_approve=False, idempotency_key=None):
+    """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
+
+    Refuses without the start permission of the mode, when readiness finds errors, when the
+    plan already runs, or when one of its servers is in another running execution. A repeated
+    `idempotency_key` returns the execution it first created instead of starting another."""
+    if mode not in ExecutionMode.values:
+        raise ValidationError({"mode": f"Unknown mode {mode!r}; use DRILL or RECOVERY."})
+    _require(requested_by, START_PERMISSION[mode])
+    if idempotency_key:
+        existing = Execution.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
+    running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
+    if running:
+        raise PlanAlreadyRunning(running)
+
+    report = plan_readiness(plan=plan, live=True)
+    busy = [c for c in report.errors if c.code == "server_in_other_execution"]
+    if busy:
+        raise ServerBusy("; ".join(c.message for c in busy))
+    if not report.ok:
+        raise PlanNotReady(report)
+    try:
+        execution = _create_execution(plan=plan, mode=mode, user=requested_by, auto_approve=auto_approve,
+                                      idempotency_key=idempotency_key, report=report)
+    except IntegrityError:
+        # A concurrent start won the race: the unique constraints say which one.
+        if idempotency_key and (existing := Execution.objects.filter(idempotency_key=idempotency_key).first()):
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
+        running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
+        if running:
+            raise PlanAlreadyRunning(running)
+        raise
+    return execution
+
+
+def _same_request_or_conflict(existing, *, plan, mode, user):
+    if existing.plan_id != plan.pk or existing.mode != mode:
+        raise IdempotencyKeyReused(
+            f"This Idempotency-Key was already used to start execution {existing.pk} "
+            f"({existing.mode} of '{existing.plan_name}'); use a new key for a different request."
+        )
+    return existing
+
+
+@transaction.atomic
+def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report):
+    """Freeze the plan into wave runs and server launches, all or nothing."""
+    specs = plan_wave_specs(plan=plan)
+    waves = list(plan.waves.order_by("order").prefetch_related("optional_servers"))
+    execution = Execution.objects.create(
+        plan=plan, plan_name=plan.name, mode=mode, requested_by=user, requested_by_username=_actor_name(user),
+        auto_approve=auto_approve, idempotency_key=idempotency_key or None,
+        rto_target_minutes=plan.rto_target_minutes, rpo_target_minutes=plan.rpo_target_minutes,
+        plan_snapshot=_snapshot(plan, specs, waves),
+    )
+    wave_runs = WaveRun.objects.bulk_create([
+        WaveRun(execution=execution, index=position, name=spec.name, depends_on=spec.dependencies(position),
+                approval_required=spec.approval_required, wait_after_minutes=spec.wait_after_minutes,
+                timeout_minutes=spec.timeout_minutes)
+        for position, spec in enumerate(specs)
+    ])
+    launches = []
+    for position, spec in enumerate(specs):
+        optional = {s.pk for s in waves[position].optional_servers.all()}
+        seen = set()
+        for group in spec.protection_groups:
+            for server in group.resolved_servers():
+                if server.pk in seen:
+                    continue
+                seen.add(server.pk)
+                launches.append(ServerLaunch(
+                    execution=execution, wave_run=wave_runs[position], target_id=server.target_id, server=server,
+                    source_server_id=server.drs_id, hostname=server.hostname, critical=server.pk not in optional,
+                ))
+    ServerLaunch.objects.bulk_create(launches)
+    warnings = [c.message for c in report.warnings]
+    _record_action(execution, user, f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
+                   + (" (gates approved automatically)" if auto_approve else "") + ".",
+                   readiness_warnings=warnings)
+    _enqueue_advance(execution)
+    return execution
+
+
+def _snapshot(plan, specs, waves):
+    return {
+        "plan": {"id": plan.pk, "name": plan.name, "description": plan.description,
+                 "rto_target_minutes": plan.rto_target_minutes, "rpo_target_minutes": plan.rpo_target_minutes},
+        "waves": [
+            {"index": position, "name": spec.name, "depends_on": spec.dependencies(position),
+             "protection_groups": [{"id": g.pk, "name": g.name, "tag_selector": g.tag_selector}
+                                   for g in spec.protection_groups],
+             "approval_required": spec.approval_required, "wait_after_minutes": spec.wait_after_minutes,
+             "timeout_minutes": spec.timeout_minutes,
+             "optional_servers": [s.drs_id for s in waves[position].optional_servers.all()]}
+            for position, spec in enumerate(specs)
+        ],
+    }
+
+
+# --- human actions -------------------------------------------------------------------------
+
+def execution_approve(*, execution, user, wave_index=None):
+    """Open the approval gate of the waiting wave (or of `wave_index`) so it launches."""
+    _require(user, "executions.approve_execution")
+    with _execution_lease(execution):
+        waiting = list(execution.wave_runs.filter(status=WaveStatus.WAITING_APPROVAL))
+        if wave_index is not None:
+            waiting = [w for w in waiting if w.index == wave_index]
+        if not waiting:
+            raise ExecutionConflict("No wave of this execution is waiting for approval.")
+        now = timezone.now()
+        for wave in waiting:
+            wave.check_transition(WaveStatus.LAUNCHING)
+            wave.status = WaveStatus.LAUNCHING
+            wave.approved_by = user
+            wave.approved_at = now
+            wave.started_at = now
+            wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes)
+            wave.save(update_fields=["status", "approved_by", "approved_at", "started_at", "deadline_at"])
+            _record_action(execution, user, f"Approved wave {wave.index} '{wave.name}'.", wave_index=wave.index)
+        if execution.status == ExecutionStatus.WAITING_APPROVAL:
+            execution.status = ExecutionStatus.RUNNING
+            execution.save(update_fields=["status"])
+    _enqueue_advance(execution)
+    return execution
+
+
+def execution_cancel(*, execution, user):
+    """Stop starting anything new. Jobs already in DRS run to their end (DRS cannot cancel a
+    launch); the execution ends CANCELLED once they have."""
+    _require(user, "executions.cancel_execution")
+    with _execution_lease(execution):
+        if execution.status not in EXECUTION_ACTIVE or execution.status == ExecutionStatus.CANCELLING:
+            raise ExecutionConflict(f"The execution is {execution.status}; only a running execution can be cancelled.")
+        execution.check_transition(ExecutionStatus.CANCELLING)
+        execution.status = ExecutionStatus.CANCELLING
+        execution.save(update_fields=["status"])
+        _record_action(execution, user, "Cancelled the execution: no further waves or servers will be launched.")
+    _enqueue_advance(execution)
+    return execution
+
+
+def execution_retry(*, execution, user):
+    """Relaunch only the failed servers of failed, timed-out and partial waves, re-open the
+    waves skipped because of them, and go on."""
+    _require(user, "executions.retry_execution")
+    with _execution_lease(execution):
+        if execution.status not in EXECUTION_RETRYABLE:
+            raise ExecutionConflict(f"The execution is {execution.status}; only FAILED, PARTIAL or TIMED_OUT "
+                                    "executions can be retried.")
+        if DrsJob.objects.filter(execution=execution, state__in=[JobState.INTENDED, JobState.ACTIVE],
+                                 type=JobType.LAUNCH).exclude(drs_status="COMPLETED").exists():
+            raise ExecutionConflict("DRS jobs of this execution are still running; retry once they have ended.")
+        with transaction.atomic():
+            relaunched = _reset_for_retry(execution)
+            execution.check_transition(ExecutionStatus.RUNNING)
+            execution.status = ExecutionStatus.RUNNING
+            execution.finished_at = None
+            execution.save(update_fields=["status", "finished_at"])
+            _record_action(execution, user, f"Retried the execution: {relaunched} server(s) will be launched again.")
+    _enqueue_advance(execution)
+    return execution
+
+
+def _reset_for_retry(execution):
+    relaunched = 0
+    for wave in execution.wave_runs.filter(status__in=[WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL,
+                                                       WaveStatus.SKIPPED]):
+        failed = wave.server_launches.exclude(status__in=[LaunchStatus.LAUNCHED, LaunchStatus.TERMINATED])
+        if not execution.is_drill:
+            failed = wave.server_launches.exclude(status=LaunchStatus.TERMINATED).exclude(
+                status=LaunchStatus.LAUNCHED, post_launch_status__in=["", "SUCCEEDED"])
+        relaunched += failed.update(status=LaunchStatus.NOT_STARTED, job=None, phase=LaunchPhase.WAITING, error="",
+                                    post_launch_status="", recovery_instance_id="", launched_at=None)
+        wave.check_transition(WaveStatus.PENDING)
+        # Waves whose gate was already approved keep the approval.
+        wave.status = WaveStatus.PENDING
+        wave.finished_at = None
+        wave.deadline_at = None
+        wave.save(update_fields=["status", "finished_at", "deadline_at"])
+    return relaunched
+
+
+def execution_cleanup(*, execution, user):
+    """Terminate the recovery instances *this* drill launched (and nothing else), in batches
+    of 200 per target; the poller follows the TERMINATE jobs until they complete."""
+    _require(user, "executions.cleanup_execution")
+    with _execution_lease(execution):
+        if not execution.is_drill:
+            raise ExecutionConflict("Only a drill's instances are cleaned up; a recovery's instances are your "
+                                    "production now.")
+        if execution.status in EXECUTION_ACTIVE:
+            raise ExecutionConflict("The drill is still running; wait for its end or cancel it first.")
+        launches = list(execution.server_launches.filter(status=LaunchStatus.LAUNCHED)
+                        .exclude(recovery_instance_id="").exclude(phase=LaunchPhase.TERMINATING)
+                        .select_related("target"))
+        if not launches:
+            raise ExecutionConflict("This drill has no running recovery instances to clean up.")
+        by_target = {}
+        for launch in launches:
+            by_target.setdefault(launch.target, []).append(launch)
+        for target, target_launches in by_target.items():
+            for start in range(0, len(target_launches), drs.MAX_INSTANCES_PER_TERMINATE):
+                _terminate_batch(execution, target, target_launches[start:start + drs.MAX_INSTANCES_PER_TERMINATE])
+        _record_action(execution, user, f"Started clean-up of {len(launches)} recovery instance(s).",
+                       recovery_instance_ids=[launch.recovery_instance_id for launch in launches])
+    _enqueue_advance(execution)
+    return execution
+
+
+def _terminate_batch(execution, target, launches):
+    # Terminating twice is harmless, so unlike StartRecovery no intent is needed first.
+    data = drs.terminate_recovery_instances(
+        target=target, recovery_instance_ids=[launch.recovery_instance_id for launch in launches])
+    with transaction.atomic():
+        DrsJob.objects.create(
+            execution=execution, target=target, type=JobType.TERMINATE, job_id=data["jobID"],
+            state=JobState.ACTIVE, drs_status=data.get("status", ""), is_drill=True, server_count=len(launches),
+        )
+        ServerLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).update(phase=LaunchPhase.TERMINATING)
+
+
+def execution_advance(*, execution):
+    """Drive one execution by one step now (what `--wait`, `watch` and the enqueued task do)."""
+    return engine.tick(execution_ids=[execution.pk])
