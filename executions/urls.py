@@ -1,0 +1,19 @@
+"""Pages of executions: the dashboard, history, live detail, actions and evidence report."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "executions"
+urlpatterns = [
+    path("", views.DashboardView.as_view(), name="dashboard"),
+    path("dashboard/running/", views.DashboardRunningView.as_view(), name="dashboard_running"),
+    path("executions/", views.ExecutionListView.as_view(), name="list"),
+    path("executions/<uuid:pk>/", views.ExecutionDetailView.as_view(), name="detail"),
+    path("executions/<uuid:pk>/live/", views.ExecutionLiveView.as_view(), name="live"),
+    path("executions/<uuid:pk>/report/", views.ExecutionReportView.as_view(), name="report"),
+    path("executions/<uuid:pk>/approve/", views.ExecutionActionView.as_view(action="approve"), name="approve"),
+    path("executions/<uuid:pk>/cancel/", views.ExecutionActionView.as_view(action="cancel"), name="cancel"),
+    path("executions/<uuid:pk>/retry/", views.ExecutionActionView.as_view(action="retry"), name="retry"),
+    path("executions/<uuid:pk>/cleanup/", views.ExecutionActionView.as_view(action="cleanup"), name="cleanup"),
+]

@@ -1,0 +1,252 @@
+"""Pages of executions: the dashboard, the history, the live detail and the evidence report.
+
+Views only read; every change of an execution goes through executions.services.
+"""
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.contrib import messages
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views import View
+
+from plans.models import RecoveryPlan, SourceServer
+from plans.readiness import plan_readiness
+from plans.views import RoleRequiredMixin, paginate
+
+from .choices import (
+    EXECUTION_ACTIVE,
+    EXECUTION_RETRYABLE,
+    EXECUTION_TERMINAL,
+    LAUNCH_TERMINAL,
+    EventKind,
+    ExecutionMode,
+    ExecutionStatus,
+    LaunchPhase,
+    LaunchStatus,
+    WaveStatus,
+)
+from .exceptions import ExecutionError
+from .filtersets import ExecutionFilterSet
+from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
+
+LAG_ALERT_SECONDS = 15 * 60
+EVENT_LOG_LIMIT = 150
+LAGGING_LIMIT = 20
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+def running_executions():
+    """Active executions with their launch counts and waves, in three queries."""
+    return list(
+        Execution.objects.filter(status__in=EXECUTION_ACTIVE)
+        .annotate(
+            launch_total=Count("server_launches"),
+            launch_done=Count("server_launches", filter=Q(server_launches__status__in=LAUNCH_TERMINAL)),
+        )
+        .prefetch_related(Prefetch("wave_runs", queryset=WaveRun.objects.order_by("index")))
+        .order_by("-created_at")
+    )
+
+
+class DashboardView(RoleRequiredMixin, View):
+    """Running executions, every plan's last drill and readiness, and inventory health."""
+
+    permission_required = ("executions.view_execution", "plans.view_recoveryplan")
+
+    def get(self, request):
+        last_drill = Execution.objects.filter(
+            plan=OuterRef("pk"), mode=ExecutionMode.DRILL, status__in=EXECUTION_TERMINAL
+        ).order_by("-created_at").values("pk")[:1]
+        plans = list(RecoveryPlan.objects.annotate(last_drill_id=Subquery(last_drill)))
+        drills = Execution.objects.in_bulk([p.last_drill_id for p in plans if p.last_drill_id])
+        rpo_lagging = {}
+        for plan in plans:
+            plan.last_drill = drills.get(plan.last_drill_id)
+            plan.readiness = plan_readiness(plan=plan, live=False)
+            for check in plan.readiness.errors:
+                if check.code == "lag_above_rpo" and check.server is not None:
+                    rpo_lagging.setdefault(check.server.pk, (check.server, []))[1].append(plan)
+        states = list(
+            SourceServer.objects.filter(in_drs=True).values("replication_state").annotate(count=Count("pk"))
+            .order_by("-count")
+        )
+        lagging = SourceServer.objects.filter(in_drs=True, lag_seconds__gt=LAG_ALERT_SECONDS).select_related("target")
+        return render(request, "executions/dashboard.html", {
+            "running": running_executions(),
+            "plans": plans,
+            "states": states,
+            "server_total": sum(row["count"] for row in states),
+            "healthy_total": sum(row["count"] for row in states if row["replication_state"] == "CONTINUOUS"),
+            "lagging": list(lagging.order_by("-lag_seconds")[:LAGGING_LIMIT]),
+            "lagging_count": lagging.count(),
+            "rpo_lagging": sorted(rpo_lagging.values(), key=lambda item: -(item[0].lag_seconds or 0)),
+            "lag_alert_minutes": LAG_ALERT_SECONDS // 60, "lag_alert_seconds": LAG_ALERT_SECONDS,
+        })
+
+
+class DashboardRunningView(RoleRequiredMixin, View):
+    """htmx partial of the dashboard: running executions, polled every few seconds."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request):
+        return render(request, "executions/_running.html", {"running": running_executions()})
+
+
+# --- History -----------------------------------------------------------------------------------
+
+class ExecutionListView(RoleRequiredMixin, View):
+    """Execution history filtered by plan, mode, status and date."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request):
+        filterset = ExecutionFilterSet(request.GET or None, queryset=Execution.objects.order_by("-created_at"))
+        return render(request, "executions/execution_list.html", {
+            "filterset": filterset, "page": paginate(request, filterset.qs),
+        })
+
+
+# --- Detail ------------------------------------------------------------------------------------
+
+def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
+    """Everything the detail page and its live partial show, in a fixed number of queries
+    whatever the number of servers: the execution, its waves, its launches (with their DRS
+    job) and the latest events."""
+    execution = get_object_or_404(Execution.objects.select_related("plan"), pk=pk)
+    now = timezone.now()
+    waves = list(WaveRun.objects.filter(execution=execution).select_related("approved_by").order_by("index"))
+    launches = list(
+        ServerLaunch.objects.filter(execution=execution).select_related("job")
+        .order_by("wave_run__index", "hostname", "source_server_id")
+    )
+    events_qs = ExecutionEvent.objects.filter(execution=execution).order_by("-created_at", "-pk")
+    events = list(events_qs[:event_limit]) if event_limit else list(events_qs.reverse())
+
+    by_wave = {wave.pk: [] for wave in waves}
+    for launch in launches:
+        by_wave.setdefault(launch.wave_run_id, []).append(launch)
+    for wave in waves:
+        wave.launches = by_wave.get(wave.pk, [])
+        wave.total = len(wave.launches)
+        wave.launched = sum(1 for item in wave.launches if item.status == LaunchStatus.LAUNCHED)
+        wave.failed = sum(1 for item in wave.launches if item.status == LaunchStatus.FAILED)
+        wave.terminated = sum(1 for item in wave.launches if item.status == LaunchStatus.TERMINATED)
+        done = sum(1 for item in wave.launches if item.status in LAUNCH_TERMINAL)
+        wave.percent = round(100 * done / wave.total) if wave.total else (100 if wave.is_terminal else 0)
+        wave.ok_percent = round(100 * (wave.launched + wave.terminated) / wave.total) if wave.total else 0
+        wave.failed_percent = round(100 * wave.failed / wave.total) if wave.total else 0
+        wave.duration = (
+            ((wave.finished_at or now) - wave.started_at).total_seconds() if wave.started_at else None
+        )
+        for launch in wave.launches:
+            launch.wave = wave
+
+    elapsed = execution.elapsed_seconds(now)
+    rto_seconds = execution.rto_target_minutes * 60
+    user = request.user
+    active = execution.status in EXECUTION_ACTIVE
+    has_instances = any(item.recovery_instance_id and item.status == LaunchStatus.LAUNCHED
+                        and item.phase != LaunchPhase.TERMINATING for item in launches)
+    actions = {
+        "approve": [wave for wave in waves if wave.status == WaveStatus.WAITING_APPROVAL]
+        if user.has_perm("executions.approve_execution") else [],
+        "cancel": active and execution.status != ExecutionStatus.CANCELLING
+        and user.has_perm("executions.cancel_execution"),
+        "retry": execution.status in EXECUTION_RETRYABLE and user.has_perm("executions.retry_execution"),
+        "cleanup": execution.is_drill and execution.is_terminal and not execution.cleaned_up_at and has_instances
+        and user.has_perm("executions.cleanup_execution"),
+    }
+    return {
+        "execution": execution, "waves": waves, "launches": launches, "events": events, "now": now,
+        "active": active, "elapsed": elapsed, "rto_seconds": rto_seconds,
+        "rto_percent": min(100, round(100 * elapsed / rto_seconds)) if rto_seconds else 0,
+        "over_rto": elapsed > rto_seconds,
+        "actions": actions, "any_action": bool(actions["approve"]) or any(
+            actions[k] for k in ("cancel", "retry", "cleanup")),
+        "launch_counts": {
+            "total": len(launches),
+            "launched": sum(1 for item in launches if item.status == LaunchStatus.LAUNCHED),
+            "failed": sum(1 for item in launches if item.status == LaunchStatus.FAILED),
+        },
+    }
+
+
+class ExecutionDetailView(RoleRequiredMixin, View):
+    """The live page of one execution: polls its partial while the execution is active."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request, pk):
+        return render(request, "executions/execution_detail.html", execution_detail_context(request, pk))
+
+
+class ExecutionLiveView(RoleRequiredMixin, View):
+    """htmx partial of the detail page, replaced every few seconds; once the execution has
+    ended it is returned without its polling trigger, so polling stops."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request, pk):
+        return render(request, "executions/_live.html", execution_detail_context(request, pk))
+
+
+class ExecutionReportView(RoleRequiredMixin, View):
+    """The printable evidence report of one execution, for auditors."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request, pk):
+        context = execution_detail_context(request, pk, event_limit=None)
+        events = context["events"]
+        context["actions_log"] = [event for event in events if event.kind == EventKind.ACTION]
+        context["errors_log"] = [event for event in events if event.kind == EventKind.ERROR]
+        context["failed_launches"] = [item for item in context["launches"] if item.status == LaunchStatus.FAILED
+                                      or item.error]
+        for launch in context["launches"]:
+            start = (launch.job.requested_at if launch.job else None) or launch.wave.started_at
+            launch.launch_seconds = (launch.launched_at - start).total_seconds() if launch.launched_at and start \
+                else None
+        context["generated_at"] = timezone.now()
+        return render(request, "executions/execution_report.html", context)
+
+
+# --- Actions -----------------------------------------------------------------------------------
+
+ACTIONS = {
+    "approve": "executions.approve_execution",
+    "cancel": "executions.cancel_execution",
+    "retry": "executions.retry_execution",
+    "cleanup": "executions.cleanup_execution",
+}
+DONE = {"approve": "Approved", "cancel": "Cancellation requested", "retry": "Retry started",
+        "cleanup": "Clean-up started"}
+
+
+class ExecutionActionView(RoleRequiredMixin, View):
+    """Approve a gate, cancel, retry or clean up, through the execution services."""
+
+    action = None
+
+    def get_permission_required(self):
+        return [ACTIONS[self.action]]
+
+    def post(self, request, pk):
+        from . import services  # noqa: PLC0415 (the engine's module imports heavy DRS code)
+
+        execution = get_object_or_404(Execution, pk=pk)
+        kwargs = {"execution": execution, "user": request.user}
+        if self.action == "approve":
+            index = request.POST.get("wave_index", "")
+            kwargs["wave_index"] = int(index) if index.isdigit() else None
+        try:
+            getattr(services, f"execution_{self.action}")(**kwargs)
+        except ExecutionError as exc:
+            messages.error(request, exc.message)
+        except (BotoCoreError, ClientError) as exc:
+            messages.error(request, f"DRS refused the request: {exc}")
+        else:
+            messages.success(request, f"{DONE[self.action]}.")
+        return redirect(execution)

@@ -1,0 +1,151 @@
+"""Template helpers shared by every page: durations, status colours, the wave diagram."""
+
+from django import template
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+STATUS_TONES = {
+    "SUCCEEDED": "ok", "LAUNCHED": "ok", "CONTINUOUS": "ok", "READY": "ok", "COMPLETED": "ok",
+    "RUNNING": "run", "LAUNCHING": "run", "IN_PROGRESS": "run", "PENDING": "idle", "WAITING": "run",
+    "WAITING_APPROVAL": "gate", "CANCELLING": "warn", "PARTIAL": "warn", "TIMED_OUT": "bad",
+    "FAILED": "bad", "CANCELLED": "muted", "SKIPPED": "muted", "TERMINATED": "muted", "NOT_STARTED": "idle",
+    "STALLED": "bad", "DISCONNECTED": "bad", "STOPPED": "bad", "PAUSED": "warn", "BACKLOG": "warn",
+    "INITIAL_SYNC": "warn", "INITIATING": "warn", "CREATING_SNAPSHOT": "warn", "RESCAN": "warn",
+    "UNKNOWN": "muted", "error": "bad", "warning": "warn",
+}
+
+
+@register.filter
+def tone(status):
+    """CSS tone of a status: ok, run, gate, warn, bad, idle or muted."""
+    return STATUS_TONES.get(str(status), "idle")
+
+
+@register.filter
+def duration(seconds):
+    """Seconds as `1 h 02 min`, `4 min 05 s` or `12 s`."""
+    if seconds is None or seconds == "":
+        return "—"
+    seconds = int(round(float(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+@register.filter
+def tags_text(tags):
+    return ", ".join(f"{key}={value}" for key, value in sorted((tags or {}).items()))
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **changes):
+    """The current query string with some parameters replaced (for pagination links)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        params[key] = value
+    return params.urlencode()
+
+
+# --- The wave dependency diagram -----------------------------------------------------------------
+
+BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 190, 66, 70, 22, 12
+
+
+def wave_depths(dependencies):
+    """Column of each wave: the length of the longest dependency chain leading to it."""
+    depths = {}
+
+    def depth(node, trail=()):
+        if node in depths:
+            return depths[node]
+        if node in trail:  # a cycle in unsaved data; stop rather than recurse forever
+            return 0
+        deps = [d for d in dependencies.get(node, ()) if d in dependencies]
+        depths[node] = 1 + max((depth(d, (*trail, node)) for d in deps), default=-1)
+        return depths[node]
+
+    for node in dependencies:
+        depth(node)
+    return depths
+
+
+def wave_diagram_svg(waves):
+    """An SVG of waves in columns by dependency depth with arrows for depends_on.
+
+    `waves` is a list of dicts: index, name, depends_on (indexes), approval_required,
+    wait_after_minutes, and optional `detail` (a second line) and `status`.
+    """
+    if not waves:
+        return ""
+    by_index = {w["index"]: w for w in waves}
+    depths = wave_depths({w["index"]: list(w["depends_on"]) for w in waves})
+    columns = {}
+    for wave in waves:
+        columns.setdefault(depths[wave["index"]], []).append(wave["index"])
+    position = {}
+    for column, members in columns.items():
+        for row, index in enumerate(members):
+            position[index] = (PAD + column * (BOX_W + COL_GAP), PAD + row * (BOX_H + ROW_GAP))
+    width = PAD * 2 + len(columns) * BOX_W + (len(columns) - 1) * COL_GAP
+    height = PAD * 2 + max(len(m) for m in columns.values()) * (BOX_H + ROW_GAP) - ROW_GAP
+    parts = [format_html(
+        '<svg class="diagram" role="img" viewBox="0 0 {} {}" width="{}" height="{}" '
+        'aria-label="Waves and their dependencies">'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#57606a"/></marker></defs>',
+        width, height, width, height,
+    )]
+    for wave in waves:
+        x2, y2 = position[wave["index"]]
+        for dep in wave["depends_on"]:
+            if dep not in position:
+                continue
+            x1, y1 = position[dep]
+            sx, sy, ex, ey = x1 + BOX_W, y1 + BOX_H / 2, x2 - 2, y2 + BOX_H / 2
+            mid = (sx + ex) / 2
+            parts.append(format_html(
+                '<path class="edge" d="M{},{} C{},{} {},{} {},{}" marker-end="url(#arrow)"/>',
+                sx, sy, mid, sy, mid, ey, ex, ey,
+            ))
+            gap = by_index[dep].get("wait_after_minutes") or 0
+            if gap:
+                parts.append(format_html('<text class="wait" x="{}" y="{}">wait {} min</text>',
+                                         (sx + ex) / 2 - 22, (sy + ey) / 2 - 5, gap))
+    for wave in waves:
+        x, y = position[wave["index"]]
+        status = wave.get("status") or ""
+        parts.append(format_html(
+            '<g class="wave tone-{}"><rect x="{}" y="{}" width="{}" height="{}" rx="8"/>'
+            '<text class="title" x="{}" y="{}">{}. {}</text><text class="sub" x="{}" y="{}">{}</text>',
+            tone(status) if status else "plan", x, y, BOX_W, BOX_H,
+            x + 12, y + 24, wave["index"] + 1, _clip(wave["name"], 20),
+            x + 12, y + 44, _clip(wave.get("detail", ""), 28),
+        ))
+        if wave.get("approval_required"):
+            parts.append(format_html(
+                '<g class="gate"><rect x="{}" y="{}" width="46" height="18" rx="9"/>'
+                '<text x="{}" y="{}">gate</text></g>',
+                x + BOX_W - 54, y + BOX_H - 24, x + BOX_W - 43, y + BOX_H - 11,
+            ))
+        if wave.get("wait_after_minutes"):
+            parts.append(format_html('<text class="sub" x="{}" y="{}">then wait {} min</text>',
+                                     x + 12, y + 60, wave["wait_after_minutes"]))
+        parts.append(mark_safe("</g>"))
+    parts.append(mark_safe("</svg>"))
+    return mark_safe("".join(parts))
+
+
+def _clip(text, length):
+    text = str(text or "")
+    return escape(text if len(text) <= length else text[: length - 1] + "…")
+
+
+@register.simple_tag
+def wave_diagram(waves):
+    return wave_diagram_svg(waves)

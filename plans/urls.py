@@ -1,0 +1,24 @@
+"""Pages of the inventory, protection groups and plans."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "plans"
+urlpatterns = [
+    path("servers/", views.ServerListView.as_view(), name="server_list"),
+    path("servers/sync/", views.ServerSyncView.as_view(), name="server_sync"),
+    path("groups/", views.GroupListView.as_view(), name="group_list"),
+    path("groups/new/", views.GroupFormView.as_view(), name="group_create"),
+    path("groups/server-picker/", views.ServerPickerView.as_view(), name="group_server_picker"),
+    path("groups/tag-preview/", views.TagPreviewView.as_view(), name="group_tag_preview"),
+    path("groups/<int:pk>/", views.GroupDetailView.as_view(), name="group_detail"),
+    path("groups/<int:pk>/edit/", views.GroupFormView.as_view(), name="group_edit"),
+    path("groups/<int:pk>/delete/", views.GroupDeleteView.as_view(), name="group_delete"),
+    path("plans/", views.PlanListView.as_view(), name="plan_list"),
+    path("plans/new/", views.PlanFormView.as_view(), name="plan_create"),
+    path("plans/<int:pk>/", views.PlanDetailView.as_view(), name="plan_detail"),
+    path("plans/<int:pk>/edit/", views.PlanFormView.as_view(), name="plan_edit"),
+    path("plans/<int:pk>/delete/", views.PlanDeleteView.as_view(), name="plan_delete"),
+    path("plans/<int:pk>/start/", views.PlanStartView.as_view(), name="plan_start"),
+]

@@ -1,0 +1,463 @@
+"""Pages of the inventory, protection groups and recovery plans.
+
+Views parse input with plans.forms and call plans.services / executions.services; they
+never write a model themselves.
+"""
+
+import logging
+import uuid
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views import View
+
+from executions.exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
+from executions.models import Execution
+
+from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
+from .forms import (
+    ProtectionGroupForm,
+    RecoveryPlanForm,
+    ServerSyncForm,
+    StartForm,
+    WaveFormSet,
+    apply_service_errors,
+    new_wave_initial,
+    parse_tag_selector,
+    plan_service_errors,
+    wave_initial,
+)
+from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave, servers_matching_tags
+from .readiness import plan_readiness
+from .services import (
+    plan_save,
+    plan_wave_specs,
+    protection_group_delete,
+    protection_group_save,
+    source_servers_sync,
+)
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+PICKER_LIMIT = 200
+PREVIEW_LIMIT = 25
+
+
+class RoleRequiredMixin(LoginRequiredMixin, PermissionRequiredMixin):
+    """Login first (redirect), then the permission (403, never a redirect loop)."""
+
+    def handle_no_permission(self):
+        if self.request.user.is_authenticated:
+            raise PermissionDenied
+        return super().handle_no_permission()
+
+
+def paginate(request, queryset, size=PAGE_SIZE):
+    return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+# --- Inventory --------------------------------------------------------------------------------------
+
+class ServerListView(RoleRequiredMixin, View):
+    """The source-server inventory, filtered by SourceServerFilterSet and paginated."""
+
+    permission_required = "plans.view_sourceserver"
+
+    def get(self, request):
+        filterset = SourceServerFilterSet(
+            request.GET or None, queryset=SourceServer.objects.select_related("target", "membership__group")
+        )
+        page = paginate(request, filterset.qs)
+        return render(request, "plans/server_list.html", {
+            "filterset": filterset, "page": page, "sync_form": ServerSyncForm(),
+        })
+
+
+class ServerSyncView(RoleRequiredMixin, View):
+    """Refresh the inventory from DRS for one target or all of them (Planners)."""
+
+    permission_required = "plans.change_sourceserver"
+
+    def post(self, request):
+        form = ServerSyncForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose a target to sync, or all targets.")
+            return redirect("plans:server_list")
+        targets = [form.cleaned_data["target"]] if form.cleaned_data["target"] else list(Target.objects.all())
+        if not targets:
+            messages.warning(request, "There is no target to sync yet; add one in the admin.")
+        for target in targets:
+            try:
+                result = source_servers_sync(target=target)
+            except (BotoCoreError, ClientError) as exc:
+                logger.warning("Sync of target %s failed: %s", target.name, exc)
+                messages.error(request, f"Could not sync target '{target.name}': {exc}")
+                continue
+            if result.uninitialized:
+                messages.warning(request, f"DRS is not initialized for target '{target.name}'; it has no servers.")
+            else:
+                messages.success(
+                    request,
+                    f"Synced target '{target.name}': {result.created} new, {result.updated} updated, "
+                    f"{result.missing} no longer in DRS.",
+                )
+        return redirect(request.POST.get("next") or reverse("plans:server_list"))
+
+
+# --- Protection groups ----------------------------------------------------------------------------
+
+class GroupListView(RoleRequiredMixin, View):
+    """Protection groups, filtered by name and target."""
+
+    permission_required = "plans.view_protectiongroup"
+
+    def get(self, request):
+        queryset = ProtectionGroup.objects.select_related("target").annotate(
+            explicit_count=Count("memberships", distinct=True), wave_count=Count("waves", distinct=True)
+        ).order_by("name")
+        filterset = ProtectionGroupFilterSet(request.GET or None, queryset=queryset)
+        return render(request, "plans/group_list.html", {
+            "filterset": filterset, "page": paginate(request, filterset.qs),
+        })
+
+
+class GroupDetailView(RoleRequiredMixin, View):
+    """A protection group: its servers (explicit and by tag) and the plans using it."""
+
+    permission_required = "plans.view_protectiongroup"
+
+    def get(self, request, pk):
+        group = get_object_or_404(ProtectionGroup.objects.select_related("target"), pk=pk)
+        explicit = set(group.memberships.values_list("server_id", flat=True))
+        servers = list(group.resolved_servers())
+        waves = Wave.objects.filter(protection_groups=group).select_related("plan").order_by("plan__name", "order")
+        return render(request, "plans/group_detail.html", {
+            "group": group, "servers": servers, "explicit": explicit, "waves": waves,
+        })
+
+
+class GroupFormView(RoleRequiredMixin, View):
+    """Create or edit a protection group through protection_group_save."""
+
+    def get_permission_required(self):
+        return ["plans.change_protectiongroup" if "pk" in self.kwargs else "plans.add_protectiongroup"]
+
+    def get_group(self):
+        if "pk" in self.kwargs:
+            return get_object_or_404(ProtectionGroup, pk=self.kwargs["pk"])
+        return None
+
+    def get(self, request, pk=None):
+        group = self.get_group()
+        initial = None
+        if group is None and request.GET.get("target"):
+            initial = {"target": request.GET["target"]}
+        form = ProtectionGroupForm(group=group, initial=initial) if initial else ProtectionGroupForm(group=group)
+        return self.render_form(form, group)
+
+    def post(self, request, pk=None):
+        group = self.get_group()
+        form = ProtectionGroupForm(request.POST, group=group)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                group = protection_group_save(
+                    group=group, name=data["name"], target=data["target"], description=data["description"],
+                    servers=data["servers"], tag_selector=data["tag_selector"],
+                )
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                messages.success(request, f"Saved protection group '{group.name}'.")
+                return redirect(group)
+        return self.render_form(form, group, status=400)
+
+    def render_form(self, form, group, status=200):
+        target_id = form.selected_target_id()
+        return render(request=self.request, template_name="plans/group_form.html", status=status, context={
+            "form": form, "group": group,
+            "picker": server_picker_context(target_id, form.selected_server_ids(), "", group),
+        })
+
+
+def server_picker_context(target_id, selected_ids, query, group=None):
+    """The checkbox list of the server picker: ticked servers first, then matches of `query`."""
+    if not target_id:
+        return {"target_id": None, "rows": [], "more": 0, "query": query}
+    base = SourceServer.objects.filter(target_id=target_id).select_related("membership__group")
+    selected = list(base.filter(pk__in=selected_ids))
+    matches = base.exclude(pk__in=selected_ids)
+    if query:
+        matches = matches.filter(Q(hostname__icontains=query) | Q(drs_id__icontains=query))
+    total = matches.count()
+    rows = [(server, True) for server in selected] + [(server, False) for server in matches[:PICKER_LIMIT]]
+    group_pk = group.pk if group else None
+    return {
+        "target_id": target_id, "query": query, "more": max(0, total - PICKER_LIMIT),
+        "rows": [
+            {"server": server, "checked": checked,
+             "taken_by": (server.membership.group if hasattr(server, "membership")
+                          and server.membership.group_id != group_pk else None)}
+            for server, checked in rows
+        ],
+    }
+
+
+class ServerPickerView(RoleRequiredMixin, View):
+    """htmx partial: the server checkboxes of a target, filtered by a search."""
+
+    permission_required = "plans.view_sourceserver"
+
+    def get(self, request):
+        target = request.GET.get("target")
+        group = None
+        if (request.GET.get("group") or "").isdigit():
+            group = ProtectionGroup.objects.filter(pk=request.GET["group"]).first()
+        selected = {int(v) for v in request.GET.getlist("servers") if v.isdigit()}
+        context = server_picker_context(int(target) if (target or "").isdigit() else None, selected,
+                                        request.GET.get("q", "").strip(), group)
+        return render(request, "plans/_server_picker.html", {"picker": context})
+
+
+class TagPreviewView(RoleRequiredMixin, View):
+    """htmx partial: the servers of a target a tag selector matches, as it is typed."""
+
+    permission_required = "plans.view_sourceserver"
+
+    def get(self, request):
+        target = request.GET.get("target")
+        context = {"error": None, "servers": [], "count": 0, "selector": {}}
+        try:
+            selector = parse_tag_selector(request.GET.get("tag_selector", ""))
+        except ValidationError as exc:
+            context["error"] = exc.messages[0]
+        else:
+            context["selector"] = selector
+            if selector and (target or "").isdigit():
+                matches = servers_matching_tags(SourceServer.objects.filter(target_id=int(target)), selector)
+                context["count"] = matches.count()
+                context["servers"] = list(matches.order_by("hostname", "drs_id")[:PREVIEW_LIMIT])
+        context["target_chosen"] = (target or "").isdigit()
+        return render(request, "plans/_tag_preview.html", context)
+
+
+class GroupDeleteView(RoleRequiredMixin, View):
+    """Delete a protection group; protection_group_delete refuses groups used by plans."""
+
+    permission_required = "plans.delete_protectiongroup"
+
+    def get(self, request, pk):
+        group = get_object_or_404(ProtectionGroup, pk=pk)
+        return render(request, "confirm_delete.html", {"object": group, "kind": "protection group",
+                                                       "cancel_url": group.get_absolute_url()})
+
+    def post(self, request, pk):
+        group = get_object_or_404(ProtectionGroup, pk=pk)
+        try:
+            protection_group_delete(group=group)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(group)
+        messages.success(request, f"Deleted protection group '{group.name}'.")
+        return redirect("plans:group_list")
+
+
+# --- Recovery plans ------------------------------------------------------------------------------
+
+def wave_diagram_data(specs):
+    return [
+        {
+            "index": position, "name": spec.name, "depends_on": spec.dependencies(position),
+            "approval_required": spec.approval_required, "wait_after_minutes": spec.wait_after_minutes,
+            "detail": ", ".join(g.name for g in spec.protection_groups),
+            "timeout_minutes": spec.timeout_minutes,
+            "optional": ", ".join(s.display_name for s in spec.optional_servers),
+        }
+        for position, spec in enumerate(specs)
+    ]
+
+
+class PlanListView(RoleRequiredMixin, View):
+    """Recovery plans with their waves and last execution."""
+
+    permission_required = "plans.view_recoveryplan"
+
+    def get(self, request):
+        queryset = RecoveryPlan.objects.annotate(wave_count=Count("waves")).order_by("name")
+        filterset = RecoveryPlanFilterSet(request.GET or None, queryset=queryset)
+        page = paginate(request, filterset.qs)
+        last = {}
+        for execution in Execution.objects.filter(plan__in=list(page.object_list)).order_by("plan_id", "-created_at"):
+            last.setdefault(execution.plan_id, execution)
+        for plan in page.object_list:
+            plan.last_execution = last.get(plan.pk)
+        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page})
+
+
+class PlanDetailView(RoleRequiredMixin, View):
+    """A plan: the wave diagram, targets, readiness checks, recent executions, start forms."""
+
+    permission_required = "plans.view_recoveryplan"
+
+    def get(self, request, pk):
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        return render_plan_detail(request, plan)
+
+
+def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
+    specs = plan_wave_specs(plan=plan)
+    readiness_error = None
+    if report is None:
+        try:
+            report = plan_readiness(plan=plan, live=True)
+        except (BotoCoreError, ClientError) as exc:
+            readiness_error = f"DRS could not be asked ({exc}); showing checks from stored data."
+            report = plan_readiness(plan=plan, live=False)
+    executions = Execution.objects.filter(plan=plan).order_by("-created_at")[:10]
+    running = Execution.objects.filter(plan=plan).active().first()
+    key = str(uuid.uuid4())
+    return render(request, "plans/plan_detail.html", status=status, context={
+        "plan": plan, "specs": specs, "diagram": wave_diagram_data(specs), "report": report,
+        "readiness_error": readiness_error, "executions": executions, "running": running,
+        "drill_form": start_form if start_form and start_form.data.get("mode") == "DRILL"
+        else StartForm(plan=plan, initial={"mode": "DRILL", "idempotency_key": key}),
+        "recovery_form": start_form if start_form and start_form.data.get("mode") == "RECOVERY"
+        else StartForm(plan=plan, initial={"mode": "RECOVERY", "idempotency_key": key + "-r"}),
+        "start_error": start_error,
+        "targets": sorted({server.target.name for server in report.servers}),
+        "server_count": len(report.servers),
+    })
+
+
+class PlanFormView(RoleRequiredMixin, View):
+    """Create or edit a plan and its waves; plan_save validates the structure."""
+
+    def get_permission_required(self):
+        if "pk" in self.kwargs:
+            return ["plans.change_recoveryplan"]
+        return ["plans.add_recoveryplan"]
+
+    def get_plan(self):
+        return get_object_or_404(RecoveryPlan, pk=self.kwargs["pk"]) if "pk" in self.kwargs else None
+
+    def get(self, request, pk=None):
+        plan = self.get_plan()
+        if plan is None:
+            plan_form = RecoveryPlanForm()
+            formset = WaveFormSet(prefix="waves", initial=[new_wave_initial(0)])
+        else:
+            plan_form = RecoveryPlanForm(instance=plan)
+            formset = WaveFormSet(prefix="waves", initial=wave_initial(plan_wave_specs(plan=plan)))
+        return self.render_form(plan, plan_form, formset)
+
+    def post(self, request, pk=None):
+        plan = self.get_plan()
+        if "add_wave" in request.POST:
+            return self.render_form(plan, *self.with_new_wave(plan, request.POST))
+        plan_form = RecoveryPlanForm(request.POST, instance=plan)
+        formset = WaveFormSet(request.POST, prefix="waves")
+        if plan_form.is_valid() and formset.is_valid():
+            data = plan_form.cleaned_data
+            try:
+                plan = plan_save(
+                    plan=plan, name=data["name"], description=data["description"],
+                    rto_target_minutes=data["rto_target_minutes"], rpo_target_minutes=data["rpo_target_minutes"],
+                    owner=request.user, waves=formset.wave_specs(),
+                )
+            except ValidationError as exc:
+                plan_service_errors(plan_form, formset, exc)
+            else:
+                messages.success(request, f"Saved plan '{plan.name}'.")
+                return redirect(plan)
+        return self.render_form(plan, plan_form, formset, status=400)
+
+    def with_new_wave(self, plan, data):
+        """Unbound forms holding what was typed, plus one new wave after the last."""
+        typed = {name: data.get(name) for name in RecoveryPlanForm.Meta.fields}
+        plan_form = RecoveryPlanForm(instance=plan, initial=typed)
+        bound = WaveFormSet(data, prefix="waves")
+        kept = [form for form in bound.forms if not form.data.get(form.add_prefix("DELETE"))]
+        new_position = {form.position: position for position, form in enumerate(kept)}
+        initial = []
+        for form in kept:
+            values = {name: field.widget.value_from_datadict(data, None, form.add_prefix(name))
+                      for name, field in form.fields.items() if name != "DELETE"}
+            values["depends_on"] = [new_position[int(d)] for d in values.get("depends_on") or []
+                                    if str(d).isdigit() and int(d) in new_position]
+            initial.append(values)
+        initial.append(new_wave_initial(len(initial)))
+        return plan_form, WaveFormSet(prefix="waves", initial=initial)
+
+    def render_form(self, plan, plan_form, formset, status=200):
+        return render(self.request, "plans/plan_form.html", status=status, context={
+            "plan": plan, "plan_form": plan_form, "formset": formset,
+        })
+
+
+class PlanDeleteView(RoleRequiredMixin, View):
+    """Delete a plan that never ran: executions are audit evidence and keep their plan."""
+
+    permission_required = "plans.delete_recoveryplan"
+
+    def get(self, request, pk):
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        return render(request, "confirm_delete.html", {"object": plan, "kind": "recovery plan",
+                                                       "cancel_url": plan.get_absolute_url()})
+
+    def post(self, request, pk):
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        count = plan.executions.count()
+        if count:
+            messages.error(request, f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and "
+                                    "recoveries, so the plan cannot be deleted.")
+            return redirect(plan)
+        plan.delete()
+        messages.success(request, f"Deleted plan '{plan.name}'.")
+        return redirect("plans:plan_list")
+
+
+class PlanStartView(RoleRequiredMixin, View):
+    """Start a drill (start_drill) or a recovery (start_recovery, confirmed by the plan's name)."""
+
+    permission_required = "plans.view_recoveryplan"
+
+    def post(self, request, pk):
+        from executions.services import execution_start  # noqa: PLC0415 (the engine imports plans)
+
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        form = StartForm(request.POST, plan=plan)
+        mode = request.POST.get("mode")
+        needed = {"DRILL": "executions.start_drill", "RECOVERY": "executions.start_recovery"}.get(mode)
+        if needed and not request.user.has_perm(needed):
+            raise PermissionDenied
+        if not form.is_valid():
+            return render_plan_detail(request, plan, start_form=form, status=400)
+        data = form.cleaned_data
+        try:
+            execution = execution_start(
+                plan=plan, mode=data["mode"], requested_by=request.user, auto_approve=data["auto_approve"],
+                idempotency_key=data["idempotency_key"] or None,
+            )
+        except PlanNotReady as exc:
+            return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400,
+                                      start_error="The plan is not ready; nothing was started. Fix these first:")
+        except PlanAlreadyRunning as exc:
+            messages.error(request, format_html(
+                '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()
+            ))
+            return redirect(plan)
+        except ExecutionError as exc:
+            messages.error(request, exc.message)
+            return redirect(plan)
+        messages.success(request, f"Started the {execution.get_mode_display().lower()} of '{plan.name}'.")
+        return HttpResponseRedirect(execution.get_absolute_url())
+
