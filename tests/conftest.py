@@ -17,3 +17,74 @@ def make_user(db):
         return user
 
     return make
+
+
+# --- The sandbox (simulated DRS) ---------------------------------------------------------------
+# Tests that touch it need both databases: @pytest.mark.django_db(databases=["default", "sandbox"]).
+
+SANDBOX_ACCOUNT_ID = "123456789012"
+SANDBOX_REGION = "us-east-1"
+
+
+@pytest.fixture
+def sandbox_target(db):
+    """A sandbox Target (account 123456789012, us-east-1) with no simulated servers yet."""
+    from plans.models import Target
+
+    return Target.objects.create(
+        name="Sandbox test", kind="sandbox", account_id=SANDBOX_ACCOUNT_ID, region=SANDBOX_REGION
+    )
+
+
+@pytest.fixture
+def make_sandbox_servers(sandbox_target):
+    """Create simulated servers in the sandbox target's account/region and sync the inventory.
+
+    Call with hostnames (and optional keyword arguments of sandbox_server_create, applied
+    to each); returns the inventory SourceServer rows in the order of the hostnames.
+    """
+    from drsorch.sandbox.services import sandbox_servers_create
+    from plans.models import SourceServer
+    from plans.services import source_servers_sync
+
+    def make(*hostnames, **options):
+        sandbox_servers_create(
+            account_id=sandbox_target.account_id, region=sandbox_target.region,
+            specs=[{"hostname": hostname, **options} for hostname in hostnames],
+        )
+        source_servers_sync(target=sandbox_target)
+        by_hostname = {s.hostname: s for s in SourceServer.objects.filter(target=sandbox_target)}
+        return [by_hostname[hostname] for hostname in hostnames]
+
+    return make
+
+
+@pytest.fixture
+def sandbox_servers(make_sandbox_servers):
+    """Three synced simulated servers: db-01, app-01 (with post-launch actions), web-01."""
+    db, web = make_sandbox_servers("db-01", "web-01", tags={"Application": "demo"})
+    (app,) = make_sandbox_servers("app-01", tags={"Application": "demo"}, post_launch_actions=True)
+    return [db, app, web]
+
+
+@pytest.fixture
+def drs_client(sandbox_target):
+    """A boto3 DRS client of the sandbox target, from drsorch.aws.client_for."""
+    from drsorch.aws import client_for
+
+    return client_for(sandbox_target, "drs")
+
+
+@pytest.fixture
+def sandbox_crash(monkeypatch):
+    """Make the sandbox's crash hook raise SimulatedCrash (a BaseException) instead of exiting.
+
+    Arm it with sandbox_configure(crash_after_start_recovery=True); returns the exception class.
+    """
+    from drsorch.sandbox import faults
+
+    def crash():
+        raise faults.SimulatedCrash("simulated crash after StartRecovery")
+
+    monkeypatch.setattr(faults, "crash_process", crash)
+    return faults.SimulatedCrash

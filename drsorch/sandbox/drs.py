@@ -431,7 +431,7 @@ def recovery_instance_record(instance, now):
             "identificationHints": {"hostname": server.hostname, "fqdn": server.fqdn,
                                     "awsInstanceID": instance.instance_id},
             "disks": [{"internalDeviceName": "/dev/xvda", "bytes": server.disk_bytes,
-                       "ebsVolumeID": "vol-" + instance.instance_id[2:].ljust(17, "0")[:17]}],
+                       "ebsVolumeID": "vol-" + derived_hex(8, instance.instance_id, "volume")}],
             "cpus": [{"cores": server.cpu_cores, "modelName": "Intel(R) Xeon(R) Platinum 8259CL"}],
             "ramBytes": server.ram_bytes,
             "os": {"fullString": server.os_name},

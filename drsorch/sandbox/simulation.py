@@ -56,10 +56,10 @@ def launch_moments(*, created_at, job_id, server_id, launch_seconds, has_actions
 def terminate_moments(*, created_at, job_id, instance_id, launch_seconds):
     """The moments of one instance's clean-up in a TERMINATE job."""
     duration = spread_seconds(launch_seconds * TERMINATE, job_id, instance_id)
-    start = created_at + seconds(duration * SNAPSHOT_START)
+    start = job_start(created_at, launch_seconds) + seconds(duration * SNAPSHOT_START)
     return {
         "snapshot_start": start, "snapshot_end": start, "conversion_start": start, "conversion_end": start,
-        "launch_start": start, "launch_end": created_at + seconds(duration), "actions_end": None,
+        "launch_start": start, "launch_end": start + seconds(duration), "actions_end": None,
     }
 
 

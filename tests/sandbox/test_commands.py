@@ -1,0 +1,116 @@
+"""The `sandbox` management command: seed, configure, status."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from drsorch.sandbox.models import SandboxSourceServer
+from drsorch.sandbox.services import sandbox_config, sandbox_seed
+from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target
+from tests.sandbox.conftest import start
+
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
+
+
+def run(*args):
+    out = StringIO()
+    call_command("sandbox", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_seed_creates_the_demo_and_adds_nothing_twice():
+    run("seed")
+    run("seed")
+    target = Target.objects.get()
+    assert (target.name, target.kind, target.account_id, target.region) == (
+        "Sandbox", "sandbox", "123456789012", "us-east-1"
+    )
+    assert SandboxSourceServer.objects.count() == 12
+    assert SourceServer.objects.filter(target=target, in_drs=True).count() == 12
+    hostnames = set(SourceServer.objects.values_list("hostname", flat=True))
+    assert {"db-01", "app-01", "web-01"} <= hostnames
+    assert {s.tags["Tier"] for s in SourceServer.objects.all()} == {"db", "app", "web"}
+    assert ProtectionGroup.objects.count() == 3
+    plan = RecoveryPlan.objects.get()
+    assert plan.name == "Demo 3-tier application"
+    waves = list(plan.waves.order_by("order"))
+    assert [w.name for w in waves] == ["Database", "Application", "Web"]
+    assert [list(w.depends_on.values_list("name", flat=True)) for w in waves] == [[], ["Database"], ["Application"]]
+    assert {s.tags["Tier"] for s in waves[0].resolved_servers()} == {"db"}
+    assert sum(len(w.resolved_servers()) for w in waves) == 12
+    app_servers = SandboxSourceServer.objects.filter(tags__Tier="app")
+    assert app_servers and all(s.post_launch_actions for s in app_servers)
+
+
+def test_seed_with_more_servers_adds_only_the_new_ones():
+    sandbox_seed(servers=3)
+    result = sandbox_seed(servers=8)
+    assert SandboxSourceServer.objects.count() == 8
+    assert len(result.servers_created) == 5 and not result.plan_created
+
+
+def test_seed_options():
+    run("seed", "--servers", "4", "--target", "Lab", "--account", "210987654321", "--region", "eu-west-1")
+    target = Target.objects.get(name="Lab")
+    assert (target.account_id, target.region) == ("210987654321", "eu-west-1")
+    assert SourceServer.objects.filter(target=target).count() == 4
+
+
+def test_seed_needs_a_server_per_tier():
+    with pytest.raises(CommandError, match="at least 3"):
+        run("seed", "--servers", "2")
+
+
+def test_configure_changes_the_behaviour():
+    output = run("configure", "--launch-seconds", "5", "--throttle-rate", "0.25", "--fail-launch", "db-01", "web-02",
+                 "--crash-after-start-recovery")
+    assert "launch seconds: 5" in output
+    assert sandbox_config() == {
+        "launch_seconds": 5.0, "throttle_rate": 0.25, "fail_launch": ["db-01", "web-02"],
+        "crash_after_start_recovery": True,
+    }
+    run("configure", "--clear")
+    assert sandbox_config() == {
+        "launch_seconds": 20.0, "throttle_rate": 0.0, "fail_launch": [], "crash_after_start_recovery": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--launch-seconds", "-1"], "launch duration"),
+        (["--throttle-rate", "1.5"], "throttle rate"),
+        (["--throttle-rate", "-0.1"], "throttle rate"),
+    ],
+)
+def test_configure_refuses_bad_input(args, message):
+    with pytest.raises(CommandError, match=message):
+        run("configure", *args)
+    assert sandbox_config()["throttle_rate"] == 0.0
+
+
+def test_status_json_shape(drs_client, sandbox_servers, launch_seconds, clock):
+    started = start(drs_client, sandbox_servers[:2], isDrill=True, tags={"k": "v"})
+    clock.shift(60)
+    status = json.loads(run("status", "--json"))
+    assert set(status) == {"servers", "jobs"}
+    assert len(status["servers"]) == 3
+    for server in status["servers"]:
+        assert set(server) == {"source_server_id", "hostname", "launch_count", "recovery_instance_ids"}
+    launched = {s["hostname"]: s for s in status["servers"]}
+    assert launched["db-01"]["launch_count"] == 1 and len(launched["db-01"]["recovery_instance_ids"]) == 1
+    assert launched["web-01"]["launch_count"] == 0 and launched["web-01"]["recovery_instance_ids"] == []
+    (job,) = status["jobs"]
+    assert set(job) == {"job_id", "type", "status", "is_drill", "tags", "source_server_ids", "created_at"}
+    assert job == {
+        "job_id": started["jobID"], "type": "LAUNCH", "status": "COMPLETED", "is_drill": True, "tags": {"k": "v"},
+        "source_server_ids": [s.drs_id for s in sandbox_servers[:2]], "created_at": started["creationDateTime"],
+    }
+
+
+def test_status_table(drs_client, sandbox_servers):
+    start(drs_client, sandbox_servers[:1], isDrill=True)
+    output = run("status")
+    assert "db-01" in output and "LAUNCH" in output and "PENDING" in output
