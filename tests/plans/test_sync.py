@@ -1,0 +1,143 @@
+"""Inventory sync from DRS (through the sandbox), the sync task and the sync_servers command."""
+
+import logging
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from drsorch.sandbox.models import SandboxSourceServer
+from drsorch.sandbox.services import (
+    sandbox_server_update,
+    sandbox_servers_create,
+    sandbox_set_region_initialized,
+)
+from plans import tasks
+from plans.models import SourceServer, Target
+from plans.services import parse_iso_duration_seconds, source_servers_sync
+
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
+
+
+def simulate(target, *hostnames, **options):
+    return sandbox_servers_create(
+        account_id=target.account_id, region=target.region,
+        specs=[{"hostname": h, **options} for h in hostnames], snapshots=0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("PT5S", 5), ("PT5M30S", 330), ("PT1H", 3600), ("P1DT2H", 93600), ("PT0.5S", 0), ("PT0S", 0),
+     ("", None), (None, None), ("5 minutes", None), ("P", None), ("PT", None)],
+)
+def test_parse_iso_duration(value, seconds):
+    assert parse_iso_duration_seconds(value) == seconds
+
+
+def test_sync_creates_servers_with_their_drs_fields(sandbox_target):
+    (simulated,) = simulate(sandbox_target, "db-01", tags={"Tier": "db"}, lag_seconds=95,
+                            recommended_instance_type="r5.large")
+    result = source_servers_sync(target=sandbox_target)
+    assert (result.created, result.updated, result.missing) == (1, 0, 0)
+    server = SourceServer.objects.get(target=sandbox_target)
+    assert server.drs_id == simulated.source_server_id
+    assert server.arn == simulated.arn
+    assert server.hostname == "db-01"
+    assert server.tags == {"Tier": "db"}
+    assert server.replication_state == "CONTINUOUS"
+    assert server.lag_seconds == 95
+    assert server.recommended_instance_type == "r5.large"
+    assert server.os_name == "Ubuntu 22.04.4 LTS"
+    assert server.last_seen_at is not None and server.synced_at is not None
+    assert server.in_drs is True
+    assert server.raw["sourceServerID"] == simulated.source_server_id
+
+
+def test_sync_updates_and_keeps_servers_drs_no_longer_reports(sandbox_target):
+    kept, changed, gone = simulate(sandbox_target, "app-01", "app-02", "app-03")
+    source_servers_sync(target=sandbox_target)
+    sandbox_server_update(source_server_id=changed.source_server_id, replication_state="STALLED", lag_seconds=900)
+    SandboxSourceServer.objects.filter(pk=gone.pk).delete()
+
+    result = source_servers_sync(target=sandbox_target)
+    assert (result.created, result.updated, result.missing) == (0, 2, 1)
+    servers = {s.drs_id: s for s in SourceServer.objects.filter(target=sandbox_target)}
+    assert servers[changed.source_server_id].replication_state == "STALLED"
+    assert servers[changed.source_server_id].lag_seconds == 900
+    assert servers[gone.source_server_id].in_drs is False
+    assert servers[kept.source_server_id].in_drs is True
+    # Missing servers are counted once, not at every sync.
+    assert source_servers_sync(target=sandbox_target).missing == 0
+
+
+def test_hostname_falls_back_to_the_fqdn(sandbox_target):
+    (simulated,) = simulate(sandbox_target, "web-01")
+    sandbox_server_update(source_server_id=simulated.source_server_id, hostname="")
+    source_servers_sync(target=sandbox_target)
+    assert SourceServer.objects.get().hostname == "web-01.corp.example.com"
+
+
+def test_servers_of_other_regions_are_not_synced(sandbox_target):
+    simulate(sandbox_target, "here-01")
+    sandbox_servers_create(account_id=sandbox_target.account_id, region="eu-west-1",
+                           specs=[{"hostname": "elsewhere-01"}], snapshots=0)
+    source_servers_sync(target=sandbox_target)
+    assert list(SourceServer.objects.values_list("hostname", flat=True)) == ["here-01"]
+
+
+def test_uninitialized_region_means_no_servers(sandbox_target, caplog):
+    simulate(sandbox_target, "db-01", "db-02")
+    source_servers_sync(target=sandbox_target)
+    sandbox_set_region_initialized(account_id=sandbox_target.account_id, region=sandbox_target.region,
+                                   initialized=False)
+    with caplog.at_level(logging.INFO, logger="plans.services"):
+        result = source_servers_sync(target=sandbox_target)
+    assert result.uninitialized and result.missing == 2
+    assert not SourceServer.objects.filter(in_drs=True).exists()
+    assert SourceServer.objects.count() == 2
+    assert "not initialized" in caplog.text
+
+
+def test_sync_reads_every_page_with_bulk_queries(sandbox_target, django_assert_max_num_queries):
+    # More servers than one DescribeSourceServers page (1000). SQLite caps the parameters of
+    # one statement, so bulk writes come in batches: a few dozen queries, not one per server.
+    simulate(sandbox_target, *[f"host-{n:04d}" for n in range(1030)])
+    with django_assert_max_num_queries(40, using="default"):
+        result = source_servers_sync(target=sandbox_target)
+    assert result.created == 1030
+    simulate(sandbox_target, "host-new")
+    with django_assert_max_num_queries(60, using="default"):
+        result = source_servers_sync(target=sandbox_target)
+    assert (result.created, result.updated) == (1, 1030)
+
+
+def test_sync_inventory_task_survives_a_failing_target(sandbox_target, monkeypatch, caplog):
+    other = Target.objects.create(name="A broken target", kind="sandbox", account_id="210987654321",
+                                  region="us-east-1")
+    simulate(sandbox_target, "db-01")
+    real_sync = tasks.source_servers_sync
+
+    def sync(*, target):
+        if target == other:
+            raise RuntimeError("AccessDenied")
+        return real_sync(target=target)
+
+    monkeypatch.setattr(tasks, "source_servers_sync", sync)
+    assert tasks.sync_inventory() == 1
+    assert SourceServer.objects.filter(target=sandbox_target).count() == 1
+    assert "A broken target" in caplog.text
+
+
+def test_sync_servers_command(sandbox_target):
+    simulate(sandbox_target, "db-01")
+    out = StringIO()
+    call_command("sync_servers", "--target", sandbox_target.name, stdout=out)
+    assert "1 new" in out.getvalue()
+    call_command("sync_servers", stdout=out)
+    assert "1 updated" in out.getvalue()
+
+
+def test_sync_servers_names_an_unknown_target(sandbox_target):
+    with pytest.raises(CommandError, match="Unknown target 'Nowhere'"):
+        call_command("sync_servers", "--target", "Nowhere")
