@@ -213,6 +213,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "EXCEPTION_HANDLER": "drsorch.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "drsorch API",

@@ -1,0 +1,181 @@
+"""Shared pieces of the REST API: the role permission, the error format and its schema.
+
+Every error a script can act on has one of two shapes:
+
+- 400 with the fields at fault: ``{"<field>": ["message", ...], "non_field_errors": [...]}``
+  (nested for nested fields, e.g. ``{"waves": [{}, {"protection_groups": ["..."]}]}``);
+- any other status: ``{"detail": "message", "code": "machine_readable_code"}``, plus, for a
+  plan that already runs, ``"execution": "<uuid>"`` of the running execution.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from executions.exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
+
+NON_FIELD_ERRORS = "non_field_errors"
+
+
+class Conflict(exceptions.APIException):
+    """409: the request does not fit the current state of the resource."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+# Fields holding a list of nested objects: a message about the whole list is reported as
+# {"<field>": {"non_field_errors": [...]}}, so a client always finds objects under them.
+NESTED_LIST_FIELDS = frozenset({"waves"})
+
+
+def field_errors(exc):
+    """A Django ValidationError (from a model or a service) as DRF field errors.
+
+    Services name nested fields with dotted keys ("waves.1.protection_groups"); these become
+    nested objects with a list for each list of items, as DRF's nested serializers report
+    them: ``{"waves": [{}, {"protection_groups": ["..."]}]}``. "__all__" becomes
+    "non_field_errors". A message about a whole nested list ("waves": a cycle) becomes
+    ``{"waves": {"non_field_errors": [...]}}``, or, when some of its items have errors too,
+    goes to the top-level "non_field_errors" prefixed with the field name.
+    """
+    if not hasattr(exc, "error_dict"):
+        return {NON_FIELD_ERRORS: list(exc.messages)}
+    tree, plain = {}, {}
+    for key, messages in exc.message_dict.items():
+        if "." in key:
+            node = tree
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node.setdefault(leaf, []).extend(messages)
+        else:
+            plain[NON_FIELD_ERRORS if key == "__all__" else key] = list(messages)
+    errors = _lists_for_positions(tree)
+    for key, messages in plain.items():
+        if key in errors:
+            errors.setdefault(NON_FIELD_ERRORS, []).extend(f"{key}: {message}" for message in messages)
+        elif key in NESTED_LIST_FIELDS:
+            errors[key] = {NON_FIELD_ERRORS: messages}
+        else:
+            errors.setdefault(key, []).extend(messages)
+    return errors
+
+
+def _lists_for_positions(node):
+    """Turn {"0": {...}, "2": {...}} levels into [{...}, {}, {...}] and keep the rest."""
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _lists_for_positions(value) for key, value in node.items()}
+    if converted and all(key.isdigit() for key in converted):
+        size = max(int(key) for key in converted) + 1
+        return [converted.get(str(position), {}) for position in range(size)]
+    return converted
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus the services' errors, and `{"detail", "code"}` on every non-400."""
+    if isinstance(exc, ExecutionError):
+        body = {"detail": exc.message, "code": exc.code}
+        if isinstance(exc, PlanAlreadyRunning):
+            body["execution"] = str(exc.execution.pk)
+        if isinstance(exc, PlanNotReady):
+            body["readiness"] = exc.report.as_json()
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(field_errors(exc))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, ProtectedError | RestrictedError):
+        used_by = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        names = sorted({f"{obj._meta.verbose_name} '{obj}'" for obj in used_by})
+        exc = Conflict(
+            f"It is still used by: {', '.join(names[:10])}{' …' if len(names) > 10 else ''}.",
+            code="protected",
+        )
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc.detail, str):
+        response.data = {"detail": str(exc.detail), "code": getattr(exc.detail, "code", None) or exc.default_code}
+    return response
+
+
+def _holds(user, requirement):
+    if isinstance(requirement, tuple):
+        return any(user.has_perm(perm) for perm in requirement)
+    return user.has_perm(requirement)
+
+
+class RolePermission(permissions.DjangoModelPermissions):
+    """The contract's roles on the API: reads need `view_<model>`, writes `add_`, `change_`
+    or `delete_<model>` of the view's queryset model.
+
+    A view may name the permissions of its extra actions in `action_permissions`:
+    ``{"approve": ["executions.approve_execution"]}``; every entry is required, and a tuple
+    entry is satisfied by any one of its permissions (starting needs a drill *or* recovery
+    permission here; the service then checks the one the requested mode needs).
+    Unauthenticated requests are refused before any of this, so they answer 401.
+    """
+
+    perms_map = {
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "POST": ["%(app_label)s.add_%(model_name)s"],
+        "PUT": ["%(app_label)s.change_%(model_name)s"],
+        "PATCH": ["%(app_label)s.change_%(model_name)s"],
+        "DELETE": ["%(app_label)s.delete_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if required is not None:
+            return all(_holds(user, requirement) for requirement in required)
+        return super().has_permission(request, view)
+
+
+class RoleViewSetMixin:
+    """Authentication and permissions shared by every API view."""
+
+    permission_classes = [RolePermission]
+    action_permissions = {}
+
+
+# --- Schema of the error bodies ------------------------------------------------------------------
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error except 400: a message and a machine-readable code."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class ConflictSerializer(ErrorSerializer):
+    """409: `code` is e.g. "plan_running", "server_busy", "conflict", "protected"; with
+    "plan_running", `execution` is the id of the execution that runs the plan."""
+
+    execution = serializers.UUIDField(required=False)
+
+
+FIELD_ERRORS_RESPONSE = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description='Invalid input: `{"<field>": ["message"], "non_field_errors": ["message"]}`, nested for '
+    "nested fields.",
+)
+ERROR_RESPONSES = {
+    401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
+    403: OpenApiResponse(ErrorSerializer, description="The user's roles do not allow this."),
+}
+NOT_FOUND_RESPONSE = {404: OpenApiResponse(ErrorSerializer, description="No such object.")}
+CONFLICT_RESPONSE = {409: OpenApiResponse(ConflictSerializer, description="The request conflicts with the state.")}

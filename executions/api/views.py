@@ -1,0 +1,196 @@
+"""REST endpoints of executions: start, follow, act on, and read the audit log.
+
+Every write calls a function of `executions.services`; their refusals (PermissionDenied,
+ExecutionError subclasses) become 403 / 400 / 409 in drsorch.api.exception_handler.
+"""
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+
+from drsorch.api import (
+    CONFLICT_RESPONSE,
+    ERROR_RESPONSES,
+    FIELD_ERRORS_RESPONSE,
+    NOT_FOUND_RESPONSE,
+    ConflictSerializer,
+    RoleViewSetMixin,
+)
+from executions import services
+from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
+from executions.models import Execution, ExecutionEvent
+from executions.presenters import executions_for_json
+
+from .serializers import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    ExecutionApproveSerializer,
+    ExecutionEventSerializer,
+    ExecutionSerializer,
+    ExecutionStartSerializer,
+)
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# Either start permission lets a request through; execution_start then checks the one the
+# requested mode needs (start_drill or start_recovery).
+START_PERMISSIONS = ("executions.start_drill", "executions.start_recovery")
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_KEY_HEADER,
+    type={"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string, e.g. a UUID. Repeating a request with the same key returns the "
+    "execution the first request started (202) instead of starting another; the same key with "
+    "another plan or mode answers 409 idempotency_key_reused.",
+)
+START_RESPONSES = {
+    202: OpenApiResponse(
+        ExecutionSerializer,
+        description="Started (or, with a repeated Idempotency-Key, the execution started before). "
+        "The Location header is the execution's URL: poll it until `status` is terminal.",
+    ),
+    400: FIELD_ERRORS_RESPONSE,
+    **ERROR_RESPONSES,
+    409: OpenApiResponse(
+        ConflictSerializer,
+        description="The plan already runs (`code` plan_running, `execution` its id), a server is in "
+        "another running execution (server_busy), or the Idempotency-Key was used for another "
+        "request (idempotency_key_reused).",
+    ),
+}
+ACTION_RESPONSES = {
+    200: ExecutionSerializer,
+    **ERROR_RESPONSES,
+    **NOT_FOUND_RESPONSE,
+    **CONFLICT_RESPONSE,
+}
+
+
+def start_execution(request, *, plan, mode, auto_approve):
+    """Start `plan` for the requesting user and answer 202 with the execution JSON and its
+    Location; shared by POST executions/ and POST plans/<id>/execute/."""
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "").strip() or None
+    if key and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise ValidationError(
+            {IDEMPOTENCY_KEY_HEADER: [f"Use at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
+        )
+    execution = services.execution_start(
+        plan=plan, mode=mode, requested_by=request.user, auto_approve=auto_approve, idempotency_key=key
+    )
+    execution = executions_for_json().get(pk=execution.pk)
+    location = request.build_absolute_uri(reverse("api-execution-detail", args=[execution.pk]))
+    return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED,
+                    headers={"Location": location})
+
+
+@extend_schema(tags=["executions"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="List executions",
+        description="Newest first; filter by plan, mode, status and creation date.",
+        responses={200: ExecutionSerializer(many=True), **ERROR_RESPONSES},
+    ),
+    retrieve=extend_schema(
+        summary="Read an execution",
+        description="The execution JSON of the contract, the same object `execution show --json` prints.",
+        responses={200: ExecutionSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    ),
+)
+class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Executions of recovery plans."""
+
+    serializer_class = ExecutionSerializer
+    filterset_class = ExecutionFilterSet
+    action_permissions = {
+        "create": [START_PERMISSIONS],
+        "approve": ["executions.approve_execution"],
+        "cancel": ["executions.cancel_execution"],
+        "retry": ["executions.retry_execution"],
+        "cleanup": ["executions.cleanup_execution"],
+        "events": ["executions.view_execution", "executions.view_executionevent"],
+    }
+
+    def get_queryset(self):
+        if self.action in ("list", "retrieve"):
+            return executions_for_json()
+        return Execution.objects.all()
+
+    def filter_queryset(self, queryset):
+        # Filters choose executions of the list only; an action on one execution ignores them.
+        if self.action == "list":
+            return super().filter_queryset(queryset)
+        return queryset
+
+    def rendered(self, execution, status_code=status.HTTP_200_OK):
+        return Response(ExecutionSerializer(executions_for_json().get(pk=execution.pk)).data, status=status_code)
+
+    @extend_schema(
+        summary="Start an execution",
+        request=ExecutionStartSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses=START_RESPONSES,
+    )
+    def create(self, request):
+        serializer = ExecutionStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return start_execution(request, **serializer.validated_data)
+
+    @extend_schema(
+        summary="Approve a gate",
+        description="Lets the wave waiting for approval (or the wave `wave_index`) launch.",
+        request=ExecutionApproveSerializer,
+        responses={**ACTION_RESPONSES, 400: FIELD_ERRORS_RESPONSE},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        execution = self.get_object()
+        serializer = ExecutionApproveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        execution = services.execution_approve(
+            execution=execution, user=request.user, wave_index=serializer.validated_data.get("wave_index")
+        )
+        return self.rendered(execution)
+
+    @extend_schema(summary="Cancel", description="Stops launching; the execution ends CANCELLED.",
+                   request=None, responses=ACTION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self.rendered(services.execution_cancel(execution=self.get_object(), user=request.user))
+
+    @extend_schema(summary="Retry", description="Runs the failed, timed-out and skipped waves of an ended "
+                   "execution again.", request=None, responses=ACTION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return self.rendered(services.execution_retry(execution=self.get_object(), user=request.user))
+
+    @extend_schema(summary="Clean up", description="Terminates the recovery instances a drill launched.",
+                   request=None, responses=ACTION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def cleanup(self, request, pk=None):
+        return self.rendered(services.execution_cleanup(execution=self.get_object(), user=request.user))
+
+    @extend_schema(
+        summary="Audit log of an execution",
+        description="Status changes, human actions and DRS job log items, oldest first.",
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, many=True, enum=[k for k, _ in ExecutionEventFilterSet
+                             .base_filters["kind"].extra["choices"]], explode=True),
+            OpenApiParameter("wave_index", OpenApiTypes.INT),
+        ],
+        responses={200: ExecutionEventSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def events(self, request, pk=None):
+        execution = get_object_or_404(Execution.objects.all(), pk=pk)
+        filterset = ExecutionEventFilterSet(
+            request.query_params, queryset=ExecutionEvent.objects.filter(execution=execution), request=request
+        )
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs.order_by("created_at", "pk"))
+        return self.get_paginated_response(ExecutionEventSerializer(page, many=True).data)

@@ -1,0 +1,311 @@
+"""Starting, following and acting on executions through the API."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from executions import engine
+from executions.choices import ExecutionStatus, WaveStatus
+from executions.models import Execution
+from executions.services import execution_start
+from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_group_save
+
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
+
+EXECUTION_KEYS = {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
+                  "rto_target_minutes", "elapsed_seconds", "waves"}
+PLAN_KEYS = {"id", "name"}
+WAVE_KEYS = {"index", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
+SERVER_KEYS = {"source_server_id", "hostname", "critical", "launch_status", "phase", "job_id",
+               "recovery_instance_id", "launched_at", "error"}
+TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED", "TIMED_OUT"}
+
+
+def assert_execution_json(body):
+    """Exactly the contract's keys, at every level, with the contract's types."""
+    assert set(body) == EXECUTION_KEYS
+    assert set(body["plan"]) == PLAN_KEYS
+    assert body["mode"] in {"DRILL", "RECOVERY"}
+    assert body["status"] in ExecutionStatus.values
+    assert isinstance(body["elapsed_seconds"], float)
+    assert isinstance(body["rto_target_minutes"], int)
+    assert body["waves"]
+    for wave in body["waves"]:
+        assert set(wave) == WAVE_KEYS
+        assert wave["status"] in WaveStatus.values
+        assert all(isinstance(dep, int) for dep in wave["depends_on"])
+        assert wave["servers"]
+        for server in wave["servers"]:
+            assert set(server) == SERVER_KEYS
+            assert isinstance(server["critical"], bool)
+
+
+def start(client, plan, mode="DRILL", key=None, **body):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.post("/api/v1/executions/", {"plan": plan.pk, "mode": mode, **body}, format="json",
+                       headers=headers)
+
+
+# --- start --------------------------------------------------------------------------------------
+
+def test_start_answers_202_with_the_execution_json_and_its_location(api, plan):
+    response = start(api("Operator"), plan, auto_approve=True)
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert_execution_json(body)
+    assert body["plan"] == {"id": plan.pk, "name": "Three tiers"}
+    assert body["mode"] == "DRILL" and body["status"] == "PENDING" and body["requested_by"] == "operator"
+    assert [w["name"] for w in body["waves"]] == ["Database", "Application", "Web"]
+    assert [w["depends_on"] for w in body["waves"]] == [[], [0], [1]]
+    assert [s["hostname"] for w in body["waves"] for s in w["servers"]] == ["db-01", "app-01", "web-01"]
+    assert response["Location"] == f"http://testserver/api/v1/executions/{body['id']}/"
+    assert Execution.objects.get(pk=body["id"]).auto_approve is True
+    assert api("Operator").get(response["Location"]).json() == body
+
+
+def test_execute_on_the_plan_starts_it_too(api, plan):
+    response = api("Commander").post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "RECOVERY"}, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert_execution_json(response.json())
+    assert response.json()["mode"] == "RECOVERY"
+    assert response["Location"].endswith(f"/api/v1/executions/{response.json()['id']}/")
+
+
+def test_the_same_idempotency_key_returns_the_same_execution(api, plan):
+    client = api("Operator")
+    first = start(client, plan, key="drill-2026-03-02")
+    again = start(client, plan, key="drill-2026-03-02")
+    via_plan = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL"}, format="json",
+                           headers={"Idempotency-Key": "drill-2026-03-02"})
+
+    assert first.status_code == again.status_code == via_plan.status_code == 202
+    assert first.json()["id"] == again.json()["id"] == via_plan.json()["id"]
+    assert again["Location"] == first["Location"]
+    assert Execution.objects.count() == 1
+
+
+def test_an_idempotency_key_reused_for_another_request_is_409(api, plan):
+    client = api("Commander")
+    start(client, plan, key="k-1")
+    response = start(client, plan, mode="RECOVERY", key="k-1")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_key_reused"
+
+
+def test_an_overlong_idempotency_key_is_400(api, plan):
+    response = start(api("Operator"), plan, key="k" * 256)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()
+
+
+def test_a_running_plan_answers_409_naming_the_running_execution(api, plan, execution):
+    response = start(api("Operator"), plan)
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "plan_running"
+    assert body["execution"] == str(execution.pk)
+    assert str(execution.pk) in body["detail"]
+
+
+def test_a_server_in_another_running_execution_answers_409(api, groups, plan, execution):
+    other = plan_save(name="Database only", waves=[WaveSpec(name="Database", protection_groups=[groups[0]])])
+    response = start(api("Operator"), other)
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "server_busy"
+    assert "db-01" in response.json()["detail"]
+
+
+def test_a_plan_that_is_not_ready_answers_400_with_the_readiness_report(api, sandbox_servers, plan):
+    from drsorch.sandbox.services import sandbox_server_update
+
+    sandbox_server_update(source_server_id=sandbox_servers[0].drs_id, replication_state="STALLED")
+    response = start(api("Operator"), plan)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "not_ready"
+    assert body["readiness"]["ready"] is False
+    assert any(check["code"] == "replication_unhealthy" for check in body["readiness"]["checks"])
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"plan": 999999, "mode": "DRILL"}, "plan"),
+    ({"plan": "not-a-number", "mode": "DRILL"}, "plan"),
+    ({"mode": "DRILL"}, "plan"),
+    ({"plan": "PLAN", "mode": "BACKUP"}, "mode"),
+    ({"plan": "PLAN"}, "mode"),
+    ({"plan": "PLAN", "mode": "DRILL", "auto_approve": "perhaps"}, "auto_approve"),
+])
+def test_bad_start_bodies_answer_400_naming_the_field(api, plan, body, field):
+    body = {key: plan.pk if value == "PLAN" else value for key, value in body.items()}
+    response = api("Operator").post("/api/v1/executions/", body, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert isinstance(response.json()[field], list) and response.json()[field]
+    assert not Execution.objects.exists()
+
+
+def test_a_body_that_is_not_json_answers_400(api, plan):
+    response = api("Operator").post("/api/v1/executions/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
+@pytest.mark.parametrize("body, field", [({"mode": "SOMETIMES"}, "mode"), ({}, "mode")])
+def test_bad_execute_bodies_answer_400(api, plan, body, field):
+    response = api("Operator").post(f"/api/v1/plans/{plan.pk}/execute/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_execute_of_an_unknown_plan_is_404(api, plan):
+    assert api("Operator").post("/api/v1/plans/999999/execute/", {"mode": "DRILL"}, format="json").status_code == 404
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def test_list_is_paginated_and_filtered(api, clock, groups, plan, execution):
+    other = plan_save(name="Web only", waves=[WaveSpec(name="Web", protection_groups=[groups[2]])])
+    client = api("Viewer")
+    execution.status = ExecutionStatus.CANCELLED
+    execution.save()
+    clock.shift(60)
+    recovery = execution_start(plan=other, mode="RECOVERY", requested_by=None)
+
+    everything = client.get("/api/v1/executions/").json()
+    assert everything["count"] == 2 and set(everything) == {"count", "next", "previous", "results"}
+    for item in everything["results"]:
+        assert_execution_json(item)
+
+    def ids(query):
+        response = client.get(f"/api/v1/executions/?{query}")
+        assert response.status_code == 200, response.json()
+        return [item["id"] for item in response.json()["results"]]
+
+    assert ids(f"plan={plan.pk}") == [str(execution.pk)]
+    assert ids("mode=RECOVERY") == [str(recovery.pk)]
+    assert ids("status=CANCELLED") == [str(execution.pk)]
+    assert ids("status=CANCELLED&status=PENDING") == [str(recovery.pk), str(execution.pk)]
+    assert ids("date_after=2026-03-02&date_before=2026-03-02") == [str(recovery.pk), str(execution.pk)]
+    assert ids("date_after=2026-03-03") == []
+
+
+@pytest.mark.parametrize("query", ["mode=BACKUP", "status=DONE", "plan=999999", "date_after=yesterday"])
+def test_bad_filters_answer_400(api, query):
+    response = api("Viewer").get(f"/api/v1/executions/?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0].removesuffix("_after") in "".join(response.json())
+
+
+def test_the_list_takes_the_same_number_of_queries_for_more_executions(api, make_sandbox_servers, execution):
+    client = api("Viewer")
+
+    def count_queries():
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/api/v1/executions/").status_code == 200
+        return len(queries)
+
+    one = count_queries()
+    for server in make_sandbox_servers("extra-01", "extra-02", "extra-03"):
+        group = protection_group_save(name=server.hostname, target=server.target, servers=[server])
+        other = plan_save(name=server.hostname, waves=[WaveSpec(name="only", protection_groups=[group])])
+        execution_start(plan=other, mode="DRILL", requested_by=None)
+    assert count_queries() == one
+
+
+def test_detail_of_an_unknown_execution_is_404(api):
+    client = api("Viewer")
+    assert client.get("/api/v1/executions/00000000-0000-0000-0000-000000000000/").status_code == 404
+    response = client.get("/api/v1/executions/not-a-uuid/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found" and response.json()["detail"]
+
+
+def test_events_are_paginated_in_the_shape_of_the_contract(api, execution):
+    response = api("Viewer").get(f"/api/v1/executions/{execution.pk}/events/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] >= 1
+    event = body["results"][0]
+    assert set(event) == {"id", "created_at", "kind", "actor", "wave_index", "source_server_id", "message", "data"}
+    assert event["kind"] == "ACTION" and "Started a drill" in event["message"]
+    filtered = api("Viewer").get(f"/api/v1/executions/{execution.pk}/events/?kind=DRS").json()
+    assert filtered["count"] == 0
+    assert api("Viewer").get(f"/api/v1/executions/{execution.pk}/events/?kind=NOPE").status_code == 400
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+def test_cancel_then_a_second_cancel_is_409(api, execution):
+    client = api("Operator")
+    response = client.post(f"/api/v1/executions/{execution.pk}/cancel/")
+
+    assert response.status_code == 200, response.json()
+    assert_execution_json(response.json())
+    assert response.json()["status"] == "CANCELLING"
+    again = client.post(f"/api/v1/executions/{execution.pk}/cancel/")
+    assert again.status_code == 409
+    assert set(again.json()) == {"detail", "code"} and again.json()["code"] == "conflict"
+
+
+@pytest.mark.parametrize("verb", ["approve", "retry", "cleanup"])
+def test_actions_that_do_not_fit_the_state_are_409(api, execution, verb):
+    response = api("Operator").post(f"/api/v1/executions/{execution.pk}/{verb}/")
+    assert response.status_code == 409
+    assert response.json()["code"] == "conflict" and response.json()["detail"]
+
+
+def test_approve_refuses_a_bad_wave_index(api, execution):
+    response = api("Operator").post(f"/api/v1/executions/{execution.pk}/approve/", {"wave_index": -1}, format="json")
+    assert response.status_code == 400
+    assert "wave_index" in response.json()
+
+
+def drive(clock, client, location, until, seconds=5, limit=200):
+    """Advance the engine and poll the API, as a script would, until `until(body)`."""
+    for _ in range(limit):
+        body = client.get(location).json()
+        if until(body):
+            return body
+        engine.tick()
+        clock.shift(seconds)
+    raise AssertionError(f"never reached the expected state: {body['status']}")
+
+
+def test_a_drill_followed_through_the_api_gate_approved_then_cleaned_up(api, clock, groups, plan):
+    """The walk-through of docs/api.md: start, poll, approve the gate, poll to the end, clean up."""
+    specs = plan_wave_specs(plan=plan)
+    specs[1].approval_required = True
+    plan_save(plan=plan, name=plan.name, waves=specs)
+    client = api("Operator")
+    started = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL"}, format="json",
+                          headers={"Idempotency-Key": "walk-through"})
+    assert started.status_code == 202
+    location = started["Location"]
+
+    waiting = drive(clock, client, location, lambda body: body["status"] == "WAITING_APPROVAL")
+    assert [w["status"] for w in waiting["waves"]][:2] == ["SUCCEEDED", "WAITING_APPROVAL"]
+    approved = client.post(f"{location}approve/", {"wave_index": 1}, format="json")
+    assert approved.status_code == 200, approved.json()
+    assert approved.json()["waves"][1]["status"] == "LAUNCHING"
+
+    done = drive(clock, client, location, lambda body: body["status"] in TERMINAL)
+    assert done["status"] == "SUCCEEDED"
+    assert all(s["launch_status"] == "LAUNCHED" and s["recovery_instance_id"] for w in done["waves"]
+               for s in w["servers"])
+    assert_execution_json(done)
+
+    cleaned = client.post(f"{location}cleanup/")
+    assert cleaned.status_code == 200, cleaned.json()
+    terminated = drive(clock, client, location, lambda body: all(
+        s["launch_status"] == "TERMINATED" for w in body["waves"] for s in w["servers"]))
+    assert terminated["status"] == "SUCCEEDED"
+    kinds = [event["kind"] for event in client.get(f"{location}events/").json()["results"]]
+    assert kinds.count("ACTION") == 3  # start, approve, clean-up
