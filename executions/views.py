@@ -33,6 +33,10 @@ from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_LOG_LIMIT = 150
 LAGGING_LIMIT = 20
+# What the detail, its partial and the report show of a launch: loading only these keeps
+# building 1,000 rows cheap.
+LAUNCH_FIELDS = ["execution_id", "wave_run_id", "source_server_id", "hostname", "critical", "status", "phase",
+                 "recovery_instance_id", "launched_at", "error", "job__job_id", "job__requested_at"]
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
     waves = list(WaveRun.objects.filter(execution=execution).select_related("approved_by").order_by("index"))
     launches = list(
         ServerLaunch.objects.filter(execution=execution).select_related("job")
-        .order_by("wave_run__index", "hostname", "source_server_id")
+        .only(*LAUNCH_FIELDS).order_by("wave_run__index", "hostname", "source_server_id")
     )
     events_qs = ExecutionEvent.objects.filter(execution=execution).order_by("-created_at", "-pk")
     events = list(events_qs[:event_limit]) if event_limit else list(events_qs.reverse())

@@ -1,7 +1,8 @@
 """The server-rendered SVGs of an execution: the launch timeline and the wave diagram."""
 
 from django import template
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from plans.templatetags.plan_ui import duration, tone, wave_diagram_svg
@@ -22,7 +23,10 @@ def _ticks(span_seconds):
 @register.simple_tag
 def launch_timeline(execution, waves, now):
     """Gantt-style SVG: one row per server grouped by wave, a bar from the wave start (or
-    the server's DRS job request) to its launch, or to now while it is still on its way."""
+    the server's DRS job request) to its launch, or to now while it is still on its way.
+
+    Built with plain string formatting and escape(): at 1,000 servers format_html per row
+    costs more than the rest of the page."""
     origin = execution.started_at or execution.created_at
     end = execution.finished_at or now
     for wave in waves:
@@ -34,46 +38,58 @@ def launch_timeline(execution, waves, now):
     rows = sum(1 + len(wave.launches) for wave in waves)
     height = AXIS_H + rows * ROW_H + len(waves) * (HEAD_H - ROW_H) + 6
     width = LABEL_W + CHART_W + 20
-    parts = [format_html(
-        '<svg class="timeline" role="img" viewBox="0 0 {} {}" width="{}" height="{}" '
-        'aria-label="Launch timeline of every server, by wave">', width, height, width, height)]
+    parts = [f'<svg class="timeline" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+             'aria-label="Launch timeline of every server, by wave">']
     step = _ticks(span)
     tick = 0
     while tick <= span:
-        x = LABEL_W + tick * scale
-        parts.append(format_html(
-            '<line class="grid" x1="{}" y1="{}" x2="{}" y2="{}"/><text class="axis" x="{}" y="14">{}</text>',
-            round(x, 1), AXIS_H - 4, round(x, 1), height, round(x + 3, 1), duration(tick)))
+        x = round(LABEL_W + tick * scale, 1)
+        parts.append(f'<line class="grid" x1="{x}" y1="{AXIS_H - 4}" x2="{x}" y2="{height}"/>'
+                     f'<text class="axis" x="{x + 3}" y="14">{duration(tick)}</text>')
         tick += step
     y = AXIS_H
     for wave in waves:
-        parts.append(format_html(
-            '<text class="wavehead" x="4" y="{}">{}. {} · {}</text>',
-            y + 15, wave.index + 1, wave.name, wave.get_status_display()))
+        parts.append(f'<text class="wavehead" x="4" y="{y + 15}">{wave.index + 1}. {escape(wave.name)} · '
+                     f'{escape(wave.get_status_display())}</text>')
         if wave.started_at:
-            wave_end = wave.finished_at or now
-            parts.append(format_html(
-                '<rect class="waveband" x="{}" y="{}" width="{}" height="{}"/>',
-                round(LABEL_W + (wave.started_at - origin).total_seconds() * scale, 1), y + 4,
-                round(max(2.0, (wave_end - wave.started_at).total_seconds() * scale), 1), HEAD_H - 8))
+            left = round(LABEL_W + (wave.started_at - origin).total_seconds() * scale, 1)
+            band = round(max(2.0, ((wave.finished_at or now) - wave.started_at).total_seconds() * scale), 1)
+            parts.append(f'<rect class="waveband" x="{left}" y="{y + 4}" width="{band}" height="{HEAD_H - 8}"/>')
         y += HEAD_H
         for launch in wave.launches:
             start = (launch.job.requested_at if launch.job else None) or wave.started_at
-            parts.append(format_html('<text class="label" x="12" y="{}">{}</text>', y + 11,
-                                     (launch.hostname or launch.source_server_id)[:20]))
+            name = launch.hostname or launch.source_server_id
+            parts.append(f'<text class="label" x="12" y="{y + 11}">{escape(name[:20])}</text>')
             if start:
                 stop = launch.launched_at or (wave.finished_at if launch.is_terminal else None) or now
-                x = LABEL_W + max(0.0, (start - origin).total_seconds()) * scale
-                bar = max(2.0, (stop - start).total_seconds() * scale)
-                parts.append(format_html(
-                    '<rect class="bar tone-{}" x="{}" y="{}" width="{}" height="{}" rx="2">'
-                    '<title>{}: {} {}</title></rect>',
-                    tone(launch.status), round(x, 1), y + 2, round(bar, 1), ROW_H - 4,
-                    launch.hostname or launch.source_server_id, launch.get_status_display(),
-                    duration((stop - start).total_seconds())))
+                seconds = (stop - start).total_seconds()
+                x = round(LABEL_W + max(0.0, (start - origin).total_seconds()) * scale, 1)
+                bar = round(max(2.0, seconds * scale), 1)
+                parts.append(
+                    f'<rect class="bar tone-{tone(launch.status)}" x="{x}" y="{y + 2}" width="{bar}" '
+                    f'height="{ROW_H - 4}" rx="2"><title>{escape(name)}: {escape(launch.get_status_display())} '
+                    f'{duration(seconds)}</title></rect>')
             y += ROW_H
-    parts.append(mark_safe("</svg>"))
-    return mark_safe("".join(parts))
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped above)
+
+
+@register.simple_tag
+def server_rows(launches):
+    """The rows of the server table, built in Python for the same reason as the timeline."""
+    rows = []
+    for s in launches:
+        optional = "" if s.critical else ' <span class="small muted">optional</span>'
+        launched = timezone.localtime(s.launched_at).strftime("%H:%M:%S") if s.launched_at else "—"
+        rows.append(
+            f"<tr><td>{s.wave.index + 1}</td><td>{escape(s.hostname or s.source_server_id)}{optional}<br>"
+            f'<span class="mono small muted">{escape(s.source_server_id)}</span></td>'
+            f"<td>{escape(s.get_phase_display())}</td>"
+            f'<td><span class="badge tone-{tone(s.status)}">{escape(s.get_status_display())}</span></td>'
+            f'<td class="mono">{escape(s.recovery_instance_id or "—")}</td><td>{launched}</td>'
+            f'<td class="text-bad small">{escape(s.error)}</td></tr>'
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (every interpolated text is escaped above)
 
 
 @register.simple_tag
