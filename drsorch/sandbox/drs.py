@@ -51,6 +51,9 @@ MAX_ACTIVE_JOBS = 20
 MAX_SERVERS_PER_JOB = 100
 MAX_SERVERS_IN_ACTIVE_JOBS = 500
 SERVICE_CODE = "drs"
+# Pages without maxResults: source servers come 200 at a time (callers must follow
+# nextToken); jobs come 1000 at a time, so DescribeJobs of up to 1000 job IDs is one call.
+SOURCE_SERVERS_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def describe_source_servers(scope, body):
     if ids:
         servers = servers.filter(source_server_id__in=ids)
     now = timezone.now()
-    page, token = paged(_latest_launches(servers), body)
+    page, token = paged(_latest_launches(servers), body, default_size=SOURCE_SERVERS_PAGE)
     job_servers = SandboxJobServer.objects.select_related("job").in_bulk(
         [s.last_job_server for s in page if s.last_job_server]
     )
