@@ -1,0 +1,384 @@
+"""Shared pieces of the `drill`, `recover` and `execution` management commands.
+
+- resolving a plan (name or numeric id) and an execution (UUID or a unique prefix);
+- starting a plan from a command (`start_from_command`), with the command's exit codes;
+- the follow loop (`follow`), which *drives* the execution itself with `engine.tick()`
+  while it watches it: the engine's lease makes that safe beside a django-q2 worker (at
+  most one of them advances the execution in any tick; the other just reads);
+- the progress renderer: a redrawn block on a terminal, plain "something changed" lines
+  otherwise.
+
+Exit codes of every command: 0 the execution ended SUCCEEDED (or the action was done),
+1 it ended otherwise, 2 bad input or a refused action, 130 interrupted (Ctrl-C) while
+following.
+
+Tests replace `sleep` (and may use it as a hook to act between two ticks): nothing here
+sleeps through anything else.
+"""
+
+import json
+import re
+import shutil
+import sys
+import time
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, OutputWrapper
+
+from plans.models import RecoveryPlan
+
+from . import engine
+from .choices import JOB_OPEN, ExecutionStatus, JobType, LaunchPhase, LaunchStatus, WaveStatus
+from .exceptions import ExecutionError, PlanNotReady
+from .models import DrsJob, Execution
+from .presenters import execution_as_json, executions_for_json
+
+EXIT_SUCCEEDED = 0
+EXIT_ENDED_OTHERWISE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+# A django-q2 worker ticks every DRSORCH_POLL_SECONDS (15 s by default: polite to the DRS
+# API for many executions). A person watching one execution wants it livelier, so the
+# follow loop ticks at most every FOLLOW_MAX_SECONDS. The extra ticks are cheap (one
+# DescribeJobs per target; job logs are re-read at most every engine.LOG_REFRESH_SECONDS)
+# and safe (the lease): at worst a tick finds the execution claimed and only reads it.
+FOLLOW_MAX_SECONDS = 2.0
+# A tick that keeps failing (database gone, a bug) ends the follow loop instead of spinning.
+MAX_CONSECUTIVE_TICK_ERRORS = 5
+MIN_ID_PREFIX = 8
+
+sleep = time.sleep  # replaced by tests (and usable as a hook between two ticks)
+
+_ID_PREFIX_RE = re.compile(r"^[0-9a-f-]+$")
+
+
+def bad_input(message):
+    return CommandError(message, returncode=EXIT_BAD_INPUT)
+
+
+def follow_interval():
+    return max(0.0, min(float(settings.DRSORCH_POLL_SECONDS), FOLLOW_MAX_SECONDS))
+
+
+def exit_code_of(execution):
+    return EXIT_SUCCEEDED if execution.status == ExecutionStatus.SUCCEEDED else EXIT_ENDED_OTHERWISE
+
+
+def write(stream, text):
+    """Write `text` as is: no added newline, no colouring of the command's stderr style."""
+    if isinstance(stream, OutputWrapper):
+        stream.write(text, style_func=lambda s: s, ending="")
+    else:
+        stream.write(text)
+    stream.flush()
+
+
+def print_json(stream, data):
+    write(stream, json.dumps(data, indent=2) + "\n")
+
+
+# --- resolving names ---------------------------------------------------------------------------
+
+def resolve_plan(value):
+    """The plan named `value` (exactly, else case-insensitively when that is unique), or with
+    the numeric id `value`. Raises a CommandError with exit code 2 when there is none."""
+    value = (value or "").strip()
+    plan = RecoveryPlan.objects.filter(name=value).first()
+    if plan is None and value.isdigit():
+        plan = RecoveryPlan.objects.filter(pk=int(value)).first()
+    if plan is None:
+        matches = list(RecoveryPlan.objects.filter(name__iexact=value)[:2])
+        plan = matches[0] if len(matches) == 1 else None
+    if plan is None:
+        names = list(RecoveryPlan.objects.order_by("name").values_list("pk", "name")[:20])
+        known = ", ".join(f"{name!r} (id {pk})" for pk, name in names) or "none yet (try: manage.py sandbox seed)"
+        raise bad_input(f"No recovery plan is named or numbered {value!r}. Plans: {known}.")
+    return plan
+
+
+def resolve_execution(value):
+    """The execution whose UUID is `value`, or starts with it (at least 8 characters)."""
+    text = (value or "").strip().lower()
+    try:
+        return Execution.objects.get(pk=uuid.UUID(text))
+    except (ValueError, Execution.DoesNotExist):
+        pass
+    if len(text.replace("-", "")) < MIN_ID_PREFIX or not _ID_PREFIX_RE.match(text):
+        raise bad_input(f"No execution has the id {value!r}. Give the full id or its first {MIN_ID_PREFIX} "
+                        "characters or more (see: manage.py execution list).")
+    matches = list(Execution.objects.filter(pk__istartswith=text).order_by("-created_at")[:5])
+    if not matches:
+        raise bad_input(f"No execution has an id starting with {value!r} (see: manage.py execution list).")
+    if len(matches) > 1:
+        listed = ", ".join(str(e.pk) for e in matches)
+        raise bad_input(f"The id prefix {value!r} matches several executions ({listed}); give more characters.")
+    return matches[0]
+
+
+def load_for_display(execution_id):
+    return executions_for_json().get(pk=execution_id)
+
+
+# --- starting ----------------------------------------------------------------------------------
+
+def start_execution(*, plan, mode, auto_approve=False):
+    """execution_start as the CLI (no user, no permission check); refusals exit with 2."""
+    from .services import execution_start  # services import the engine; keep this module light
+
+    try:
+        return execution_start(plan=plan, mode=mode, requested_by=None, auto_approve=auto_approve)
+    except PlanNotReady as exc:
+        lines = [f"Plan '{plan.name}' is not ready; fix these first:"]
+        lines += [f"  - {check.message}" for check in exc.report.checks if check.severity == "error"]
+        raise bad_input("\n".join(lines))
+    except ExecutionError as exc:
+        raise bad_input(exc.message)
+    except ValidationError as exc:
+        raise bad_input(" ".join(exc.messages))
+
+
+def start_from_command(command, options, *, plan, mode):
+    """What `drill` and `recover` do once the plan is known: start, then print or follow."""
+    if options.get("cleanup") and not options["wait"]:
+        raise bad_input("--cleanup cleans up once the drill has ended, so it needs --wait.")
+    as_json = options["json"]
+    execution = start_execution(plan=plan, mode=mode, auto_approve=options.get("auto_approve", False))
+    if not options["wait"]:
+        if as_json:
+            print_json(command.stdout, execution_as_json(load_for_display(execution.pk)))
+        else:
+            command.stdout.write(
+                f"Started the {mode} of '{plan.name}' as execution {execution.pk}.\n"
+                f"A worker (make run) advances it; follow it (and drive it without a worker) with:\n"
+                f"  manage.py execution watch {execution.pk}"
+            )
+        return EXIT_SUCCEEDED
+    progress = command.stderr if as_json else command.stdout
+    if not as_json:
+        write(progress, f"Started the {mode} of '{plan.name}' as execution {execution.pk}.\n")
+    return follow_from_command(command, execution, as_json=as_json, cleanup=options.get("cleanup", False))
+
+
+def follow_from_command(command, execution, *, as_json, cleanup=False, until_cleaned=False):
+    """Follow `execution` to its end with progress, optionally clean it up, print the JSON
+    with `as_json`; return the exit code."""
+    progress = command.stderr if as_json else command.stdout
+    renderer = ProgressRenderer(progress, tty=progress.isatty())
+    execution = follow(execution, renderer=renderer, until_cleaned=until_cleaned)
+    if cleanup:
+        execution = clean_up_and_follow(execution, renderer=renderer)
+    renderer.close()
+    if as_json:
+        print_json(command.stdout, execution_as_json(execution))
+    return exit_code_of(execution)
+
+
+def clean_up_and_follow(execution, *, renderer):
+    from .services import execution_cleanup
+
+    try:
+        execution_cleanup(execution=execution, user=None)
+    except ExecutionError as exc:
+        renderer.message(f"No clean-up: {exc.message}")
+        return execution
+    renderer.message("Cleaning up the drill's recovery instances…")
+    execution = follow(execution, renderer=renderer, until_cleaned=True)
+    if execution.cleaned_up_at:
+        renderer.message("Clean-up finished: the drill's recovery instances are terminated.")
+    return execution
+
+
+# --- following ---------------------------------------------------------------------------------
+
+def cleanup_open(execution_id):
+    return DrsJob.objects.filter(execution_id=execution_id, type=JobType.TERMINATE, state__in=JOB_OPEN).exists()
+
+
+def follow(execution, *, renderer, until_cleaned=False):
+    """Advance and show `execution` every `follow_interval()` until it has ended (and, with
+    `until_cleaned`, until its clean-up jobs have ended too). Returns it loaded for display.
+
+    Every pass calls `engine.tick(execution_ids=[id])`: when a worker holds the lease, the
+    tick claims nothing and this loop only reads, so it never competes with the worker."""
+    interval = follow_interval()
+    errors = 0
+    try:
+        while True:
+            try:
+                engine.tick(execution_ids=[execution.pk])
+                errors = 0
+            except Exception as exc:  # SimulatedCrash and KeyboardInterrupt are BaseExceptions
+                errors += 1
+                if errors >= MAX_CONSECUTIVE_TICK_ERRORS:
+                    raise
+                renderer.message(f"Advancing failed ({exc}); trying again.")
+            execution = load_for_display(execution.pk)
+            renderer.update(execution)
+            if execution.is_terminal and not (until_cleaned and cleanup_open(execution.pk)):
+                return execution
+            sleep(interval)
+    except KeyboardInterrupt:
+        renderer.close()
+        renderer.message(f"Stopped following. Execution {execution.pk} goes on; follow it again with: "
+                         f"manage.py execution watch {execution.pk}")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+def duration(seconds):
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def elapsed_vs_rto(execution):
+    elapsed = execution.elapsed_seconds()
+    target = execution.rto_target_minutes * 60
+    text = f"{duration(elapsed)} / RTO {duration(target)}"
+    if execution.rto_met is not None:
+        text += " met" if execution.rto_met else " missed"
+    elif elapsed > target:
+        text += " exceeded"
+    return text
+
+
+def wave_counts(execution):
+    """{wave pk: (launched, failed, total)} from the prefetched launches."""
+    counts = {}
+    for launch in execution.server_launches.all():
+        launched, failed, total = counts.get(launch.wave_run_id, (0, 0, 0))
+        counts[launch.wave_run_id] = (
+            launched + (launch.status in (LaunchStatus.LAUNCHED, LaunchStatus.TERMINATED)),
+            failed + (launch.status == LaunchStatus.FAILED),
+            total + 1,
+        )
+    return counts
+
+
+def cleanup_progress(execution):
+    """"clean-up 3/12 terminated" once a clean-up started, else ""."""
+    launches = list(execution.server_launches.all())
+    terminated = sum(launch.status == LaunchStatus.TERMINATED for launch in launches)
+    cleaning = terminated + sum(launch.phase == LaunchPhase.TERMINATING for launch in launches)
+    return f"clean-up {terminated}/{cleaning} terminated" if cleaning else ""
+
+
+def execution_header(execution):
+    parts = [f"{execution.mode} of '{execution.plan_name}' ({execution.pk})", execution.status,
+             elapsed_vs_rto(execution), cleanup_progress(execution)]
+    return "  ".join(part for part in parts if part)
+
+
+def progress_block(execution):
+    """The lines redrawn on a terminal: short enough for 80 columns with the usual names."""
+    lines = [f"{execution.mode} '{execution.plan_name}' {str(execution.pk)[:8]}  {execution.status}  "
+             f"{elapsed_vs_rto(execution)}", *wave_lines(execution)]
+    cleanup = cleanup_progress(execution)
+    return [*lines, f"  {cleanup}"] if cleanup else lines
+
+
+def wave_lines(execution):
+    counts = wave_counts(execution)
+    waves = list(execution.wave_runs.all())
+    width = max([len(w.name) for w in waves] + [4])
+    lines = []
+    for wave in waves:
+        launched, failed, total = counts.get(wave.pk, (0, 0, 0))
+        line = f"  {wave.index}  {wave.name:<{width}}  {wave.status:<16}  {launched}/{total} launched"
+        if failed:
+            line += f", {failed} failed"
+        lines.append(line)
+    return lines
+
+
+def approval_hint(execution, wave):
+    return (f"Wave {wave.index} '{wave.name}' waits for approval. Approve it (from another shell, the web UI "
+            f"or the API) with:\n  manage.py execution approve {execution.pk}")
+
+
+class ProgressRenderer:
+    """Shows an execution while it is followed.
+
+    On a terminal, a compact block (header, one line per wave) is redrawn in place with ANSI
+    sequences (cursor up, clear line); lines are cut to the terminal's width so that the
+    cursor arithmetic holds. Messages (approval hints, clean-up) are printed above the block,
+    which is then drawn again below them. Elsewhere (a pipe, a log file, a test) a line is
+    printed only when something changed: the execution's status, a wave's status or its
+    launched/failed counts, the clean-up's progress."""
+
+    CLEAR_LINE = "\x1b[2K"
+    CLEAR_BELOW = "\x1b[J"
+
+    def __init__(self, stream, *, tty):
+        self.stream = stream
+        self.tty = tty
+        self.block = []  # the lines of the block last drawn (terminal only)
+        self.drawn = 0  # how many of them are on screen now
+        self.seen_execution = None
+        self.seen_cleanup = ""
+        self.seen_waves = {}
+        self.hinted = set()
+
+    def update(self, execution):
+        for wave in execution.wave_runs.all():
+            if wave.status == WaveStatus.WAITING_APPROVAL and wave.pk not in self.hinted:
+                self.hinted.add(wave.pk)
+                self.message(approval_hint(execution, wave))
+        if self.tty:
+            self.block = progress_block(execution)
+            self._redraw()
+        else:
+            self._changed_lines(execution)
+
+    def message(self, text):
+        if not self.tty:
+            write(self.stream, text + "\n")
+            return
+        write(self.stream, self._up(self.drawn) + self.CLEAR_BELOW + text + "\n")
+        self.drawn = 0
+        self._redraw()
+
+    def close(self):
+        """Leave the last block on screen; what follows goes below it."""
+        self.drawn = 0
+        self.block = []
+
+    @staticmethod
+    def _up(lines):
+        """Back to the start of the line `lines` lines up (nothing for 0)."""
+        return f"\r\x1b[{lines}A" if lines else ""
+
+    def _redraw(self):
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        text = self._up(self.drawn)
+        text += "".join(f"{self.CLEAR_LINE}{line[:width]}\n" for line in self.block) + self.CLEAR_BELOW
+        write(self.stream, text)
+        self.drawn = len(self.block)
+
+    def _changed_lines(self, execution):
+        stamp = f"[{duration(execution.elapsed_seconds())}]"
+        out = []
+        counts = wave_counts(execution)
+        for wave in execution.wave_runs.all():
+            launched, failed, total = counts.get(wave.pk, (0, 0, 0))
+            state = (wave.status, launched, failed)
+            if self.seen_waves.get(wave.pk) != state:
+                self.seen_waves[wave.pk] = state
+                line = f"{stamp} Wave {wave.index} '{wave.name}': {wave.status}, {launched}/{total} launched"
+                out.append(line + (f", {failed} failed" if failed else ""))
+        if execution.status != self.seen_execution:
+            self.seen_execution = execution.status
+            line = f"{stamp} Execution {execution.status}  ({elapsed_vs_rto(execution)})"
+            # The verdict comes last; a start or a change of course comes before the waves.
+            out.insert(len(out) if execution.is_terminal else 0, line)
+        cleanup = cleanup_progress(execution)
+        if cleanup != self.seen_cleanup:
+            self.seen_cleanup = cleanup
+            out.append(f"{stamp} Drill {cleanup}")
+        if out:
+            write(self.stream, "\n".join(out) + "\n")

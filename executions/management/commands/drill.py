@@ -1,0 +1,33 @@
+"""`manage.py drill PLAN [--wait] [--json] [--auto-approve] [--cleanup]`: start a DRILL."""
+
+import sys
+
+from django.core.management.base import BaseCommand
+
+from executions import cli
+from executions.choices import ExecutionMode
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a DRILL of a recovery plan (by name or id). With --wait, follow it to its end, "
+        "advancing it itself whether or not a worker runs, and show progress. Exit codes: 0 "
+        "SUCCEEDED (or started, without --wait), 1 ended otherwise, 2 bad input (unknown plan, "
+        "plan not ready, plan already running), 130 interrupted."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("plan", help="The plan's name (quote it) or numeric id.")
+        parser.add_argument("--wait", action="store_true", help="Follow (and drive) the drill to its end.")
+        parser.add_argument("--json", action="store_true",
+                            help="Print the execution JSON: at the end with --wait, else at once. Progress "
+                                 "goes to stderr.")
+        parser.add_argument("--auto-approve", action="store_true", help="Open approval gates automatically.")
+        parser.add_argument("--cleanup", action="store_true",
+                            help="With --wait: terminate the drill's recovery instances once it has ended.")
+
+    def handle(self, *args, **options):
+        plan = cli.resolve_plan(options["plan"])
+        code = cli.start_from_command(self, options, plan=plan, mode=ExecutionMode.DRILL)
+        if code:
+            sys.exit(code)

@@ -1,0 +1,132 @@
+"""`manage.py execution list|show|watch|approve|cancel|retry|cleanup`: executions from the shell."""
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from executions import cli
+from executions.exceptions import ExecutionError
+from executions.presenters import execution_as_json, executions_for_json
+from executions.services import execution_approve, execution_cancel, execution_cleanup, execution_retry
+
+ACTIONS = {
+    "approve": (execution_approve, "Approved the waiting wave"),
+    "cancel": (execution_cancel, "Cancelling: nothing new is launched; jobs already in DRS run to their end"),
+    "retry": (execution_retry, "Retrying the failed servers"),
+    "cleanup": (execution_cleanup, "Cleaning up the drill's recovery instances"),
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "List, show, follow and act on executions (the operations of the web UI and the API). IDs "
+        "are full UUIDs or a unique prefix of at least 8 characters. Exit codes: 0 done (watch: "
+        "SUCCEEDED), 1 watch: ended otherwise, 2 unknown id or refused action, 130 interrupted."
+    )
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=CommandParser)
+
+        listing = commands.add_parser("list", help="Recent executions, newest first.")
+        listing.add_argument("--json", action="store_true", help="Print a JSON array of execution objects.")
+        listing.add_argument("--limit", type=int, default=20, help="How many (default 20).")
+
+        show = commands.add_parser("show", help="One execution with its waves and servers.")
+        show.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
+        show.add_argument("--json", action="store_true", help="Print the execution JSON.")
+
+        watch = commands.add_parser("watch", help="Follow (and drive) an execution to its end, like drill --wait.")
+        watch.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
+        watch.add_argument("--json", action="store_true", help="Print the execution JSON at the end.")
+
+        approve = commands.add_parser("approve", help="Open the approval gate of the waiting wave.")
+        approve.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
+        approve.add_argument("--wave", type=int, default=None, metavar="INDEX",
+                             help="Approve only this wave (by index) when several wait.")
+        for name, text in [("cancel", "Stop launching anything new; the execution ends CANCELLED."),
+                           ("retry", "Relaunch the failed servers of a FAILED, PARTIAL or TIMED_OUT execution."),
+                           ("cleanup", "Terminate the recovery instances a drill launched.")]:
+            commands.add_parser(name, help=text).add_argument(
+                "id", help="Execution id or a unique prefix (8+ characters).")
+
+    def handle(self, *args, **options):
+        subcommand = options["subcommand"]
+        if subcommand in ACTIONS:
+            code = self._act(subcommand, options)
+        else:
+            code = getattr(self, f"_{subcommand}")(options)
+        if code:
+            sys.exit(code)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _list(self, options):
+        if options["limit"] < 1:
+            raise cli.bad_input("--limit must be at least 1.")
+        executions = list(executions_for_json().order_by("-created_at")[:options["limit"]])
+        if options["json"]:
+            cli.print_json(self.stdout, [execution_as_json(e) for e in executions])
+            return 0
+        if not executions:
+            self.stdout.write("No executions yet. Start one with: manage.py drill PLAN --wait")
+            return 0
+        rows = [("ID", "PLAN", "MODE", "STATUS", "STARTED", "ELAPSED / RTO")]
+        for e in executions:
+            started = timezone.localtime(e.started_at).strftime("%Y-%m-%d %H:%M") if e.started_at else "-"
+            rows.append((str(e.pk)[:8], e.plan_name, e.mode, e.status, started, cli.elapsed_vs_rto(e)))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+            self.stdout.write("  ".join([*cells, row[-1]]))
+        return 0
+
+    def _show(self, options):
+        execution = cli.load_for_display(cli.resolve_execution(options["id"]).pk)
+        if options["json"]:
+            cli.print_json(self.stdout, execution_as_json(execution))
+            return 0
+        lines = [cli.execution_header(execution)]
+        started = timezone.localtime(execution.started_at).isoformat(" ", "seconds") if execution.started_at else "-"
+        lines.append(f"  requested by {execution.requested_by_username or '-'}, started {started}"
+                     + (", cleaned up" if execution.cleaned_up_at else ""))
+        launches = {}
+        for launch in execution.server_launches.all():
+            launches.setdefault(launch.wave_run_id, []).append(launch)
+        waves = list(execution.wave_runs.all())
+        for wave, line in zip(waves, cli.wave_lines(execution), strict=True):
+            lines.append(line)
+            for launch in launches.get(wave.pk, []):
+                detail = " ".join(filter(None, [
+                    launch.get_phase_display() if launch.phase else "",
+                    launch.recovery_instance_id,
+                    "" if launch.critical else "(optional)",
+                ]))
+                lines.append(f"       {launch.hostname or launch.source_server_id:<20} {launch.status:<12} {detail}")
+                if launch.error:
+                    lines.append(f"         error: {launch.error}")
+        self.stdout.write("\n".join(lines))
+        return 0
+
+    def _watch(self, options):
+        execution = cli.resolve_execution(options["id"])
+        return cli.follow_from_command(self, execution, as_json=options["json"],
+                                       until_cleaned=cli.cleanup_open(execution.pk))
+
+    # --- acting ----------------------------------------------------------------------------
+
+    def _act(self, subcommand, options):
+        execution = cli.resolve_execution(options["id"])
+        service, done = ACTIONS[subcommand]
+        kwargs = {"wave_index": options["wave"]} if subcommand == "approve" and options["wave"] is not None else {}
+        try:
+            execution = service(execution=execution, user=None, **kwargs)
+        except ExecutionError as exc:
+            raise cli.bad_input(exc.message)
+        execution.refresh_from_db()
+        self.stdout.write(
+            f"{done}: execution {execution.pk} is {execution.status}.\n"
+            f"A worker advances it; follow it (and drive it without a worker) with:\n"
+            f"  manage.py execution watch {execution.pk}"
+        )
+        return 0
