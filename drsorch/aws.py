@@ -31,6 +31,9 @@ ASSUMED_ROLE_SECONDS = 3600
 
 _sessions = {}
 _sessions_lock = threading.Lock()
+# Building a boto3 client loads and parses the service model (~0.3 s); clients are
+# thread-safe once made, so each (target settings, service) gets one for the process.
+_clients = {}
 
 
 def client_for(target, service_name):
@@ -47,11 +50,19 @@ def client_for(target, service_name):
     attempt per call (`retries={"total_max_attempts": 1}`), so every ThrottlingException
     reaches the caller. Only "drs" and "ec2" are simulated; other services raise ValueError.
     """
+    key = (target.pk, target.kind, target.account_id, target.region, target.role_arn, target.external_id,
+           service_name)
+    client = _clients.get(key)
+    if client is not None:
+        return client
     if target.kind == "sandbox":
-        return _sandbox_client(target, service_name)
-    with _sessions_lock:
-        # boto3 sessions are not thread-safe; clients are, once made.
-        return _aws_session(target).client(service_name, region_name=target.region, config=AWS_CONFIG)
+        client = _sandbox_client(target, service_name)
+    else:
+        with _sessions_lock:
+            # boto3 sessions are not thread-safe; clients are, once made.
+            client = _aws_session(target).client(service_name, region_name=target.region, config=AWS_CONFIG)
+    _clients[key] = client
+    return client
 
 
 def _sandbox_client(target, service_name):
@@ -111,3 +122,4 @@ def clear_session_cache():
     """Forget cached assumed-role sessions (a target's role changed, or between tests)."""
     with _sessions_lock:
         _sessions.clear()
+        _clients.clear()

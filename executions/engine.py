@@ -466,14 +466,15 @@ class TickState:
             launch = launches.get(server_id)
             targets = [launch] if launch else (list(launches.values()) if not server_id else [])
             for each in targets:
-                if each.status in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED):
-                    continue
-                if name in PHASE_OF_LOG_EVENT and each.phase != PHASE_OF_LOG_EVENT[name]:
-                    each.phase = PHASE_OF_LOG_EVENT[name]
-                    self.touch("launch", each)
-                elif name in FAILURE_LOG_EVENTS:
+                if name in FAILURE_LOG_EVENTS and each.status != LaunchStatus.LAUNCHED:
+                    # The log holds the reason DRS gives nowhere else; it may arrive after the
+                    # job already reported the server FAILED.
                     raw = (item.get("eventData") or {}).get("rawError") or name
                     each.error = f"{name}: {raw}"
+                    self.touch("launch", each)
+                elif (name in PHASE_OF_LOG_EVENT and each.phase != PHASE_OF_LOG_EVENT[name]
+                      and each.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)):
+                    each.phase = PHASE_OF_LOG_EVENT[name]
                     self.touch("launch", each)
             if position >= job.log_items_seen:
                 who = (launch.hostname or server_id) if launch else server_id

@@ -20,3 +20,16 @@ PLANNER = VIEWER + [
 ]
 
 ROLES = {"Viewer": VIEWER, "Operator": OPERATOR, "Commander": COMMANDER, "Planner": PLANNER}
+
+
+def roles_sync():
+    """Create or update the role groups with their permissions (the migration's work, for
+    databases that were flushed, e.g. by transactional tests)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, grants in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set([
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in grants
+        ])

@@ -13,6 +13,10 @@ def make_user(db):
             return User.objects.create_superuser(username=username, password="pw", email=f"{username}@example.com")
         user = User.objects.create_user(username=username, password="pw")
         if role:
+            if not Group.objects.filter(name=role).exists():  # flushed by a transactional test
+                from executions.roles import roles_sync
+
+                roles_sync()
             user.groups.add(Group.objects.get(name=role))
         return user
 
