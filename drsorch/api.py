@@ -2,8 +2,9 @@
 
 Every error a script can act on has one of two shapes:
 
-- 400 with the fields at fault: ``{"<field>": ["message", ...], "non_field_errors": [...]}``
-  (nested for nested fields, e.g. ``{"waves": [{}, {"protection_groups": ["..."]}]}``);
+- 400 with the fields at fault: ``{"<field>": ["message", ...], "non_field_errors": [...]}``,
+  nested for nested fields with items keyed by position, as DRF reports nested lists:
+  ``{"waves": {"1": {"protection_groups": ["..."]}, "non_field_errors": ["..."]}}``;
 - any other status: ``{"detail": "message", "code": "machine_readable_code"}``, plus, for a
   plan that already runs, ``"execution": "<uuid>"`` of the running execution.
 """
@@ -32,7 +33,7 @@ class Conflict(exceptions.APIException):
 
 
 # Fields holding a list of nested objects: a message about the whole list is reported as
-# {"<field>": {"non_field_errors": [...]}}, so a client always finds objects under them.
+# {"<field>": {"non_field_errors": [...]}}, so a client always finds an object under them.
 NESTED_LIST_FIELDS = frozenset({"waves"})
 
 
@@ -40,44 +41,29 @@ def field_errors(exc):
     """A Django ValidationError (from a model or a service) as DRF field errors.
 
     Services name nested fields with dotted keys ("waves.1.protection_groups"); these become
-    nested objects with a list for each list of items, as DRF's nested serializers report
-    them: ``{"waves": [{}, {"protection_groups": ["..."]}]}``. "__all__" becomes
-    "non_field_errors". A message about a whole nested list ("waves": a cycle) becomes
-    ``{"waves": {"non_field_errors": [...]}}``, or, when some of its items have errors too,
-    goes to the top-level "non_field_errors" prefixed with the field name.
+    nested objects keyed by position, the shape DRF itself gives errors of nested lists:
+    ``{"waves": {"1": {"protection_groups": ["..."]}}}``. A message about a whole nested list
+    (a dependency cycle, no wave at all) is that object's "non_field_errors". "__all__"
+    becomes the top-level "non_field_errors".
     """
     if not hasattr(exc, "error_dict"):
         return {NON_FIELD_ERRORS: list(exc.messages)}
-    tree, plain = {}, {}
-    for key, messages in exc.message_dict.items():
-        if "." in key:
-            node = tree
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
+    errors = {}
+    for key, messages in sorted(exc.message_dict.items()):
+        if key == "__all__":
+            errors.setdefault(NON_FIELD_ERRORS, []).extend(messages)
+            continue
+        *parents, leaf = key.split(".")
+        node = errors
+        for part in parents:
+            if isinstance(node.get(part), list):
+                node[part] = {NON_FIELD_ERRORS: node[part]}
+            node = node.setdefault(part, {})
+        if leaf in NESTED_LIST_FIELDS or isinstance(node.get(leaf), dict):
+            node.setdefault(leaf, {}).setdefault(NON_FIELD_ERRORS, []).extend(messages)
+        else:
             node.setdefault(leaf, []).extend(messages)
-        else:
-            plain[NON_FIELD_ERRORS if key == "__all__" else key] = list(messages)
-    errors = _lists_for_positions(tree)
-    for key, messages in plain.items():
-        if key in errors:
-            errors.setdefault(NON_FIELD_ERRORS, []).extend(f"{key}: {message}" for message in messages)
-        elif key in NESTED_LIST_FIELDS:
-            errors[key] = {NON_FIELD_ERRORS: messages}
-        else:
-            errors.setdefault(key, []).extend(messages)
     return errors
-
-
-def _lists_for_positions(node):
-    """Turn {"0": {...}, "2": {...}} levels into [{...}, {}, {...}] and keep the rest."""
-    if not isinstance(node, dict):
-        return node
-    converted = {key: _lists_for_positions(value) for key, value in node.items()}
-    if converted and all(key.isdigit() for key in converted):
-        size = max(int(key) for key in converted) + 1
-        return [converted.get(str(position), {}) for position in range(size)]
-    return converted
 
 
 def exception_handler(exc, context):
