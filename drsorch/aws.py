@@ -113,6 +113,9 @@ def _assumed_role_session(target):
         }
 
     core = botocore.session.get_session()
+    # botocore has no public setter for a session's credentials object; assigning it is how
+    # boto3 users plug in refreshable credentials (botocore's own AssumeRole provider does
+    # the same through its credential resolver).
     core._credentials = DeferredRefreshableCredentials(refresh_using=fetch, method="sts-assume-role")
     core.set_config_variable("region", region)
     return boto3.session.Session(botocore_session=core)
