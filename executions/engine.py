@@ -172,6 +172,10 @@ def parse_drs_time(value):
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _values(obj, fields):
+    return {name: getattr(obj, f"{name}_id" if name == "job" else name) for name in fields}
+
+
 class TickState:
     """The rows of the claimed executions, loaded once, changed in memory, saved in bulk."""
 
@@ -194,6 +198,11 @@ class TickState:
         target_ids |= {job.target_id for job in self.jobs.values()}
         self.targets = Target.objects.in_bulk(target_ids)
         self.budget = self._load_budget()
+        self.original = {}
+        self._remember([launch for group in self.launches.values() for launch in group], LAUNCH_FIELDS)
+        self._remember([w for group in self.waves.values() for w in group], WAVE_FIELDS)
+        self._remember(self.jobs.values(), JOB_FIELDS)
+        self._remember(self.executions.values(), EXECUTION_FIELDS)
         self.dirty = {"launch": {}, "wave": {}, "job": {}, "execution": {}}
         self.events = []
         self.new_intents = set()
@@ -269,14 +278,35 @@ class TickState:
         self.save()
 
     def save(self):
+        executions = {pk: e for pk, e in self.dirty["execution"].items() if pk not in self.lost}
         with transaction.atomic():
-            ServerLaunch.objects.bulk_update(self.dirty["launch"].values(), LAUNCH_FIELDS)
-            WaveRun.objects.bulk_update(self.dirty["wave"].values(), WAVE_FIELDS)
-            DrsJob.objects.bulk_update(self.dirty["job"].values(), JOB_FIELDS)
-            Execution.objects.bulk_update(
-                [e for e in self.dirty["execution"].values() if e.pk not in self.lost], EXECUTION_FIELDS
-            )
+            for model, objects, fields in (
+                (ServerLaunch, self.dirty["launch"], LAUNCH_FIELDS),
+                (WaveRun, self.dirty["wave"], WAVE_FIELDS),
+                (DrsJob, self.dirty["job"], JOB_FIELDS),
+                (Execution, executions, EXECUTION_FIELDS),
+            ):
+                changed, names = self._changes(objects.values(), fields)
+                if changed:
+                    model.objects.bulk_update(changed, names)
             ExecutionEvent.objects.bulk_create(self.events, ignore_conflicts=True)
+
+    def _remember(self, objects, fields):
+        for obj in objects:
+            self.original[(type(obj), obj.pk)] = _values(obj, fields)
+
+    def _changes(self, objects, fields):
+        """The objects that really changed and the union of their changed fields: Django's
+        bulk_update builds a CASE per object and field, the costliest part of a tick."""
+        changed, names = [], set()
+        for obj in objects:
+            before = self.original.get((type(obj), obj.pk))
+            now = _values(obj, fields)
+            diff = set(fields) if before is None else {f for f in fields if before[f] != now[f]}
+            if diff:
+                changed.append(obj)
+                names |= diff
+        return changed, [f for f in fields if f in names]
 
     # --- polling DRS ----------------------------------------------------------------------
 
@@ -708,6 +738,8 @@ class TickState:
             launch.attempts += 1
             launch.error = ""
             self.launches_by_job[job.pk][launch.source_server_id] = launch
+        # The UPDATE above wrote these rows: later changes are diffed from what it wrote.
+        self._remember(batch, LAUNCH_FIELDS)
         return job
 
     def _launch_refused(self, job, target, exc):

@@ -1,0 +1,179 @@
+"""Benchmark of the execution engine against the sandbox, in real time.
+
+Runs P concurrent drills of its own plans (W waves of S servers each, spread over T sandbox
+targets) with one poller ticking every --poll seconds, and prints one JSON object:
+
+- wave_transition_overhead_s (p50, p95, max): the next wave's StartRecovery (the simulated
+  DRS's job creation time) minus the moment the previous wave's last server reached LAUNCHED
+  (the simulated instance's launch time);
+- poll_tick_ms (p50, p95): wall time of one engine tick over every active execution;
+- db_queries_per_tick (max) and drs_calls_per_tick (max).
+
+It builds its own database in a temporary folder and leaves nothing behind.
+
+    .venv/bin/python bench/engine.py --executions 50 --waves 3 --servers-per-wave 20 --targets 5 --json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--executions", type=int, default=10)
+    parser.add_argument("--waves", type=int, default=3)
+    parser.add_argument("--servers-per-wave", type=int, default=5)
+    parser.add_argument("--targets", type=int, default=1)
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between ticks (DRSORCH_POLL_SECONDS)")
+    parser.add_argument("--launch-seconds", type=float, default=3.0, help="simulated launch duration")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    return parser.parse_args()
+
+
+def setup_django(folder):
+    os.environ.update({
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
+        "DJANGO_SETTINGS_MODULE": "drsorch.settings",
+        "LOG_LEVEL": "WARNING",
+    })
+    os.environ.pop("DRSORCH_SANDBOX_DATABASE_URL", None)
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    call_command("migrate", database="sandbox", verbosity=0)
+
+
+def build_plans(args):
+    from drsorch.sandbox.services import sandbox_configure, sandbox_servers_create
+    from plans.models import Target
+    from plans.services import WaveSpec, plan_save, protection_group_save, source_servers_sync
+
+    sandbox_configure(launch_seconds=args.launch_seconds)
+    targets = [Target.objects.create(name=f"bench-{n}", kind="sandbox", account_id=f"{900000000000 + n}",
+                                     region="us-east-1") for n in range(args.targets)]
+    layout = {}
+    for p in range(args.executions):
+        target = targets[p % args.targets]
+        for w in range(args.waves):
+            layout[(p, w)] = (target, [f"e{p:03d}-w{w}-s{s:03d}" for s in range(args.servers_per_wave)])
+    for target in targets:
+        specs = [{"hostname": h} for (tgt, hosts) in layout.values() if tgt == target for h in hosts]
+        sandbox_servers_create(account_id=target.account_id, region=target.region, specs=specs, snapshots=1)
+        source_servers_sync(target=target)
+    plans = []
+    from plans.models import SourceServer
+
+    for p in range(args.executions):
+        specs = []
+        for w in range(args.waves):
+            target, hosts = layout[(p, w)]
+            servers = list(SourceServer.objects.filter(target=target, hostname__in=hosts))
+            group = protection_group_save(name=f"bench {p} wave {w}", target=target, servers=servers)
+            specs.append(WaveSpec(name=f"Wave {w}", protection_groups=[group]))
+        plans.append(plan_save(name=f"Bench plan {p}", waves=specs))
+    return plans
+
+
+def percentile(values, share):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run(args):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from executions import engine
+    from executions.services import execution_start
+
+    plans = build_plans(args)
+    executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
+    ids = [e.pk for e in executions]
+    tick_ms, queries, calls = [], [], []
+    deadline = time.monotonic() + 60 + args.waves * args.launch_seconds * 4 + args.executions
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        with CaptureQueriesContext(connection) as captured:
+            result = engine.tick(execution_ids=ids, owner="bench")
+        tick_ms.append((time.perf_counter() - started) * 1000)
+        queries.append(len(captured))
+        calls.append(result.drs_calls)
+        if not result.remaining:
+            break
+        time.sleep(max(0.0, args.poll - (time.perf_counter() - started)))
+    return executions, tick_ms, queries, calls
+
+
+def transition_overheads(executions):
+    """Seconds from the previous wave's last LAUNCHED to the next wave's StartRecovery."""
+    from drsorch.sandbox.models import SandboxJob, SandboxRecoveryInstance
+    from executions.drs import TAG_EXECUTION, TAG_WAVE
+
+    created = {}
+    for job in SandboxJob.objects.filter(type="LAUNCH"):
+        key = (job.tags.get(TAG_EXECUTION), job.tags.get(TAG_WAVE))
+        created[key] = min(created.get(key, job.created_at), job.created_at)
+    launched = {}
+    for instance in SandboxRecoveryInstance.objects.select_related("job"):
+        key = (instance.job.tags.get(TAG_EXECUTION), instance.job.tags.get(TAG_WAVE))
+        launched[key] = max(launched.get(key, instance.launched_at), instance.launched_at)
+    overheads = []
+    for execution in executions:
+        for wave in execution.wave_runs.order_by("index")[1:]:
+            previous = (str(execution.pk), str(wave.index - 1))
+            current = (str(execution.pk), str(wave.index))
+            if previous in launched and current in created:
+                overheads.append((created[current] - launched[previous]).total_seconds())
+    return overheads
+
+
+def main():
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="drsorch-bench-") as folder:
+        setup_django(folder)
+        executions, tick_ms, queries, calls = run(args)
+        for execution in executions:
+            execution.refresh_from_db()
+        overheads = transition_overheads(executions)
+        statuses = {}
+        for execution in executions:
+            statuses[execution.status] = statuses.get(execution.status, 0) + 1
+        result = {
+            "config": {"executions": args.executions, "waves": args.waves,
+                       "servers_per_wave": args.servers_per_wave, "targets": args.targets, "poll_s": args.poll,
+                       "launch_seconds": args.launch_seconds},
+            "statuses": statuses,
+            "ticks": len(tick_ms),
+            "wave_transition_overhead_s": {
+                "p50": round(statistics.median(overheads), 3) if overheads else None,
+                "p95": round(percentile(overheads, 0.95), 3) if overheads else None,
+                "max": round(max(overheads), 3) if overheads else None,
+                "samples": len(overheads),
+            },
+            "poll_tick_ms": {"p50": round(statistics.median(tick_ms), 1), "p95": round(percentile(tick_ms, 0.95), 1)},
+            "db_queries_per_tick": {"max": max(queries)},
+            "drs_calls_per_tick": {"max": max(calls)},
+        }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
