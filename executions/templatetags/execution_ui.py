@@ -12,6 +12,18 @@ register = template.Library()
 LABEL_W, CHART_W, ROW_H, HEAD_H, AXIS_H = 150, 760, 14, 22, 24
 
 
+def _tick_label(seconds):
+    """Compact axis labels: 45s, 2m, 2m30, 1h05."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m{rest:02d}" if rest else f"{minutes}m"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}"
+
+
 def _ticks(span_seconds):
     """A round tick step giving 4 to 10 ticks over the span."""
     for step in (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400):
@@ -45,12 +57,12 @@ def launch_timeline(execution, waves, now):
     while tick <= span:
         x = round(LABEL_W + tick * scale, 1)
         parts.append(f'<line class="grid" x1="{x}" y1="{AXIS_H - 4}" x2="{x}" y2="{height}"/>'
-                     f'<text class="axis" x="{x + 3}" y="14">{duration(tick)}</text>')
+                     f'<text class="axis" x="{x + 3}" y="14">{_tick_label(tick)}</text>')
         tick += step
     y = AXIS_H
     for wave in waves:
-        parts.append(f'<text class="wavehead" x="4" y="{y + 15}">{wave.index + 1}. {escape(wave.name)} · '
-                     f'{escape(wave.get_status_display())}</text>')
+        parts.append(f'<text class="wavehead" x="4" y="{y + 15}">{wave.index + 1}. {escape(wave.name[:18])}'
+                     f'<title>{escape(wave.name)}: {escape(wave.get_status_display())}</title></text>')
         if wave.started_at:
             left = round(LABEL_W + (wave.started_at - origin).total_seconds() * scale, 1)
             band = round(max(2.0, ((wave.finished_at or now) - wave.started_at).total_seconds() * scale), 1)
@@ -97,6 +109,6 @@ def execution_wave_diagram(waves):
     return wave_diagram_svg([
         {"index": wave.index, "name": wave.name, "depends_on": list(wave.depends_on),
          "approval_required": wave.approval_required, "wait_after_minutes": wave.wait_after_minutes,
-         "status": wave.status, "detail": f"{wave.get_status_display()} · {wave.total} servers"}
+         "status": wave.status, "detail": f"{wave.get_status_display()}"}
         for wave in waves
     ])

@@ -1,0 +1,179 @@
+"""The DR team's path in a real browser (headless Chromium) against a live server.
+
+Seed the sandbox, log in, build a protection group and a two-wave plan with an approval
+gate, start a drill, approve the gate, watch it reach SUCCEEDED without reloading, clean it
+up. A background thread drives the engine meanwhile, as the django-q2 worker would.
+Screenshots go to $ARTIFACTS (default artifacts/).
+"""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls made from the
+# test itself are still synchronous.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(os.environ.get("ARTIFACTS", "artifacts"))
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])]
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make test-e2e installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def engine_driver():
+    """Tick the engine every 0.5 s in a background thread until stopped."""
+    from django.db import connections
+
+    from executions import engine
+
+    stop = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            while not stop.is_set():
+                engine.tick()
+                stop.wait(0.5)
+        except Exception as exc:  # surfaced by the test below, not lost in the thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="engine-driver", daemon=True)
+    thread.start()
+    yield errors
+    stop.set()
+    thread.join(timeout=10)
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_drill_from_plan_to_clean_up(page, live_server, engine_driver):
+    from django.db import connections
+
+    try:
+        drill_from_plan_to_clean_up(page, engine_driver)
+    finally:
+        # Playwright's sync API switches greenlets, and Django keeps connections per context:
+        # close the ones this test opened here, or PostgreSQL refuses to drop the test database.
+        connections.close_all()
+
+
+def drill_from_plan_to_clean_up(page, engine_driver):
+    from django.contrib.auth.models import Group, User
+
+    from drsorch.sandbox.services import sandbox_configure, sandbox_seed
+
+    sandbox_configure(launch_seconds=2)
+    sandbox_seed(servers=6)
+    operator = User.objects.create_user("dr-lead", password="pw-e2e-123")
+    operator.groups.add(Group.objects.get(name="Operator"), Group.objects.get(name="Planner"))
+
+    # Log in.
+    page.goto("/")
+    page.fill("#id_username", "dr-lead")
+    page.fill("#id_password", "pw-e2e-123")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    shot(page, "01-dashboard")
+
+    # A protection group of the two database servers, picked with the htmx search.
+    page.click("nav >> text=Groups")
+    page.click("text=New group")
+    page.fill("#id_name", "E2E databases")
+    page.select_option("select[name=target]", label="Sandbox")
+    page.wait_for_selector("#server-picker input[name=servers]")
+    page.fill("#picker-q", "db")
+    page.wait_for_function("!document.querySelector('#server-picker').textContent.includes('web-01')")
+    for box in page.query_selector_all("#server-picker input[name=servers]:not([disabled])"):
+        box.check()
+    page.fill("#id_tag_selector", "Tier=db")
+    page.wait_for_selector("#tag-preview >> text=2 servers match")
+    shot(page, "02-group-form")
+    page.click("text=Save group")
+    page.wait_for_selector("h1:has-text('E2E databases')")
+
+    # A two-wave plan: the databases, then the web servers behind an approval gate.
+    page.click("nav >> text=Plans")
+    page.click("text=New plan")
+    page.fill("#id_name", "E2E two waves")
+    page.fill("#id_rto_target_minutes", "30")
+    page.fill("#id_waves-0-name", "Databases")
+    page.check("#wave-0 label:has-text('E2E databases') input")
+    page.click("text=Add a wave")
+    page.wait_for_selector("#id_waves-1-name")
+    page.fill("#id_waves-1-name", "Web")
+    page.check("#wave-1 label:has-text('Demo web servers') input")
+    assert page.is_checked("#wave-1 label:has-text('#1 Databases') input")
+    page.check("#id_waves-1-approval_required")
+    shot(page, "03-plan-form")
+    page.click("text=Save plan")
+    page.wait_for_selector("h1:has-text('E2E two waves')")
+    page.wait_for_selector("svg.diagram >> text=gate")
+    shot(page, "04-plan-detail")
+
+    # Start the drill and approve the gate when the live page offers it.
+    page.click("text=Start drill")
+    page.wait_for_selector("#execution-status")
+    page.wait_for_selector("text=Approve wave 2: Web", timeout=60_000)
+    shot(page, "05-waiting-for-approval")
+    page.click("text=Approve wave 2: Web")
+    page.wait_for_selector("text=Approved.")
+
+    # The status changes to Succeeded through htmx polling: the page is never reloaded.
+    page.evaluate("window.__not_reloaded = true")
+    page.wait_for_selector("#execution-status:has-text('Succeeded')", timeout=90_000)
+    assert page.evaluate("window.__not_reloaded === true")
+    assert not engine_driver, engine_driver
+    shot(page, "06-execution-succeeded")
+
+    # Clean up the drill's recovery instances and wait for the engine to finish it.
+    page.click("text=Clean up drill instances")
+    page.wait_for_selector("text=Clean-up started.")
+    from executions.models import Execution
+
+    execution = Execution.objects.get(plan__name="E2E two waves")
+    for _ in range(120):
+        execution.refresh_from_db()
+        if execution.cleaned_up_at:
+            break
+        page.wait_for_timeout(500)
+    assert execution.cleaned_up_at, "the clean-up never finished"
+    page.reload()
+    page.wait_for_selector("text=Drill instances cleaned up")
+    shot(page, "07-cleaned-up")
+
+    page.goto(f"/executions/{execution.pk}/report/")
+    page.wait_for_selector("text=Evidence report")
+    assert "met" in page.text_content("dl.facts")
+    shot(page, "08-report")
+    assert not engine_driver, engine_driver
