@@ -95,7 +95,7 @@ def percentile(values, share):
 
 
 def run(args):
-    from django.db import connection
+    from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
     from executions import engine
@@ -107,6 +107,7 @@ def run(args):
     tick_ms, queries, calls = [], [], []
     deadline = time.monotonic() + 60 + args.waves * args.launch_seconds * 4 + args.executions
     while time.monotonic() < deadline:
+        reset_queries()  # DEBUG keeps at most 9000 queries; count each tick from zero
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as captured:
             result = engine.tick(execution_ids=ids, owner="bench")
