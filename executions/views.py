@@ -115,6 +115,12 @@ class ExecutionListView(RoleRequiredMixin, View):
 
 # --- Detail ------------------------------------------------------------------------------------
 
+def was_launched(launch):
+    """Launched, including drill instances terminated since by a clean-up."""
+    return launch.status == LaunchStatus.LAUNCHED or (
+        launch.status == LaunchStatus.TERMINATED and launch.launched_at is not None)
+
+
 def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
     """Everything the detail page and its live partial show, in a fixed number of queries
     whatever the number of servers: the execution, its waves, its launches (with their DRS
@@ -135,12 +141,11 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
     for wave in waves:
         wave.launches = by_wave.get(wave.pk, [])
         wave.total = len(wave.launches)
-        wave.launched = sum(1 for item in wave.launches if item.status == LaunchStatus.LAUNCHED)
+        wave.launched = sum(1 for item in wave.launches if was_launched(item))
         wave.failed = sum(1 for item in wave.launches if item.status == LaunchStatus.FAILED)
-        wave.terminated = sum(1 for item in wave.launches if item.status == LaunchStatus.TERMINATED)
         done = sum(1 for item in wave.launches if item.status in LAUNCH_TERMINAL)
         wave.percent = round(100 * done / wave.total) if wave.total else (100 if wave.is_terminal else 0)
-        wave.ok_percent = round(100 * (wave.launched + wave.terminated) / wave.total) if wave.total else 0
+        wave.ok_percent = round(100 * wave.launched / wave.total) if wave.total else 0
         wave.failed_percent = round(100 * wave.failed / wave.total) if wave.total else 0
         wave.duration = (
             ((wave.finished_at or now) - wave.started_at).total_seconds() if wave.started_at else None
@@ -172,7 +177,7 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
             actions[k] for k in ("cancel", "retry", "cleanup")),
         "launch_counts": {
             "total": len(launches),
-            "launched": sum(1 for item in launches if item.status == LaunchStatus.LAUNCHED),
+            "launched": sum(1 for item in launches if was_launched(item)),
             "failed": sum(1 for item in launches if item.status == LaunchStatus.FAILED),
         },
     }

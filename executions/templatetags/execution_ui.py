@@ -109,6 +109,6 @@ def execution_wave_diagram(waves):
     return wave_diagram_svg([
         {"index": wave.index, "name": wave.name, "depends_on": list(wave.depends_on),
          "approval_required": wave.approval_required, "wait_after_minutes": wave.wait_after_minutes,
-         "status": wave.status, "detail": f"{wave.get_status_display()}"}
+         "status": wave.status, "detail": str(wave.get_status_display())}
         for wave in waves
     ])
