@@ -22,6 +22,7 @@ AWS_CONFIG = Config(
     connect_timeout=5,
     read_timeout=30,
 )
+SINGLE_ATTEMPT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 # One attempt only: the engine must see every ThrottlingException the sandbox answers, to
 # prove that it handles throttling itself; botocore's retries would hide them.
 SANDBOX_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
@@ -36,7 +37,7 @@ _sessions_lock = threading.Lock()
 _clients = {}
 
 
-def client_for(target, service_name):
+def client_for(target, service_name, *, single_attempt=False):
     """A boto3 client of `service_name` for `target` (a plans.Target).
 
     `aws` targets: boto3's normal credential chain, or, when the target has a role ARN, the
@@ -49,9 +50,12 @@ def client_for(target, service_name):
     network: a `before-send` handler answers them from the simulated DRS. It makes a single
     attempt per call (`retries={"total_max_attempts": 1}`), so every ThrottlingException
     reaches the caller. Only "drs" and "ec2" are simulated; other services raise ValueError.
+
+    `single_attempt` turns botocore's retries off for calls that must never be repeated
+    blindly (StartRecovery has no client token: a retry after a lost answer launches twice).
     """
     key = (target.pk, target.kind, target.account_id, target.region, target.role_arn, target.external_id,
-           service_name)
+           service_name, single_attempt)
     client = _clients.get(key)
     if client is not None:
         return client
@@ -60,7 +64,8 @@ def client_for(target, service_name):
     else:
         with _sessions_lock:
             # boto3 sessions are not thread-safe; clients are, once made.
-            client = _aws_session(target).client(service_name, region_name=target.region, config=AWS_CONFIG)
+            config = SINGLE_ATTEMPT_CONFIG if single_attempt else AWS_CONFIG
+            client = _aws_session(target).client(service_name, region_name=target.region, config=config)
     _clients[key] = client
     return client
 

@@ -67,8 +67,8 @@ WAVE_TERMINAL = frozenset({
 })
 # A dependent wave may start once each wave it depends on ended in one of these.
 WAVE_SATISFIES_DEPENDENTS = frozenset({WaveStatus.SUCCEEDED, WaveStatus.PARTIAL})
-WAVE_RETRYABLE = frozenset({WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL, WaveStatus.SKIPPED,
-                            WaveStatus.CANCELLED})
+# Waves a retry re-opens: their failed servers go again, and skipped waves get their chance.
+WAVE_RETRYABLE = frozenset({WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL, WaveStatus.SKIPPED})
 
 WAVE_TRANSITIONS = {
     WaveStatus.PENDING: {WaveStatus.WAITING_APPROVAL, WaveStatus.LAUNCHING, WaveStatus.SKIPPED,

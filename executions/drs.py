@@ -74,7 +74,8 @@ def start_recovery(*, target, source_server_ids, is_drill, tags):
     """StartRecovery for up to 100 servers. DRS takes no client token: a retried call
     launches twice, which is why the caller records its intent and launch token first."""
     _count()
-    response = client_for(target, "drs").start_recovery(
+    # One attempt only: a retry by botocore after a lost answer would launch the servers again.
+    response = client_for(target, "drs", single_attempt=True).start_recovery(
         sourceServers=[{"sourceServerID": server_id} for server_id in source_server_ids],
         isDrill=is_drill,
         tags=tags,

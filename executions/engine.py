@@ -25,8 +25,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Count, F, Q, Sum
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from plans.models import Target
@@ -49,11 +50,12 @@ from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
 logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
-# An intent not found in DRS this long after it was recorded never reached DRS. It is longer
-# than the lease, and the lease outlives the StartRecovery call (connect + read timeouts).
+# An intent not found in DRS this long after it was recorded never reached DRS: StartRecovery
+# is made in a single attempt (no botocore retries) bounded by the connect and read timeouts
+# (35 s), so a call made under a renewed lease has ended before the lease can pass to another.
 INTENT_GRACE_SECONDS = LEASE_SECONDS
 LOG_REFRESH_SECONDS = 10
-LOG_READS_PER_TARGET_PER_TICK = 3
+LOG_READS_PER_TARGET_PER_TICK = 2
 MAX_SERVERS_PER_JOB = 100
 MAX_ACTIVE_JOBS_PER_TARGET = 20
 MAX_SERVERS_IN_ACTIVE_JOBS = 500
@@ -78,8 +80,12 @@ JOB_FIELDS = ["state", "drs_status", "job_id", "drs_created_at", "drs_ended_at",
 EXECUTION_FIELDS = ["status", "started_at", "finished_at", "cleaned_up_at"]
 
 
+# Host and pid repeat after a container restart; the token makes each process's identity new.
+_PROCESS_TOKEN = uuid.uuid4().hex[:8]
+
+
 def worker_identity():
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{_PROCESS_TOKEN}"
 
 
 @dataclass
@@ -172,6 +178,55 @@ def parse_drs_time(value):
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def update_rows(model, objects, fields):
+    """UPDATE `fields` of `objects` with one prepared statement run for every row.
+
+    Django's bulk_update builds a CASE expression per row and field, which costs more than
+    the rest of a tick at a few thousand servers; executemany reuses one statement and is
+    still a single round trip (one query in Django's log), whatever the number of rows."""
+    if not objects or not fields:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    pk = model._meta.pk
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+        quote(model._meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in columns), quote(pk.column)
+    )
+    rows = [
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns]
+        + [pk.get_db_prep_value(obj.pk, connection)]
+        for obj in objects
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def insert_rows_ignoring_duplicates(model, objects):
+    """INSERT `objects` with one prepared statement, skipping rows that break a unique
+    constraint (events already copied from a DRS job log). bulk_create would split the rows
+    into batches under SQLite's parameter limit: a number of queries growing with servers."""
+    if not objects:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    sql = "{} {} ({}) VALUES ({}){}".format(
+        connection.ops.insert_statement(on_conflict=OnConflict.IGNORE),
+        quote(model._meta.db_table),
+        ", ".join(quote(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+        connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, [], []),
+    )
+    rows = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields] for obj in objects]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _execution_id(obj):
+    return obj.pk if isinstance(obj, Execution) else obj.execution_id
+
+
 def _values(obj, fields):
     return {name: getattr(obj, f"{name}_id" if name == "job" else name) for name in fields}
 
@@ -206,6 +261,7 @@ class TickState:
         self.dirty = {"launch": {}, "wave": {}, "job": {}, "execution": {}}
         self.events = []
         self.new_intents = set()
+        self.final_log_due = set()
         self.jobs_started = 0
         self.lost = set()
 
@@ -278,18 +334,33 @@ class TickState:
         self.save()
 
     def save(self):
-        executions = {pk: e for pk, e in self.dirty["execution"].items() if pk not in self.lost}
+        """Write the tick's changes, but only for executions whose lease we still hold: a tick
+        that ran past its lease must not overwrite the worker that took over."""
         with transaction.atomic():
+            held = self._renew_leases()
             for model, objects, fields in (
                 (ServerLaunch, self.dirty["launch"], LAUNCH_FIELDS),
                 (WaveRun, self.dirty["wave"], WAVE_FIELDS),
                 (DrsJob, self.dirty["job"], JOB_FIELDS),
-                (Execution, executions, EXECUTION_FIELDS),
+                (Execution, self.dirty["execution"], EXECUTION_FIELDS),
             ):
-                changed, names = self._changes(objects.values(), fields)
-                if changed:
-                    model.objects.bulk_update(changed, names)
-            ExecutionEvent.objects.bulk_create(self.events, ignore_conflicts=True)
+                kept = [obj for obj in objects.values() if _execution_id(obj) in held]
+                changed, names = self._changes(kept, fields)
+                update_rows(model, changed, names)
+            insert_rows_ignoring_duplicates(ExecutionEvent, [e for e in self.events if e.execution_id in held])
+        for execution_id in set(self.executions) - held:
+            logger.warning("Lease of execution %s expired during the tick; its changes were dropped.", execution_id)
+
+    def _renew_leases(self):
+        # Inside the save transaction the UPDATE holds the rows (PostgreSQL row locks, SQLite's
+        # write lock) until commit, so no other worker can claim them between check and write.
+        now = timezone.now()
+        mine = Execution.objects.filter(pk__in=list(self.executions), lease_owner=self.owner,
+                                        lease_expires_at__gt=now).exclude(pk__in=self.lost)
+        mine.update(lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+        return set(Execution.objects.filter(pk__in=list(self.executions), lease_owner=self.owner,
+                                            lease_expires_at__gt=now).exclude(pk__in=self.lost)
+                   .values_list("pk", flat=True))
 
     def _remember(self, objects, fields):
         for obj in objects:
@@ -406,8 +477,10 @@ class TickState:
                     self.set_status("launch", launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
                                     error=launch.error or f"DRS completed job {job.job_id} without launching it.")
             if all(self.launch_settled(execution, launch) for launch in launches.values()):
-                job.state = JobState.COMPLETED
-                job.drs_ended_at = parse_drs_time(data.get("endDateTime")) or self.now
+                # Done for the state machine; the job closes once its final log is read
+                # (read_logs), so its events are complete without costing this tick a call.
+                job.drs_ended_at = job.drs_ended_at or parse_drs_time(data.get("endDateTime")) or self.now
+                self.final_log_due.add(job.pk)
                 self.touch("job", job)
 
     def apply_participant(self, execution, launch, participant):
@@ -475,17 +548,21 @@ class TickState:
                        "Clean-up finished: the drill's recovery instances are terminated.")
 
     def read_logs(self, target, jobs):
-        """Read the logs of jobs that just completed (the final truth) and of the few active
-        jobs read longest ago: DRS shows snapshot/conversion/launch phases only there."""
-        readable = [j for j in jobs if j.job_id and j.type == JobType.LAUNCH]
-        final = [j for j in readable if j.state == JobState.COMPLETED]
-        due = sorted(
-            (j for j in readable if j.state == JobState.ACTIVE and (
+        """Read a few job logs per target and tick: first those of finished jobs (their last
+        events, then the job closes), then the active jobs read longest ago (DRS shows the
+        snapshot/conversion/launch phase only in the log). Nothing waits on a log, so the
+        cap keeps a tick short when many jobs finish at once."""
+        readable = [j for j in jobs if j.job_id and j.type == JobType.LAUNCH and j.state == JobState.ACTIVE]
+        final = [j for j in readable if j.pk in self.final_log_due]
+        stale = sorted(
+            (j for j in readable if j.pk not in self.final_log_due and (
                 j.log_read_at is None or (self.now - j.log_read_at).total_seconds() >= LOG_REFRESH_SECONDS)),
             key=lambda j: j.log_read_at or datetime.min.replace(tzinfo=self.now.tzinfo),
-        )[:LOG_READS_PER_TARGET_PER_TICK]
-        for job in final + due:
+        )
+        for job in (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]:
             self.apply_log(job, drs.job_log_items(target=target, job_id=job.job_id))
+            if job.pk in self.final_log_due:
+                job.state = JobState.COMPLETED
 
     def apply_log(self, job, items):
         launches = self.launches_by_job.get(job.pk, {})

@@ -18,6 +18,7 @@ from . import drs, engine
 from .choices import (
     EXECUTION_ACTIVE,
     EXECUTION_RETRYABLE,
+    WAVE_RETRYABLE,
     EventKind,
     ExecutionMode,
     ExecutionStatus,
@@ -253,14 +254,15 @@ def execution_retry(*, execution, user):
 
 def _reset_for_retry(execution):
     relaunched = 0
-    for wave in execution.wave_runs.filter(status__in=[WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL,
-                                                       WaveStatus.SKIPPED]):
-        failed = wave.server_launches.exclude(status__in=[LaunchStatus.LAUNCHED, LaunchStatus.TERMINATED])
-        if not execution.is_drill:
-            failed = wave.server_launches.exclude(status=LaunchStatus.TERMINATED).exclude(
-                status=LaunchStatus.LAUNCHED, post_launch_status__in=["", "SUCCEEDED"])
-        relaunched += failed.update(status=LaunchStatus.NOT_STARTED, job=None, phase=LaunchPhase.WAITING, error="",
-                                    post_launch_status="", recovery_instance_id="", launched_at=None)
+    for wave in execution.wave_runs.filter(status__in=WAVE_RETRYABLE):
+        # Only servers whose launch FAILED (or never happened, after a timeout) go again. A
+        # recovery server that launched but whose post-launch actions failed keeps its
+        # instance: launching it again would put a second production instance beside it.
+        again = wave.server_launches.filter(status__in=[LaunchStatus.FAILED, LaunchStatus.NOT_STARTED])
+        for launch in again:
+            launch.check_transition(LaunchStatus.NOT_STARTED)
+        relaunched += again.update(status=LaunchStatus.NOT_STARTED, job=None, phase=LaunchPhase.WAITING, error="",
+                                   post_launch_status="", recovery_instance_id="", launched_at=None)
         wave.check_transition(WaveStatus.PENDING)
         # Waves whose gate was already approved keep the approval.
         wave.status = WaveStatus.PENDING

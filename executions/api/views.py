@@ -22,10 +22,11 @@ from drsorch.api import (
     RoleViewSetMixin,
 )
 from executions import services
-from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
+from executions.filtersets import ExecutionEventFilterSet
 from executions.models import Execution, ExecutionEvent
 from executions.presenters import executions_for_json
 
+from .filtersets import ExecutionAPIFilterSet
 from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     ExecutionApproveSerializer,
@@ -105,7 +106,7 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
     """Executions of recovery plans."""
 
     serializer_class = ExecutionSerializer
-    filterset_class = ExecutionFilterSet
+    filterset_class = ExecutionAPIFilterSet
     action_permissions = {
         "create": [START_PERMISSIONS],
         "approve": ["executions.approve_execution"],

@@ -341,6 +341,7 @@ def test_drs_quota_error_is_retried_not_failed(clock, drive, make_plan, sandbox_
 
 
 def max_queries_per_tick(clock, make_plan, servers_per_wave):
+    sandbox_configure(launch_seconds=0)  # every wave takes the same ticks: counts comparable exactly
     plan = make_plan(f"Size {servers_per_wave}", [
         ("Database", [f"db{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
         ("Web", [f"web{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
@@ -400,3 +401,30 @@ def test_two_workers_at_once_launch_nothing_twice(make_plan):
         assert execution.status == "SUCCEEDED"
     assert set(launch_counts().values()) == {1}
     assert DrsJob.objects.count() == 6
+
+
+def test_a_tick_that_outlived_its_lease_writes_nothing(clock, make_plan):
+    plan = make_plan("Slow tick", [("Database", ["db-01"], {})])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    (claimed,) = engine.claim_executions(owner="slow")
+    state = engine.TickState([claimed], owner="slow")
+    clock.shift(engine.LEASE_SECONDS + 1)
+    assert engine.claim_executions(owner="fast")  # the lease expired: another worker took over
+    state.set_status("execution", state.executions[execution.pk], "RUNNING")
+    state.save()
+    execution.refresh_from_db()
+    assert execution.status == "PENDING" and execution.lease_owner == "fast"
+    assert not ExecutionEvent.objects.filter(execution=execution, actor_name="drsorch").exists()
+
+
+def test_retry_keeps_launched_servers_of_a_recovery(clock, drive, make_plan):
+    plan = make_plan("Keep", [("Database", ["db-01", "db-02"], {})])
+    sandbox_configure(fail_launch=["db-02"])
+    execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None))
+    kept = launches(execution)["db-01"]
+    sandbox_configure(fail_launch=[])
+    execution_retry(execution=execution, user=None)
+    execution = drive(execution)
+    assert execution.status == "SUCCEEDED"
+    assert launches(execution)["db-01"].recovery_instance_id == kept.recovery_instance_id
+    assert launch_counts() == {"db-01": 1, "db-02": 2}
