@@ -309,3 +309,12 @@ def test_a_drill_followed_through_the_api_gate_approved_then_cleaned_up(api, clo
     assert terminated["status"] == "SUCCEEDED"
     kinds = [event["kind"] for event in client.get(f"{location}events/").json()["results"]]
     assert kinds.count("ACTION") == 3  # start, approve, clean-up
+
+
+def test_date_filters_accept_any_iso_offset_and_refuse_instants_beyond_year_9999(api, execution):
+    client = api("Viewer")
+    # +19:47 is valid ISO 8601 but beyond PostgreSQL's ±15:59: it must be compared in UTC.
+    response = client.get("/api/v1/executions/", {"created_before": "3059-03-28T13:36:37+19:47"})
+    assert response.status_code == 200 and response.json()["count"] == 1
+    response = client.get("/api/v1/executions/", {"created_after": "9999-12-31T23:00:00-05:00"})
+    assert response.status_code == 400 and "created_after" in response.json()
