@@ -61,7 +61,8 @@ def test_drill_log_is_in_real_order(drs_client, sandbox_servers, clock, launch_s
 def test_log_grows_with_time(drs_client, sandbox_servers, clock, launch_seconds):
     started = start(drs_client, sandbox_servers[:1], isDrill=True)
     assert drs_client.describe_job_log_items(jobID=started["jobID"])["items"] == []
-    clock.shift(1.5)
+    # JOB_START comes at 5% of 20 s (1.0 s); the earliest snapshot at 10% of 20 s - 30% (1.4 s).
+    clock.shift(1.2)
     assert [i["event"] for i in drs_client.describe_job_log_items(jobID=started["jobID"])["items"]] == ["JOB_START"]
 
 
