@@ -325,13 +325,30 @@ class TickState:
 
     def run(self):
         self.poll_jobs()
+        self.step_executions()
+        # Logs last: no decision waits on them, so the next wave's StartRecovery does not either.
+        self.read_all_logs()
+        self.save()
+
+    def step_executions(self):
         for execution in self.executions.values():
             try:
                 self.step_execution(execution)
             except LeaseLost:
                 logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.", execution.pk)
                 self.lost.add(execution.pk)
-        self.save()
+
+    def read_all_logs(self):
+        by_target = defaultdict(list)
+        for job in self.jobs.values():
+            by_target[job.target_id].append(job)
+        for target_id, jobs in by_target.items():
+            try:
+                self.read_logs(self.targets[target_id], jobs)
+            except Exception as exc:
+                if not drs.is_transient(exc):
+                    raise
+                logger.info("DRS did not answer a log read for target %s: %s", self.targets[target_id].name, exc)
 
     def save(self):
         """Write the tick's changes, but only for executions whose lease we still hold: a tick
@@ -407,7 +424,6 @@ class TickState:
         stale_intents = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in self.new_intents]
         if stale_intents:
             self.resolve_intents(target, stale_intents)
-        self.read_logs(target, jobs)
 
     def resolve_intents(self, target, intents):
         """Adopt the jobs of intents whose StartRecovery reached DRS; drop the others."""
