@@ -64,3 +64,12 @@ def drive(clock):
 
 def launch_counts():
     return {server["hostname"]: server["launch_count"] for server in sandbox_status()["servers"]}
+
+
+def finish(executions):
+    """Tick each execution until it ends (instant sandbox launches); return their statuses."""
+    for execution in executions:
+        while not execution.is_terminal:
+            engine.tick(execution_ids=[execution.pk])
+            execution.refresh_from_db()
+    return {execution.status for execution in executions}

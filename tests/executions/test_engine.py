@@ -22,7 +22,7 @@ from executions.services import (
 )
 from plans.models import RecoveryPlan
 
-from .conftest import launch_counts
+from .conftest import finish, launch_counts
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
 
@@ -394,11 +394,7 @@ def test_two_workers_at_once_launch_nothing_twice(make_plan):
                                       ("Web", [f"web{n}-01"], {})]) for n in range(3)]
     executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
     race([e.pk for e in executions])
-    for execution in executions:
-        while not execution.is_terminal:
-            engine.tick(execution_ids=[execution.pk])
-            execution.refresh_from_db()
-        assert execution.status == "SUCCEEDED"
+    assert finish(executions) == {"SUCCEEDED"}
     assert set(launch_counts().values()) == {1}
     assert DrsJob.objects.count() == 6
 

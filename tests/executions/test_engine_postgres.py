@@ -4,11 +4,10 @@ import pytest
 from django.db import connection
 
 from drsorch.sandbox.services import sandbox_configure
-from executions import engine
 from executions.models import DrsJob
 from executions.services import execution_start
 
-from .conftest import launch_counts
+from .conftest import finish, launch_counts
 from .test_engine import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)]
@@ -21,11 +20,7 @@ def test_two_workers_at_once_launch_nothing_twice_on_postgresql(make_plan):
              for n in range(4)]
     executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
     race([e.pk for e in executions], workers=3, rounds=8)
-    for execution in executions:
-        while not execution.is_terminal:
-            engine.tick(execution_ids=[execution.pk])
-            execution.refresh_from_db()
-        assert execution.status == "SUCCEEDED"
+    assert finish(executions) == {"SUCCEEDED"}
     assert set(launch_counts().values()) == {1}
     assert DrsJob.objects.count() == 8
 
