@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
+from . import services
+from .exceptions import ExecutionError
 from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
 
 
@@ -42,10 +45,49 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["id", "plan_name", "requested_by_username", "idempotency_key"]
     date_hierarchy = "created_at"
     inlines = [WaveRunInline, ServerLaunchInline]
+    actions = ["approve", "cancel", "retry", "cleanup"]
 
     @admin.display(description="ID")
     def short_id(self, obj):
         return str(obj.pk)[:8]
+
+    def _act(self, request, queryset, service, done):
+        """Run one execution service per selected execution; report each refusal by name."""
+        for execution in queryset:
+            try:
+                service(execution=execution, user=request.user)
+            except (ExecutionError, PermissionDenied) as exc:
+                self.message_user(request, f"{execution}: {getattr(exc, 'message', exc)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{execution}: {done}.", messages.SUCCESS)
+
+    @admin.action(description="Approve the waiting gate", permissions=["approve"])
+    def approve(self, request, queryset):
+        self._act(request, queryset, services.execution_approve, "gate approved")
+
+    @admin.action(description="Cancel", permissions=["cancel"])
+    def cancel(self, request, queryset):
+        self._act(request, queryset, services.execution_cancel, "cancelling")
+
+    @admin.action(description="Retry failed servers", permissions=["retry"])
+    def retry(self, request, queryset):
+        self._act(request, queryset, services.execution_retry, "retrying")
+
+    @admin.action(description="Clean up drill instances", permissions=["cleanup"])
+    def cleanup(self, request, queryset):
+        self._act(request, queryset, services.execution_cleanup, "clean-up started")
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("executions.approve_execution")
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("executions.cancel_execution")
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("executions.retry_execution")
+
+    def has_cleanup_permission(self, request):
+        return request.user.has_perm("executions.cleanup_execution")
 
 
 @admin.register(WaveRun)

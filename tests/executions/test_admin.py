@@ -1,0 +1,56 @@
+"""The Django admin: executions read-only, actions through the services, by permission."""
+
+import pytest
+from django.urls import reverse
+
+from executions.services import execution_start
+
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
+
+
+@pytest.fixture
+def gated_execution(clock, drive, make_plan):
+    plan = make_plan("Admin gate", [("Database", ["db-01"], {"approval_required": True})])
+    return drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
+                 until=lambda e: e.status == "WAITING_APPROVAL")
+
+
+def post_action(client, action, execution):
+    return client.post(reverse("admin:executions_execution_changelist"),
+                       {"action": action, "_selected_action": [str(execution.pk)]}, follow=True)
+
+
+def test_statuses_are_not_editable_in_the_admin(client, make_user, gated_execution):
+    admin = make_user("root", superuser=True)
+    client.force_login(admin)
+    page = client.get(reverse("admin:executions_execution_change", args=[gated_execution.pk]))
+    assert page.status_code == 200
+    assert b'name="status"' not in page.content
+
+
+def test_operator_approves_from_the_admin(client, make_user, gated_execution):
+    operator = make_user("olga", role="Operator")
+    operator.is_staff = True
+    operator.save()
+    client.force_login(operator)
+    response = post_action(client, "approve", gated_execution)
+    assert "gate approved" in response.content.decode()
+    assert gated_execution.wave_runs.get().approved_by == operator
+
+
+def test_viewer_is_offered_no_action_and_cannot_post_one(client, make_user, gated_execution):
+    viewer = make_user("vera", role="Viewer")
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    page = client.get(reverse("admin:executions_execution_changelist"))
+    assert page.status_code == 200 and b'value="approve"' not in page.content
+    post_action(client, "approve", gated_execution)
+    assert gated_execution.wave_runs.get().approved_at is None
+
+
+def test_refusal_is_reported_by_name(client, make_user, gated_execution):
+    admin = make_user("root", superuser=True)
+    client.force_login(admin)
+    response = post_action(client, "retry", gated_execution)
+    assert "only FAILED, PARTIAL or TIMED_OUT executions can be retried" in response.content.decode()
