@@ -7,7 +7,9 @@ targets) with one poller ticking every --poll seconds, and prints one JSON objec
   DRS's job creation time) minus the moment the previous wave's last server reached LAUNCHED
   (the simulated instance's launch time);
 - poll_tick_ms (p50, p95): wall time of one engine tick over every active execution;
-- db_queries_per_tick (max) and drs_calls_per_tick (max).
+- db_queries_per_tick (max) and drs_calls_per_tick (max);
+- simulated_drs_ms_per_tick and engine_ms_per_tick (p50, p95): the tick split into the time
+  spent inside the simulated DRS's answers and the engine's own time.
 
 It builds its own database in a temporary folder and leaves nothing behind.
 
@@ -102,22 +104,44 @@ def run(args):
     from executions.services import execution_start
 
     plans = build_plans(args)
+    simulated = measure_simulated_drs()
     executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
     ids = [e.pk for e in executions]
-    tick_ms, queries, calls = [], [], []
+    tick_ms, queries, calls, drs_ms = [], [], [], []
     deadline = time.monotonic() + 60 + args.waves * args.launch_seconds * 4 + args.executions
     while time.monotonic() < deadline:
         reset_queries()  # DEBUG keeps at most 9000 queries; count each tick from zero
+        simulated["seconds"] = 0.0
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as captured:
             result = engine.tick(execution_ids=ids, owner="bench")
         tick_ms.append((time.perf_counter() - started) * 1000)
         queries.append(len(captured))
         calls.append(result.drs_calls)
+        drs_ms.append(simulated["seconds"] * 1000)
         if not result.remaining:
             break
         time.sleep(max(0.0, args.poll - (time.perf_counter() - started)))
-    return executions, tick_ms, queries, calls
+    return executions, tick_ms, queries, calls, drs_ms
+
+
+def measure_simulated_drs():
+    """Add up the time spent answering calls inside the simulated DRS (its handler runs in
+    this process): against AWS that time is DRS's, not the engine's."""
+    from drsorch.sandbox.transport import SandboxTransport
+
+    total = {"seconds": 0.0}
+    answer = SandboxTransport.__call__
+
+    def timed(self, request, event_name="", **kwargs):
+        started = time.perf_counter()
+        try:
+            return answer(self, request, event_name=event_name, **kwargs)
+        finally:
+            total["seconds"] += time.perf_counter() - started
+
+    SandboxTransport.__call__ = timed
+    return total
 
 
 def transition_overheads(executions):
@@ -147,7 +171,8 @@ def main():
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="drsorch-bench-") as folder:
         setup_django(folder)
-        executions, tick_ms, queries, calls = run(args)
+        executions, tick_ms, queries, calls, drs_ms = run(args)
+        engine_ms = [tick - drs for tick, drs in zip(tick_ms, drs_ms, strict=True)]
         for execution in executions:
             execution.refresh_from_db()
         overheads = transition_overheads(executions)
@@ -167,6 +192,11 @@ def main():
                 "samples": len(overheads),
             },
             "poll_tick_ms": {"p50": round(statistics.median(tick_ms), 1), "p95": round(percentile(tick_ms, 0.95), 1)},
+            # The tick split in two: time inside the simulated DRS's answers, and the rest.
+            "simulated_drs_ms_per_tick": {"p50": round(statistics.median(drs_ms), 1),
+                                          "p95": round(percentile(drs_ms, 0.95), 1)},
+            "engine_ms_per_tick": {"p50": round(statistics.median(engine_ms), 1),
+                                   "p95": round(percentile(engine_ms, 0.95), 1)},
             "db_queries_per_tick": {"max": max(queries)},
             "drs_calls_per_tick": {"max": max(calls)},
         }

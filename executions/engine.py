@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ LEASE_SECONDS = 60
 # is made in a single attempt (no botocore retries) bounded by the connect and read timeouts
 # (35 s), so a call made under a renewed lease has ended before the lease can pass to another.
 INTENT_GRACE_SECONDS = LEASE_SECONDS
+# A StartRecovery is one attempt bounded by connect (5 s) and read (30 s) timeouts.
+MAX_START_RECOVERY_SECONDS = 35
 LOG_REFRESH_SECONDS = 10
 LOG_READS_PER_TARGET_PER_TICK = 2
 MAX_SERVERS_PER_JOB = 100
@@ -262,6 +265,8 @@ class TickState:
         self.events = []
         self.new_intents = set()
         self.final_log_due = set()
+        # claim_executions just set every lease: count that as a renewal.
+        self.lease_renewed_at = dict.fromkeys(self.executions, time.monotonic())
         self.jobs_started = 0
         self.lost = set()
 
@@ -791,8 +796,7 @@ class TickState:
             self.launch_batch(execution, wave, target, batch)
 
     def launch_batch(self, execution, wave, target, batch):
-        if not renew_lease(execution, owner=self.owner):
-            raise LeaseLost(execution.pk)
+        self._ensure_lease(execution)
         job = self._record_intent(execution, wave, target, batch)
         if job is None:
             return
@@ -806,6 +810,16 @@ class TickState:
             return
         self.jobs_started += 1
         self.adopt(job, data, how="started")
+
+    def _ensure_lease(self, execution):
+        """Renew the lease before a StartRecovery unless it was renewed in the last 20 s: the
+        call ends within MAX_START_RECOVERY_SECONDS, so such a lease still outlives it."""
+        renewed = self.lease_renewed_at.get(execution.pk)
+        if renewed and time.monotonic() - renewed < LEASE_SECONDS - MAX_START_RECOVERY_SECONDS - 5:
+            return
+        if not renew_lease(execution, owner=self.owner):
+            raise LeaseLost(execution.pk)
+        self.lease_renewed_at[execution.pk] = time.monotonic()
 
     def _record_intent(self, execution, wave, target, batch):
         """Store the job we are about to ask for and claim its servers, before any call."""
