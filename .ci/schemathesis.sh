@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # API fuzzing: schemathesis drives every operation of /api/schema/ against a live server
 # (a superuser's token, the sandbox demo seeded) and fails on any 5xx or any response that
-# breaks the schema. Called by .ci/e2e.sh with DATABASE_URL (PostgreSQL) and ARTIFACTS set;
-# without DATABASE_URL it runs on a throw-away SQLite database, never on db.sqlite3.
+# breaks the schema. Called by .ci/e2e.sh with DATABASE_URL (PostgreSQL) and ARTIFACTS set.
+#
+# The fuzzer creates, changes and deletes whatever it can, so it never runs on the database
+# it is given: with a PostgreSQL DATABASE_URL it (re)creates the sibling database
+# <name>_schemathesis on the same server (the role needs CREATEDB, as the test runner does);
+# otherwise it uses a throw-away SQLite file.
 #
 # Tunables: SCHEMATHESIS_MAX_EXAMPLES (default 20 per operation), SCHEMATHESIS_SEED.
 set -euo pipefail
@@ -14,8 +18,34 @@ ARTIFACTS=$(cd "$ARTIFACTS" && pwd)
 
 WORKDIR=$(mktemp -d)
 export DEBUG=true
-export DATABASE_URL=${DATABASE_URL:-sqlite:///$WORKDIR/schemathesis.sqlite3}
-# Launches take a few seconds, so executions the fuzzer starts move on while it runs.
+case "${DATABASE_URL:-}" in
+  postgres://*|postgresql://*|pgsql://*)
+    DATABASE_URL=$("$PY" - "$DATABASE_URL" <<'PYTHON'
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+import environ
+import psycopg
+
+config = environ.Env.db_url_config(sys.argv[1])
+name = f"{config['NAME']}_schemathesis"
+server = {"host": config["HOST"] or None, "port": config["PORT"] or None, "user": config["USER"] or None,
+          "password": config["PASSWORD"] or None}
+with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
+    connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.execute(f'CREATE DATABASE "{name}"')
+print(urlunsplit(urlsplit(sys.argv[1])._replace(path=f"/{name}")))
+PYTHON
+)
+    ;;
+  *)
+    DATABASE_URL=sqlite:///$WORKDIR/schemathesis.sqlite3
+    ;;
+esac
+export DATABASE_URL
+# The simulated DRS keeps its state beside that database, whatever the caller's setting.
+unset DRSORCH_SANDBOX_DATABASE_URL
+# Short launches keep the drill run below (to its end) to a few seconds.
 export DRSORCH_SANDBOX_LAUNCH_SECONDS=${DRSORCH_SANDBOX_LAUNCH_SECONDS:-3}
 
 SERVER_PID=""
@@ -70,7 +100,7 @@ if [ -n "${SCHEMATHESIS_SEED:-}" ]; then seed_args=(--seed "$SCHEMATHESIS_SEED")
 
 echo "== schemathesis: fuzzing $BASE/api/schema/"
 status=0
-.venv/bin/schemathesis --config-file "$WORKDIR/schemathesis.toml" run "$BASE/api/schema/" \
+"$(dirname "$PY")/schemathesis" --config-file "$WORKDIR/schemathesis.toml" run "$BASE/api/schema/" \
   --wait-for-schema 60 \
   --header "Authorization: Token $TOKEN" \
   --checks not_a_server_error,response_schema_conformance \

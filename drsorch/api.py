@@ -132,7 +132,7 @@ class RolePermission(permissions.DjangoModelPermissions):
 
 
 class RoleViewSetMixin:
-    """Authentication and permissions shared by every API view."""
+    """The role permission of every API view; `action_permissions` names those of extra actions."""
 
     permission_classes = [RolePermission]
     action_permissions = {}
