@@ -63,6 +63,7 @@ MAX_SERVERS_PER_JOB = 100
 MAX_ACTIVE_JOBS_PER_TARGET = 20
 MAX_SERVERS_IN_ACTIVE_JOBS = 500
 ENGINE_ACTOR = "drsorch"
+WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.WAITING})
 
 PHASE_OF_LOG_EVENT = {
     "JOB_START": LaunchPhase.STARTING,
@@ -245,19 +246,18 @@ class TickState:
         self.waves = defaultdict(list)
         for wave in WaveRun.objects.filter(execution_id__in=ids).order_by("index"):
             self.waves[wave.execution_id].append(wave)
+        self.jobs = {job.pk: job for job in DrsJob.objects.filter(execution_id__in=ids, state__in=JOB_OPEN)}
+        # Only waves on the move need their servers; waves that start during the tick are
+        # loaded before launching (load_started_waves), ended waves only for open jobs.
+        self.loaded_waves = {w.pk for group in self.waves.values() for w in group if w.status in WAVES_ON_THE_MOVE}
         self.launches = defaultdict(list)
         self.launches_by_job = defaultdict(dict)
-        for launch in ServerLaunch.objects.filter(execution_id__in=ids):
-            self.launches[launch.execution_id].append(launch)
-            if launch.job_id:
-                self.launches_by_job[launch.job_id][launch.source_server_id] = launch
-        self.jobs = {job.pk: job for job in DrsJob.objects.filter(execution_id__in=ids, state__in=JOB_OPEN)}
-        target_ids = {launch.target_id for group in self.launches.values() for launch in group}
-        target_ids |= {job.target_id for job in self.jobs.values()}
-        self.targets = Target.objects.in_bulk(target_ids)
-        self.budget = self._load_budget()
         self.original = {}
-        self._remember([launch for group in self.launches.values() for launch in group], LAUNCH_FIELDS)
+        self._add_launches(ServerLaunch.objects.filter(execution_id__in=ids).filter(
+            Q(wave_run_id__in=list(self.loaded_waves)) | Q(job_id__in=list(self.jobs))
+            | Q(phase=LaunchPhase.TERMINATING)))
+        self.targets = Target.objects.in_bulk()  # a handful of rows
+        self.budget = self._load_budget()
         self._remember([w for group in self.waves.values() for w in group], WAVE_FIELDS)
         self._remember(self.jobs.values(), JOB_FIELDS)
         self._remember(self.executions.values(), EXECUTION_FIELDS)
@@ -336,9 +336,12 @@ class TickState:
         self.save()
 
     def step_executions(self):
-        for execution in self.executions.values():
+        moving = [execution for execution in self.executions.values() if self.step_waves(execution)]
+        self.load_started_waves()
+        for execution in moving:
             try:
-                self.step_execution(execution)
+                self.submit_launches(execution)
+                self.step_execution_status(execution)
             except LeaseLost:
                 logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.", execution.pk)
                 self.lost.add(execution.pk)
@@ -383,6 +386,25 @@ class TickState:
         return set(Execution.objects.filter(pk__in=list(self.executions), lease_owner=self.owner,
                                             lease_expires_at__gt=now).exclude(pk__in=self.lost)
                    .values_list("pk", flat=True))
+
+    def _add_launches(self, launches):
+        launches = list(launches)
+        for launch in launches:
+            self.launches[launch.execution_id].append(launch)
+            if launch.job_id:
+                self.launches_by_job[launch.job_id][launch.source_server_id] = launch
+        self._remember(launches, LAUNCH_FIELDS)
+
+    def load_started_waves(self):
+        """Load, in one query, the servers of every wave that started launching this tick."""
+        started = [w.pk for group in self.waves.values() for w in group
+                   if w.status in WAVES_ON_THE_MOVE and w.pk not in self.loaded_waves]
+        if not started:
+            return
+        self.loaded_waves.update(started)
+        loaded = {launch.pk for group in self.launches.values() for launch in group}
+        self._add_launches(launch for launch in ServerLaunch.objects.filter(wave_run_id__in=started)
+                           if launch.pk not in loaded)
 
     def _remember(self, objects, fields):
         for obj in objects:
@@ -636,20 +658,21 @@ class TickState:
             not execution.is_drill and launch.post_launch_status == "FAILED"
         )
 
-    def step_execution(self, execution):
+    def step_waves(self, execution):
+        """Move the execution's waves along; False for an ended execution (only its open
+        jobs are followed)."""
         if execution.status == ExecutionStatus.PENDING:
             self.set_status("execution", execution, ExecutionStatus.RUNNING, "Execution started.",
                             started_at=execution.started_at or self.now)
         if execution.is_terminal:
-            return  # only its cleanup jobs are followed, by poll_jobs
+            return False
         waves = self.waves[execution.pk]
         # A wave that ends can release its dependents in the same tick.
         for _ in range(len(waves) + 1):
             changed = [self.step_wave(execution, wave) for wave in waves]  # step every wave, no short-circuit
             if not any(changed):
                 break
-        self.submit_launches(execution)
-        self.step_execution_status(execution)
+        return True
 
     def step_wave(self, execution, wave):
         cancelling = execution.status == ExecutionStatus.CANCELLING
