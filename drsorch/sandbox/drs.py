@@ -5,6 +5,7 @@ Each function takes the account/region `scope` and the parsed request body and r
 stored on the rows (see simulation.py) and the current time.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -37,6 +38,7 @@ from .protocol import (
     with_token,
 )
 from .simulation import (
+    ServerSteps,
     derived_hex,
     job_end,
     job_log,
@@ -75,10 +77,25 @@ def _active_jobs(scope, now):
     return scope.filter(SandboxJob.objects.filter(ends_at__gt=now))
 
 
-def _with_servers(jobs):
-    return jobs.prefetch_related(
-        "servers__source_server",
+# The SandboxJobServer columns of a ServerSteps, in its order.
+STEPS_COLUMNS = ("source_server__source_server_id", *ServerSteps._fields[1:])
+
+
+def _steps_by_job(job_pks):
+    """The participating servers of each job (by job pk), in request order, in one query."""
+    rows = (
+        SandboxJobServer.objects.filter(job__in=job_pks).order_by("job_id", "position")
+        .values_list("job_id", *STEPS_COLUMNS)
     )
+    by_job = defaultdict(list)
+    for job_pk, *columns in rows:
+        by_job[job_pk].append(ServerSteps._make(columns))
+    return by_job
+
+
+def _steps_of(job_server, server_id):
+    """The ServerSteps of a SandboxJobServer just created for the server `server_id`."""
+    return ServerSteps(server_id, *(getattr(job_server, name) for name in ServerSteps._fields[1:]))
 
 
 # --- DescribeSourceServers -------------------------------------------------------------------
@@ -330,7 +347,7 @@ def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now):
             ))
     SandboxJobServer.objects.bulk_create(job_servers)
     SandboxRecoveryInstance.objects.bulk_create(instances)
-    return job, job_servers
+    return job, [_steps_of(js, server.source_server_id) for js, server in zip(job_servers, servers, strict=True)]
 
 
 def start_recovery(scope, body):
@@ -380,8 +397,9 @@ def describe_jobs(scope, body):
     if filters.get("toDate"):
         jobs = jobs.filter(created_at__lte=parse_iso(filters["toDate"], field="filters.toDate"))
     now = timezone.now()
-    page, token = paged(_with_servers(jobs.order_by("-created_at", "-id")), body)
-    items = [job_record(job, list(job.servers.all()), now) for job in page]
+    page, token = paged(jobs.order_by("-created_at", "-id"), body)
+    steps = _steps_by_job([job.pk for job in page])
+    items = [job_record(job, steps[job.pk], now) for job in page]
     return 200, with_token({"items": items}, token)
 
 
@@ -389,11 +407,11 @@ def describe_job_log_items(scope, body):
     """DescribeJobLogItems: the log of one job, oldest first, paginated."""
     job_id = body.get("jobID")
     check_ids([job_id], JOB_ID_RE, field="jobID", kind="job ID")
-    job = _with_servers(scope.filter(SandboxJob.objects.filter(job_id=job_id))).first()
+    job = scope.filter(SandboxJob.objects.filter(job_id=job_id)).first()
     if job is None:
         raise SandboxError("ResourceNotFoundException", f"Job {job_id} not found.", resourceId=job_id,
                            resourceType="JOB")
-    page, token = paged(job_log(job, list(job.servers.all()), timezone.now()), body)
+    page, token = paged(job_log(job, _steps_by_job([job.pk])[job.pk], timezone.now()), body)
     return 200, with_token({"items": page}, token)
 
 
@@ -510,7 +528,8 @@ def terminate_recovery_instances(scope, body):
             instance.terminating_at = job.started_at
             instance.terminated_at = moment["launch_end"]
         SandboxRecoveryInstance.objects.bulk_update(instances, ["terminate_job", "terminating_at", "terminated_at"])
-    return 200, {"job": job_record(job, job_servers, now)}
+    steps = [_steps_of(js, i.source_server.source_server_id) for js, i in zip(job_servers, instances, strict=True)]
+    return 200, {"job": job_record(job, steps, now)}
 
 
 # --- Snapshots, launch configuration, tags ---------------------------------------------------

@@ -7,6 +7,8 @@ duration), so two reads at the same time always agree and no background process 
 
 import hashlib
 import uuid
+from datetime import datetime
+from typing import NamedTuple
 
 from .protocol import iso, seconds
 
@@ -18,6 +20,29 @@ LAUNCH_START = 0.70
 JOB_START = 0.05  # of the configured launch duration
 POST_LAUNCH_ACTIONS = 0.25  # of the configured launch duration
 TERMINATE = 0.5  # of the configured launch duration
+
+
+class ServerSteps(NamedTuple):
+    """One server's part in a job, as the answers read it.
+
+    A plain tuple rather than a SandboxJobServer: DescribeJobs reads hundreds of them per
+    call, and building model instances (and their source servers) cost more than the answer.
+    """
+
+    server_id: str  # the source server's DRS ID (sourceServerID)
+    position: int
+    used_previous_snapshot: bool
+    snapshot_start: datetime
+    snapshot_end: datetime
+    conversion_start: datetime
+    conversion_end: datetime
+    launch_start: datetime
+    launch_end: datetime
+    actions_end: datetime | None
+    failed: bool
+    error: str
+    post_launch_actions: list
+    recovery_instance_id: str
 
 
 def unit_hash(*parts):
@@ -96,8 +121,7 @@ def _action_runs(job, job_server, now):
     status = "SUCCEEDED" if now >= job_server.actions_end else "IN_PROGRESS"
     runs = []
     for action in job_server.post_launch_actions:
-        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{job.job_id}/{job_server.source_server.source_server_id}/"
-                                                f"{action['actionId']}")
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{job.job_id}/{job_server.server_id}/{action['actionId']}")
         runs.append({"action": action, "runId": str(run_id), "status": status})
     return {"ssmAgentDiscoveryDatetime": iso(job_server.launch_end), "runs": runs}
 
@@ -105,7 +129,7 @@ def _action_runs(job, job_server, now):
 def participating_server(job, job_server, now):
     """One item of participatingServers at `now`."""
     status = launch_status(job, job_server, now)
-    item = {"sourceServerID": job_server.source_server.source_server_id, "launchStatus": status}
+    item = {"sourceServerID": job_server.server_id, "launchStatus": status}
     if job.type == "TERMINATE":
         item["recoveryInstanceID"] = job_server.recovery_instance_id
     elif status == "LAUNCHED":
@@ -134,7 +158,7 @@ def job_record(job, job_servers, now):
 
 
 def _server_events(job, js):
-    server_id = js.source_server.source_server_id
+    server_id = js.server_id
     data = {"sourceServerID": server_id}
     if job.type == "TERMINATE":
         target = {**data, "targetInstanceID": js.recovery_instance_id}
