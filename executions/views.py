@@ -27,7 +27,7 @@ from .choices import (
     WaveStatus,
 )
 from .exceptions import ExecutionError
-from .filtersets import ExecutionFilterSet
+from .filtersets import ExecutionHistoryFilterSet
 from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
 
 LAG_ALERT_SECONDS = 15 * 60
@@ -107,7 +107,7 @@ class ExecutionListView(RoleRequiredMixin, View):
     permission_required = "executions.view_execution"
 
     def get(self, request):
-        filterset = ExecutionFilterSet(request.GET or None, queryset=Execution.objects.order_by("-created_at"))
+        filterset = ExecutionHistoryFilterSet(request.GET or None, queryset=Execution.objects.order_by("-created_at"))
         return render(request, "executions/execution_list.html", {
             "filterset": filterset, "page": paginate(request, filterset.qs),
         })

@@ -22,11 +22,10 @@ from drsorch.api import (
     RoleViewSetMixin,
 )
 from executions import services
-from executions.filtersets import ExecutionEventFilterSet
+from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
 from executions.models import Execution, ExecutionEvent
 from executions.presenters import executions_for_json
 
-from .filtersets import ExecutionAPIFilterSet
 from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     ExecutionApproveSerializer,
@@ -106,7 +105,7 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
     """Executions of recovery plans."""
 
     serializer_class = ExecutionSerializer
-    filterset_class = ExecutionAPIFilterSet
+    filterset_class = ExecutionFilterSet
     action_permissions = {
         "create": [START_PERMISSIONS],
         "approve": ["executions.approve_execution"],

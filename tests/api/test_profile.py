@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.authtoken.models import Token
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.api.urls")]
+pytestmark = pytest.mark.django_db
 
 URL = "/accounts/profile/"
 

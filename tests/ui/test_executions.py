@@ -170,3 +170,17 @@ def test_detail_query_count_is_fixed(login, django_assert_max_num_queries):
     client.get(execution.get_absolute_url())
     with django_assert_max_num_queries(8):
         client.get(execution.get_absolute_url())
+
+
+def test_history_shows_one_set_of_date_fields_and_times_in_any_offset(client, make_user):
+    """The page offers a day range; scripts' exact instants with any UTC offset are accepted
+    (PostgreSQL refuses offsets past ±15:59 unless converted to UTC first)."""
+    client.force_login(make_user("vera", role="Viewer"))
+    page = client.get("/executions/")
+    assert page.status_code == 200
+    assert b'name="date_after"' in page.content and b'name="created_after"' not in page.content
+    from executions.filtersets import ExecutionFilterSet
+
+    filterset = ExecutionFilterSet({"created_before": "2026-11-28T12:00:00+19:47"})
+    assert filterset.is_valid()
+    assert filterset.form.cleaned_data["created_before"].utcoffset().total_seconds() == 0
