@@ -7,13 +7,15 @@ stored on the rows (see simulation.py) and the current time.
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from . import faults
+from .bulk import insert_rows
 from .models import (
     SandboxJob,
     SandboxJobServer,
@@ -22,6 +24,7 @@ from .models import (
     SandboxSettings,
     SandboxSourceServer,
     new_instance_id,
+    new_snapshot_id,
 )
 from .protocol import (
     INSTANCE_ID_RE,
@@ -234,26 +237,36 @@ def _check_start_request(body):
     return ids, snapshots, tags, is_drill
 
 
+def _locked_settings():
+    """The settings row, locked until the transaction ends (created first if need be)."""
+    config = SandboxSettings.objects.select_for_update().filter(pk=SandboxSettings.PK).first()
+    if config is None:
+        SandboxSettings.load()
+        config = SandboxSettings.objects.select_for_update().get(pk=SandboxSettings.PK)
+    return config
+
+
 def _check_capacity(scope, now, *, server_pks, new_servers):
     active = _active_jobs(scope, now)
     busy = (
         SandboxJobServer.objects.filter(job__in=active, source_server__in=server_pks)
-        .select_related("job", "source_server").order_by("id").first()
+        .order_by("id").values_list("source_server__source_server_id", "job__job_id").first()
     )
     if busy:
-        server_id = busy.source_server.source_server_id
+        server_id, job_id = busy
         raise SandboxError(
             "ConflictException",
-            f"Source server {server_id} is already part of the active job {busy.job.job_id}.",
+            f"Source server {server_id} is already part of the active job {job_id}.",
             resourceId=server_id, resourceType="SOURCE_SERVER",
         )
-    if active.count() >= MAX_ACTIVE_JOBS:
+    counts = active.aggregate(jobs=Count("id", distinct=True), servers=Count("servers"))
+    if counts["jobs"] >= MAX_ACTIVE_JOBS:
         raise SandboxError(
             "ServiceQuotaExceededException",
             f"Cannot start another job: {MAX_ACTIVE_JOBS} jobs are already in progress in this account and region.",
             serviceCode=SERVICE_CODE, quotaCode="concurrent-jobs", resourceType="JOB",
         )
-    in_flight = SandboxJobServer.objects.filter(job__in=active).count()
+    in_flight = counts["servers"]
     if in_flight + new_servers > MAX_SERVERS_IN_ACTIVE_JOBS:
         raise SandboxError(
             "ServiceQuotaExceededException",
@@ -263,8 +276,21 @@ def _check_capacity(scope, now, *, server_pks, new_servers):
         )
 
 
+class _Server(NamedTuple):
+    """The columns of a source server StartRecovery reads."""
+
+    pk: int
+    source_server_id: str
+    hostname: str
+    fqdn: str
+    tags: dict
+    recommended_instance_type: str
+    post_launch_actions: list
+
+
 def _load_servers(scope, ids):
-    found = {s.source_server_id: s for s in _servers(scope).filter(source_server_id__in=ids)}
+    rows = _servers(scope).filter(source_server_id__in=ids).values_list(*_Server._fields)
+    found = {server.source_server_id: server for server in map(_Server._make, rows)}
     missing = [server_id for server_id in ids if server_id not in found]
     if missing:
         raise SandboxError(
@@ -303,51 +329,73 @@ def _fails(server, config):
     return server.hostname in wanted or server.source_server_id in wanted or server.fqdn in wanted
 
 
-def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now):
-    launch_seconds = config.launch_seconds
-    job = SandboxJob(
-        account_id=scope.account_id, region=scope.region, type="LAUNCH",
-        initiated_by="START_DRILL" if is_drill else "START_RECOVERY", is_drill=is_drill, tags=tags,
-        created_at=now, started_at=job_start(now, launch_seconds),
-    )
-    plans = []
+def _launch_steps(job, servers, *, chosen, config):
+    """The ServerSteps of each server of a new LAUNCH job, in request order."""
+    steps = []
     for position, server in enumerate(servers):
         failed = _fails(server, config)
         moments = launch_moments(
-            created_at=now, job_id=job.job_id, server_id=server.source_server_id,
-            launch_seconds=launch_seconds, has_actions=bool(server.post_launch_actions), failed=failed,
+            created_at=job.created_at, job_id=job.job_id, server_id=server.source_server_id,
+            launch_seconds=config.launch_seconds, has_actions=bool(server.post_launch_actions), failed=failed,
         )
-        plans.append((position, server, failed, moments))
-    job.ends_at = job_end(job.started_at, [m for *_, m in plans])
-    job.save(using="sandbox")
-
-    fresh = {
-        server.pk: SandboxRecoverySnapshot(
-            source_server=server, expected_timestamp=moments["snapshot_start"], timestamp=moments["snapshot_end"]
-        )
-        for _, server, _, moments in plans if server.pk not in chosen
-    }
-    SandboxRecoverySnapshot.objects.bulk_create(fresh.values())
-    job_servers, instances = [], []
-    for position, server, failed, moments in plans:
-        snapshot = chosen.get(server.pk) or fresh[server.pk]
-        instance_id = "" if failed else new_instance_id()
-        job_servers.append(SandboxJobServer(
-            job=job, source_server=server, position=position, snapshot=snapshot,
-            used_previous_snapshot=server.pk in chosen, failed=failed,
+        steps.append(ServerSteps(
+            server_id=server.source_server_id, position=position, used_previous_snapshot=server.pk in chosen,
+            failed=failed,
             error=f"Launch of {server.hostname} failed: the sandbox is configured to fail it." if failed else "",
-            post_launch_actions=server.post_launch_actions, recovery_instance_id=instance_id, **moments,
+            post_launch_actions=server.post_launch_actions, recovery_instance_id="" if failed else new_instance_id(),
+            **moments,
         ))
-        if not failed:
-            instances.append(SandboxRecoveryInstance(
-                instance_id=instance_id, account_id=scope.account_id, region=scope.region, source_server=server,
-                job=job, is_drill=is_drill, instance_type=server.recommended_instance_type,
-                tags={**server.tags, "Name": server.hostname}, point_in_time=snapshot.timestamp,
-                launched_at=moments["launch_end"],
-            ))
-    SandboxJobServer.objects.bulk_create(job_servers)
-    SandboxRecoveryInstance.objects.bulk_create(instances)
-    return job, [_steps_of(js, server.source_server_id) for js, server in zip(job_servers, servers, strict=True)]
+    return steps
+
+
+def _take_snapshots(servers, steps, chosen):
+    """(pk, timestamp) of the snapshot each server launches from, by server pk: the one the
+    request chose, or a fresh one taken during the job."""
+    fresh = [
+        {"snapshot_id": new_snapshot_id(), "source_server_id": server.pk,
+         "expected_timestamp": step.snapshot_start, "timestamp": step.snapshot_end}
+        for server, step in zip(servers, steps, strict=True) if server.pk not in chosen
+    ]
+    insert_rows(SandboxRecoverySnapshot, fresh)
+    pks = dict(
+        SandboxRecoverySnapshot.objects.filter(snapshot_id__in=[row["snapshot_id"] for row in fresh])
+        .values_list("snapshot_id", "pk")
+    )
+    taken = {row["source_server_id"]: (pks[row["snapshot_id"]], row["timestamp"]) for row in fresh}
+    return taken | {server_pk: (snapshot.pk, snapshot.timestamp) for server_pk, snapshot in chosen.items()}
+
+
+def _job_server_columns(step):
+    """The SandboxJobServer columns a ServerSteps holds: all but the server's DRS ID."""
+    columns = step._asdict()
+    del columns["server_id"]
+    return columns
+
+
+def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now):
+    """Record a LAUNCH job, its servers' steps, their snapshots and the instances they launch."""
+    job = SandboxJob(
+        account_id=scope.account_id, region=scope.region, type="LAUNCH",
+        initiated_by="START_DRILL" if is_drill else "START_RECOVERY", is_drill=is_drill, tags=tags,
+        created_at=now, started_at=job_start(now, config.launch_seconds),
+    )
+    steps = _launch_steps(job, servers, chosen=chosen, config=config)
+    job.ends_at = job_end(job.started_at, [step._asdict() for step in steps])
+    job.save(using="sandbox")
+    snapshots = _take_snapshots(servers, steps, chosen)
+    insert_rows(SandboxJobServer, [
+        {"job_id": job.pk, "source_server_id": server.pk, "snapshot_id": snapshots[server.pk][0],
+         **_job_server_columns(step)}
+        for server, step in zip(servers, steps, strict=True)
+    ])
+    insert_rows(SandboxRecoveryInstance, [
+        {"instance_id": step.recovery_instance_id, "account_id": scope.account_id, "region": scope.region,
+         "source_server_id": server.pk, "job_id": job.pk, "is_drill": is_drill,
+         "instance_type": server.recommended_instance_type, "tags": {**server.tags, "Name": server.hostname},
+         "point_in_time": snapshots[server.pk][1], "launched_at": step.launch_end}
+        for server, step in zip(servers, steps, strict=True) if not step.failed
+    ])
+    return job, steps
 
 
 def start_recovery(scope, body):
@@ -356,7 +404,7 @@ def start_recovery(scope, body):
     with transaction.atomic(using="sandbox"):
         # Locking the settings row serializes concurrent StartRecovery calls, so two callers
         # can never both pass the one-active-job-per-server check.
-        config = SandboxSettings.objects.select_for_update().get(pk=SandboxSettings.load().pk)
+        config = _locked_settings()
         now = timezone.now()
         servers = _load_servers(scope, ids)
         if len(servers) > MAX_SERVERS_PER_JOB:
@@ -500,7 +548,7 @@ def terminate_recovery_instances(scope, body):
     if len(set(instance_ids)) != len(instance_ids):
         raise validation_error("recoveryInstanceIDs lists an instance twice.", field="recoveryInstanceIDs")
     with transaction.atomic(using="sandbox"):
-        config = SandboxSettings.objects.select_for_update().get(pk=SandboxSettings.load().pk)
+        config = _locked_settings()
         now = timezone.now()
         instances = _check_terminable(scope, instance_ids, now)
         _check_capacity(scope, now, server_pks=[i.source_server_id for i in instances],

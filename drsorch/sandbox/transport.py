@@ -15,11 +15,12 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSResponse, HeadersDict
-from django.db import transaction
+from django.db import connections, transaction
 
 from . import drs, ec2
 from .models import SandboxRegion, SandboxSettings
 from .protocol import SandboxError, validation_error
+from .routers import SANDBOX_DB
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +41,43 @@ def _response(request, status, headers, body):
     return AWSResponse(request.url, status, HeadersDict(headers), _RawBody(body))
 
 
-def count_call_and_throttle():
-    """Count this call and say whether it is throttled.
+def _call_state_sql():
+    settings_table, regions_table = SandboxSettings._meta.db_table, SandboxRegion._meta.db_table
+    return (
+        f"SELECT s.throttle_rate, EXISTS (SELECT 1 FROM {regions_table} r WHERE r.account_id = %s"
+        f" AND r.region = %s AND r.uninitialized) FROM {settings_table} s WHERE s.id = %s"
+    )
+
+
+CALL_STATE_SQL = _call_state_sql()
+
+
+def call_state(account_id, region):
+    """(throttle rate, whether DRS was never initialized in this account and region).
+
+    Every call needs both: one hand-written query reads them in a tenth of the time the ORM
+    takes to build and run two, which showed on every call the engine makes.
+    """
+    with connections[SANDBOX_DB].cursor() as cursor:
+        cursor.execute(CALL_STATE_SQL, [account_id, region, SandboxSettings.PK])
+        row = cursor.fetchone()
+    if row is None:  # first call ever: create the settings row with its defaults
+        return SandboxSettings.load().throttle_rate, region_uninitialized(account_id, region)
+    throttle_rate, uninitialized = row
+    return throttle_rate, bool(uninitialized)
+
+
+def count_call_and_throttle(throttle_rate):
+    """Count this call and say whether it is throttled (`throttle_rate` as call_state read it).
 
     Call n (counted since throttling was last configured) is throttled when
     floor(n * rate) > floor((n - 1) * rate): exactly `rate` of any run of calls, spread
     evenly, and the same whichever process makes the call, since the counter is a row.
     """
-    config = SandboxSettings.load()
-    if config.throttle_rate <= 0:
+    if throttle_rate <= 0:
         return False
     with transaction.atomic(using="sandbox"):
-        row = SandboxSettings.objects.select_for_update().get(pk=config.pk)
+        row = SandboxSettings.objects.select_for_update().get(pk=SandboxSettings.PK)
         row.call_count += 1
         row.save(update_fields=["call_count"])
     rate = Decimal(str(row.throttle_rate))  # exact decimal: 0.29 * 100 must give 29, not 28.999...
@@ -94,16 +120,15 @@ class SandboxTransport:
         return _response(request, status, self._drs_headers(), body)
 
     def _drs_answer(self, request, operation):
-        if count_call_and_throttle():
+        throttle_rate, uninitialized = call_state(self.scope.account_id, self.scope.region)
+        if count_call_and_throttle(throttle_rate):
             raise SandboxError("ThrottlingException", "Rate exceeded", serviceCode=drs.SERVICE_CODE)
         handler = drs.OPERATIONS.get(operation)
         if handler is None:
             raise validation_error(
                 f"The drsorch sandbox does not simulate the DRS operation {operation}.", reason="unknownOperation"
             )
-        if operation not in drs.WITHOUT_ACCOUNT_CHECK and region_uninitialized(
-            self.scope.account_id, self.scope.region
-        ):
+        if operation not in drs.WITHOUT_ACCOUNT_CHECK and uninitialized:
             raise SandboxError(
                 "UninitializedAccountException",
                 f"Elastic Disaster Recovery is not initialized in account {self.scope.account_id} "
@@ -143,7 +168,8 @@ class SandboxTransport:
 
     def _ec2(self, request, operation):
         try:
-            if count_call_and_throttle():
+            throttle_rate, _ = call_state(self.scope.account_id, self.scope.region)
+            if count_call_and_throttle(throttle_rate):
                 raise SandboxError("RequestLimitExceeded", "Request limit exceeded.", status=503)
             handler = ec2.OPERATIONS.get(operation)
             if handler is None:
