@@ -41,6 +41,7 @@ from .protocol import (
     with_token,
 )
 from .simulation import (
+    ServerStatus,
     ServerSteps,
     derived_hex,
     job_end,
@@ -80,19 +81,17 @@ def _active_jobs(scope, now):
     return scope.filter(SandboxJob.objects.filter(ends_at__gt=now))
 
 
-# The SandboxJobServer columns of a ServerSteps, in its order.
-STEPS_COLUMNS = ("source_server__source_server_id", *ServerSteps._fields[1:])
-
-
-def _steps_by_job(job_pks):
-    """The participating servers of each job (by job pk), in request order, in one query."""
+def _servers_by_job(job_pks, row_type):
+    """The participating servers of each job (by job pk), in request order, in one query, as
+    `row_type` (ServerSteps or ServerStatus, whose fields name the columns read)."""
+    columns = ["source_server__source_server_id" if name == "server_id" else name for name in row_type._fields]
     rows = (
         SandboxJobServer.objects.filter(job__in=job_pks).order_by("job_id", "position")
-        .values_list("job_id", *STEPS_COLUMNS)
+        .values_list("job_id", *columns)
     )
     by_job = defaultdict(list)
-    for job_pk, *columns in rows:
-        by_job[job_pk].append(ServerSteps._make(columns))
+    for job_pk, *values in rows:
+        by_job[job_pk].append(row_type._make(values))
     return by_job
 
 
@@ -446,8 +445,8 @@ def describe_jobs(scope, body):
         jobs = jobs.filter(created_at__lte=parse_iso(filters["toDate"], field="filters.toDate"))
     now = timezone.now()
     page, token = paged(jobs.order_by("-created_at", "-id"), body)
-    steps = _steps_by_job([job.pk for job in page])
-    items = [job_record(job, steps[job.pk], now) for job in page]
+    servers = _servers_by_job([job.pk for job in page], ServerStatus)
+    items = [job_record(job, servers[job.pk], now) for job in page]
     return 200, with_token({"items": items}, token)
 
 
@@ -459,7 +458,7 @@ def describe_job_log_items(scope, body):
     if job is None:
         raise SandboxError("ResourceNotFoundException", f"Job {job_id} not found.", resourceId=job_id,
                            resourceType="JOB")
-    page, token = paged(job_log(job, _steps_by_job([job.pk])[job.pk], timezone.now()), body)
+    page, token = paged(job_log(job, _servers_by_job([job.pk], ServerSteps)[job.pk], timezone.now()), body)
     return 200, with_token({"items": page}, token)
 
 

@@ -5,6 +5,7 @@ a deterministic spread per server (a hash of job ID and server ID, ±30% around 
 duration), so two reads at the same time always agree and no background process is needed.
 """
 
+import functools
 import hashlib
 import uuid
 from datetime import datetime
@@ -41,6 +42,21 @@ class ServerSteps(NamedTuple):
     actions_end: datetime | None
     failed: bool
     error: str
+    post_launch_actions: list
+    recovery_instance_id: str
+
+
+class ServerStatus(NamedTuple):
+    """What participatingServers shows of one server: the columns its launch status needs.
+
+    DescribeJobs reads only these (a ServerSteps has them too): fewer datetimes to convert.
+    """
+
+    server_id: str
+    launch_start: datetime
+    launch_end: datetime
+    actions_end: datetime | None
+    failed: bool
     post_launch_actions: list
     recovery_instance_id: str
 
@@ -117,12 +133,18 @@ def launch_status(job, job_server, now):
     return "FAILED" if job_server.failed else "LAUNCHED"
 
 
+@functools.lru_cache(maxsize=65536)
+def _run_id(job_id, server_id, action_id):
+    """The SSM run ID of a post-launch action; every DescribeJobs of a launched job asks again."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_id}/{server_id}/{action_id}"))
+
+
 def _action_runs(job, job_server, now):
     status = "SUCCEEDED" if now >= job_server.actions_end else "IN_PROGRESS"
     runs = []
     for action in job_server.post_launch_actions:
-        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{job.job_id}/{job_server.server_id}/{action['actionId']}")
-        runs.append({"action": action, "runId": str(run_id), "status": status})
+        run_id = _run_id(job.job_id, job_server.server_id, action["actionId"])
+        runs.append({"action": action, "runId": run_id, "status": status})
     return {"ssmAgentDiscoveryDatetime": iso(job_server.launch_end), "runs": runs}
 
 
@@ -140,7 +162,8 @@ def participating_server(job, job_server, now):
 
 
 def job_record(job, job_servers, now):
-    """The Job shape of DescribeJobs and StartRecovery at `now`."""
+    """The Job shape of DescribeJobs and StartRecovery at `now` (job_servers: ServerStatus or
+    ServerSteps, in request order)."""
     status = job_status(job, now)
     record = {
         "jobID": job.job_id,
@@ -181,7 +204,7 @@ def _server_events(job, js):
 
 
 def job_log(job, job_servers, now):
-    """The job's log items that happened by `now`, oldest first."""
+    """The job's log items that happened by `now`, oldest first (job_servers: ServerSteps)."""
     keyed = [((job.started_at, 0, 0, 0), "JOB_START", {})]
     for js in job_servers:
         for step, (moment, event, data) in enumerate(_server_events(job, js)):
