@@ -502,6 +502,11 @@ class TickState:
     def apply_job(self, job, data):
         """Copy what DRS says of a job and its servers onto our rows."""
         if job.drs_status != data.get("status", job.drs_status):
+            if data["status"] == "COMPLETED" and job.type == JobType.LAUNCH and job.state == JobState.ACTIVE:
+                # Its servers leave DRS's active-job quota now: the next wave may use the room
+                # in this very tick rather than the next.
+                self.budget[job.target_id]["jobs"] -= 1
+                self.budget[job.target_id]["servers"] -= job.server_count
             job.drs_status = data["status"]
             self.touch("job", job)
         execution = self.executions[job.execution_id]
