@@ -424,3 +424,15 @@ def test_retry_keeps_launched_servers_of_a_recovery(clock, drive, make_plan):
     assert execution.status == "SUCCEEDED"
     assert launches(execution)["db-01"].recovery_instance_id == kept.recovery_instance_id
     assert launch_counts() == {"db-01": 1, "db-02": 2}
+
+
+def test_quota_room_is_used_in_the_tick_that_sees_a_job_complete(clock, make_plan, monkeypatch):
+    monkeypatch.setattr(engine, "MAX_SERVERS_PER_JOB", 2)
+    monkeypatch.setattr(engine, "MAX_ACTIVE_JOBS_PER_TARGET", 1)
+    plan = make_plan("One at a time", [("Web", ["web-01", "web-02", "web-03", "web-04"], {})])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    engine.tick(execution_ids=[execution.pk])
+    assert DrsJob.objects.filter(execution=execution).count() == 1
+    clock.shift(30)  # 20 s launches ±30%: the first job has completed in DRS
+    engine.tick(execution_ids=[execution.pk])
+    assert DrsJob.objects.filter(execution=execution).count() == 2
