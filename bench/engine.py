@@ -18,15 +18,11 @@ It builds its own database in a temporary folder and leaves nothing behind.
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
+from setup_db import setup_django
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,23 +34,6 @@ def parse_args():
     parser.add_argument("--launch-seconds", type=float, default=3.0, help="simulated launch duration")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser.parse_args()
-
-
-def setup_django(folder):
-    os.environ.update({
-        "DEBUG": "true",
-        "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
-        "DJANGO_SETTINGS_MODULE": "drsorch.settings",
-        "LOG_LEVEL": "WARNING",
-    })
-    os.environ.pop("DRSORCH_SANDBOX_DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    call_command("migrate", database="sandbox", verbosity=0)
 
 
 def build_plans(args):

@@ -20,14 +20,12 @@ time (`handler_cpu`, steadier than wall time when other work shares the machine)
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from setup_db import setup_django
+
 DESCRIBED_JOBS = 10
 
 
@@ -42,23 +40,6 @@ def parse_args():
     if args.per_job * args.jobs > args.servers:
         parser.error("--per-job × --jobs must not exceed --servers (each job takes distinct servers)")
     return args
-
-
-def setup_django(folder):
-    os.environ.update({
-        "DEBUG": "true",
-        "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
-        "DJANGO_SETTINGS_MODULE": "drsorch.settings",
-        "LOG_LEVEL": "WARNING",
-    })
-    os.environ.pop("DRSORCH_SANDBOX_DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    call_command("migrate", database="sandbox", verbosity=0)
 
 
 def build_target(args):
