@@ -24,6 +24,7 @@ import time
 
 from setup_db import setup_django
 
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--executions", type=int, default=10)
