@@ -18,6 +18,7 @@ It builds its own database in a temporary folder and leaves nothing behind.
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -150,6 +151,7 @@ def transition_overheads(executions):
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="drsorch-bench-") as folder:
+        os.environ["DRSORCH_POLL_SECONDS"] = str(args.poll)  # the engine budgets its ticks by it
         setup_django(folder)
         executions, tick_ms, queries, calls, drs_ms = run(args)
         engine_ms = [tick - drs for tick, drs in zip(tick_ms, drs_ms, strict=True)]

@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.constants import OnConflict
@@ -55,6 +56,8 @@ LEASE_SECONDS = 60
 # is made in a single attempt (no botocore retries) bounded by the connect and read timeouts
 # (35 s), so a call made under a renewed lease has ended before the lease can pass to another.
 INTENT_GRACE_SECONDS = LEASE_SECONDS
+# The share of a poll interval a tick may spend starting DRS jobs (at least one a tick).
+LAUNCH_SHARE_OF_POLL = 0.4
 # A StartRecovery is one attempt bounded by connect (5 s) and read (30 s) timeouts.
 MAX_START_RECOVERY_SECONDS = 35
 LOG_REFRESH_SECONDS = 10
@@ -241,6 +244,9 @@ class TickState:
     def __init__(self, executions, *, owner):
         self.owner = owner
         self.now = timezone.now()
+        # A burst of launches must not stretch one tick over the next poll: every other
+        # execution waits for the tick to end. What does not fit starts in the next tick.
+        self.launch_deadline = time.monotonic() + LAUNCH_SHARE_OF_POLL * settings.DRSORCH_POLL_SECONDS
         self.executions = {e.pk: e for e in executions}
         ids = list(self.executions)
         self.waves = defaultdict(list)
@@ -812,7 +818,8 @@ class TickState:
         budget = self.budget[target.pk]
         while launches:
             room = min(MAX_SERVERS_PER_JOB, MAX_SERVERS_IN_ACTIVE_JOBS - budget["servers"])
-            if budget["jobs"] >= MAX_ACTIVE_JOBS_PER_TARGET or room <= 0:
+            out_of_time = self.jobs_started and time.monotonic() > self.launch_deadline
+            if budget["jobs"] >= MAX_ACTIVE_JOBS_PER_TARGET or room <= 0 or out_of_time:
                 for launch in launches:
                     if launch.phase != LaunchPhase.QUEUED:
                         launch.phase = LaunchPhase.QUEUED

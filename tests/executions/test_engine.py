@@ -436,3 +436,19 @@ def test_quota_room_is_used_in_the_tick_that_sees_a_job_complete(clock, make_pla
     clock.shift(30)  # 20 s launches ±30%: the first job has completed in DRS
     engine.tick(execution_ids=[execution.pk])
     assert DrsJob.objects.filter(execution=execution).count() == 2
+
+
+def test_a_burst_of_launches_is_spread_over_ticks(clock, drive, make_plan, monkeypatch, settings):
+    """A tick spends at most a share of the poll interval starting jobs (always at least one);
+    the rest start in the next ticks, each server still exactly once."""
+    settings.DRSORCH_POLL_SECONDS = 0
+    monkeypatch.setattr(engine, "MAX_SERVERS_PER_JOB", 1)
+    plan = make_plan("Burst", [("Web", ["web-01", "web-02", "web-03"], {})])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    engine.tick(execution_ids=[execution.pk])
+    assert DrsJob.objects.filter(execution=execution).count() == 1
+    assert sorted(launch.phase for launch in execution.server_launches.all()) == ["QUEUED", "QUEUED", "STARTING"]
+    engine.tick(execution_ids=[execution.pk])
+    assert DrsJob.objects.filter(execution=execution).count() == 2
+    execution = drive(execution)
+    assert execution.status == "SUCCEEDED" and launch_counts() == {"web-01": 1, "web-02": 1, "web-03": 1}
