@@ -282,6 +282,17 @@ def protection_group_delete(*, group):
     group.delete()
 
 
+def plan_delete(*, plan):
+    """Delete a plan that never ran: its executions are audit evidence and keep their plan."""
+    count = plan.executions.count()
+    if count:
+        raise ValidationError(
+            f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and recoveries, "
+            "so the plan cannot be deleted."
+        )
+    plan.delete()
+
+
 def source_servers_for_target(*, target):
     """The inventory of one target, for pickers."""
     return SourceServer.objects.filter(target=target).order_by("hostname", "drs_id")

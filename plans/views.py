@@ -38,6 +38,7 @@ from .forms import (
 from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave, servers_matching_tags
 from .readiness import plan_readiness
 from .services import (
+    plan_delete,
     plan_save,
     plan_wave_specs,
     protection_group_delete,
@@ -415,12 +416,11 @@ class PlanDeleteView(RoleRequiredMixin, View):
 
     def post(self, request, pk):
         plan = get_object_or_404(RecoveryPlan, pk=pk)
-        count = plan.executions.count()
-        if count:
-            messages.error(request, f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and "
-                                    "recoveries, so the plan cannot be deleted.")
+        try:
+            plan_delete(plan=plan)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
             return redirect(plan)
-        plan.delete()
         messages.success(request, f"Deleted plan '{plan.name}'.")
         return redirect("plans:plan_list")
 

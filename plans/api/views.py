@@ -22,7 +22,7 @@ from executions.api.views import IDEMPOTENCY_KEY_PARAMETER, START_PERMISSIONS, S
 from plans.filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet, TargetFilterSet
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave
 from plans.readiness import plan_readiness
-from plans.services import protection_group_delete, source_servers_sync
+from plans.services import plan_delete, protection_group_delete, source_servers_sync
 
 from .serializers import (
     ProtectionGroupSerializer,
@@ -150,6 +150,12 @@ class RecoveryPlanViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
         "readiness": ["plans.view_recoveryplan"],
         "execute": ["plans.view_recoveryplan", START_PERMISSIONS],
     }
+
+    def perform_destroy(self, plan):
+        try:
+            plan_delete(plan=plan)
+        except DjangoValidationError as exc:
+            raise Conflict(" ".join(exc.messages), code="protected")
 
     @extend_schema(
         summary="Check readiness",
