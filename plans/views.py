@@ -10,7 +10,7 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
@@ -251,25 +251,41 @@ class TagPreviewView(RoleRequiredMixin, View):
         return render(request, "plans/_tag_preview.html", context)
 
 
-class GroupDeleteView(RoleRequiredMixin, View):
+class ServiceDeleteView(RoleRequiredMixin, View):
+    """Confirm, then delete through a service that may refuse (its message is shown)."""
+
+    model = None
+    kind = ""  # shown on the confirmation page
+    label = ""  # shown in the success message
+    success_url = ""
+
+    def delete(self, obj):
+        raise ImproperlyConfigured(f"{type(self).__name__} must say which service deletes a {self.kind}.")
+
+    def get(self, request, pk):
+        obj = get_object_or_404(self.model, pk=pk)
+        return render(request, "confirm_delete.html", {"object": obj, "kind": self.kind,
+                                                       "cancel_url": obj.get_absolute_url()})
+
+    def post(self, request, pk):
+        obj = get_object_or_404(self.model, pk=pk)
+        try:
+            self.delete(obj)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(obj)
+        messages.success(request, f"Deleted {self.label} '{obj.name}'.")
+        return redirect(self.success_url)
+
+
+class GroupDeleteView(ServiceDeleteView):
     """Delete a protection group; protection_group_delete refuses groups used by plans."""
 
     permission_required = "plans.delete_protectiongroup"
+    model, kind, label, success_url = ProtectionGroup, "protection group", "protection group", "plans:group_list"
 
-    def get(self, request, pk):
-        group = get_object_or_404(ProtectionGroup, pk=pk)
-        return render(request, "confirm_delete.html", {"object": group, "kind": "protection group",
-                                                       "cancel_url": group.get_absolute_url()})
-
-    def post(self, request, pk):
-        group = get_object_or_404(ProtectionGroup, pk=pk)
-        try:
-            protection_group_delete(group=group)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-            return redirect(group)
-        messages.success(request, f"Deleted protection group '{group.name}'.")
-        return redirect("plans:group_list")
+    def delete(self, obj):
+        protection_group_delete(group=obj)
 
 
 # --- Recovery plans ------------------------------------------------------------------------------
@@ -404,25 +420,14 @@ class PlanFormView(RoleRequiredMixin, View):
         })
 
 
-class PlanDeleteView(RoleRequiredMixin, View):
-    """Delete a plan that never ran: executions are audit evidence and keep their plan."""
+class PlanDeleteView(ServiceDeleteView):
+    """Delete a plan that never ran: plan_delete refuses plans with executions (evidence)."""
 
     permission_required = "plans.delete_recoveryplan"
+    model, kind, label, success_url = RecoveryPlan, "recovery plan", "plan", "plans:plan_list"
 
-    def get(self, request, pk):
-        plan = get_object_or_404(RecoveryPlan, pk=pk)
-        return render(request, "confirm_delete.html", {"object": plan, "kind": "recovery plan",
-                                                       "cancel_url": plan.get_absolute_url()})
-
-    def post(self, request, pk):
-        plan = get_object_or_404(RecoveryPlan, pk=pk)
-        try:
-            plan_delete(plan=plan)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-            return redirect(plan)
-        messages.success(request, f"Deleted plan '{plan.name}'.")
-        return redirect("plans:plan_list")
+    def delete(self, obj):
+        plan_delete(plan=obj)
 
 
 class PlanStartView(RoleRequiredMixin, View):
