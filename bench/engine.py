@@ -127,8 +127,8 @@ def measure_simulated_drs():
 
 def transition_overheads(executions):
     """Seconds from the previous wave's last LAUNCHED to the next wave's StartRecovery."""
+    from drsorch.drs.constants import TAG_EXECUTION, TAG_WAVE
     from drsorch.sandbox.models import SandboxJob, SandboxRecoveryInstance
-    from executions.drs import TAG_EXECUTION, TAG_WAVE
 
     created = {}
     for job in SandboxJob.objects.filter(type="LAUNCH"):

@@ -7,9 +7,11 @@ code that drives DRS is the same in both cases, down to botocore's parsing and e
 
 import logging
 import threading
+from typing import Any
 
 import boto3
 import botocore.session
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
 
@@ -31,13 +33,16 @@ SANDBOX_CREDENTIALS = {"aws_access_key_id": "SANDBOXACCESSKEY0000", "aws_secret_
 ASSUMED_ROLE_SECONDS = 3600
 
 _sessions = {}
+# Calls made per thread and service, counted by a botocore event hook on every client (one
+# per operation call and per page of a paginator; botocore's own retries are not counted).
+_calls = threading.local()
 _sessions_lock = threading.Lock()
 # Building a boto3 client loads and parses the service model (~0.3 s); clients are
 # thread-safe once made, so each (target settings, service) gets one for the process.
 _clients = {}
 
 
-def client_for(target, service_name, *, single_attempt=False):
+def client_for(target: Any, service_name: str, *, single_attempt: bool = False) -> BaseClient:
     """A boto3 client of `service_name` for `target` (a plans.Target).
 
     `aws` targets: boto3's normal credential chain, or, when the target has a role ARN, the
@@ -66,8 +71,22 @@ def client_for(target, service_name, *, single_attempt=False):
             # boto3 sessions are not thread-safe; clients are, once made.
             config = SINGLE_ATTEMPT_CONFIG if single_attempt else AWS_CONFIG
             client = _aws_session(target).client(service_name, region_name=target.region, config=config)
+    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}", _count_call)
     _clients[key] = client
     return client
+
+
+def _count_call(model, **_):
+    service = model.service_model.endpoint_prefix
+    counts = getattr(_calls, "counts", None)
+    if counts is None:
+        counts = _calls.counts = {}
+    counts[service] = counts.get(service, 0) + 1
+
+
+def aws_calls_made(service_name: str) -> int:
+    """Calls of `service_name` ("drs", "ec2") made by this thread so far, for every client."""
+    return getattr(_calls, "counts", {}).get(service_name, 0)
 
 
 def _sandbox_client(target, service_name):
@@ -126,7 +145,7 @@ def _assumed_role_session(target):
     return boto3.session.Session(botocore_session=core)
 
 
-def clear_session_cache():
+def clear_session_cache() -> None:
     """Forget cached assumed-role sessions (a target's role changed, or between tests)."""
     with _sessions_lock:
         _sessions.clear()

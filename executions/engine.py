@@ -32,9 +32,13 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
+from drsorch.drs import constants as drs_constants
+from drsorch.drs import errors as drs_errors
+from drsorch.drs import gateway
+from drsorch.drs.constants import MAX_ACTIVE_JOBS_PER_TARGET, MAX_SERVERS_IN_ACTIVE_JOBS, MAX_SERVERS_PER_JOB
+from drsorch.drs.times import parse_drs_time
 from plans.models import Target
 
-from . import drs
 from .choices import (
     EXECUTION_ACTIVE,
     JOB_OPEN,
@@ -62,9 +66,6 @@ LAUNCH_SHARE_OF_POLL = 0.4
 MAX_START_RECOVERY_SECONDS = 35
 LOG_REFRESH_SECONDS = 10
 LOG_READS_PER_TARGET_PER_TICK = 2
-MAX_SERVERS_PER_JOB = 100
-MAX_ACTIVE_JOBS_PER_TARGET = 20
-MAX_SERVERS_IN_ACTIVE_JOBS = 500
 ENGINE_ACTOR = "drsorch"
 WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.WAITING})
 
@@ -112,7 +113,7 @@ class LeaseLost(Exception):
 def tick(*, execution_ids=None, owner=None):
     """Advance every execution that needs work (or only `execution_ids`) by one step."""
     owner = owner or worker_identity()
-    calls_before = drs.calls_made()
+    calls_before = gateway.calls_made()
     claimed = claim_executions(execution_ids=execution_ids, owner=owner)
     result = TickResult(claimed=len(claimed))
     if claimed:
@@ -123,7 +124,7 @@ def tick(*, execution_ids=None, owner=None):
         finally:
             release_executions(claimed, owner=owner)
     result.remaining = executions_needing_work(execution_ids=execution_ids).count()
-    result.drs_calls = drs.calls_made() - calls_before
+    result.drs_calls = gateway.calls_made() - calls_before
     return result
 
 
@@ -175,14 +176,6 @@ def renew_lease(execution, *, owner):
     return Execution.objects.filter(pk=execution.pk, lease_owner=owner, lease_expires_at__gt=now).update(
         lease_expires_at=now + timedelta(seconds=LEASE_SECONDS)
     ) == 1
-
-
-def parse_drs_time(value):
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def update_rows(model, objects, fields):
@@ -360,7 +353,7 @@ class TickState:
             try:
                 self.read_logs(self.targets[target_id], jobs)
             except Exception as exc:
-                if not drs.is_transient(exc):
+                if not drs_errors.is_transient(exc):
                     raise
                 logger.info("DRS did not answer a log read for target %s: %s", self.targets[target_id].name, exc)
 
@@ -442,7 +435,7 @@ class TickState:
             try:
                 self._poll_target(target, target_jobs)
             except Exception as exc:
-                if not drs.is_transient(exc):
+                if not drs_errors.is_transient(exc):
                     raise
                 # Throttling and 5xx never fail an execution: the next tick asks again.
                 logger.info("DRS did not answer for target %s this tick: %s", target.name, exc)
@@ -450,7 +443,7 @@ class TickState:
     def _poll_target(self, target, jobs):
         active = [j for j in jobs if j.state == JobState.ACTIVE]
         if active:
-            found = drs.describe_jobs(target=target, job_ids=[j.job_id for j in active])
+            found = gateway.describe_jobs(target=target, job_ids=[j.job_id for j in active])
             for job in active:
                 if job.job_id in found:
                     self.apply_job(job, found[job.job_id])
@@ -462,7 +455,7 @@ class TickState:
         """Adopt the jobs of intents whose StartRecovery reached DRS; drop the others."""
         tokens = {str(job.launch_token) for job in intents}
         since = min(job.requested_at for job in intents)
-        found = drs.find_jobs_by_launch_token(target=target, since=since, tokens=tokens)
+        found = gateway.find_jobs_by_launch_token(target=target, since=since, tokens=tokens)
         for job in intents:
             data = found.get(str(job.launch_token))
             if data:
@@ -614,7 +607,7 @@ class TickState:
             key=lambda j: j.log_read_at or datetime.min.replace(tzinfo=self.now.tzinfo),
         )
         for job in (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]:
-            self.apply_log(job, drs.job_log_items(target=target, job_id=job.job_id))
+            self.apply_log(job, gateway.job_log_items(target=target, job_id=job.job_id))
             if job.pk in self.final_log_due:
                 job.state = JobState.COMPLETED
 
@@ -835,11 +828,12 @@ class TickState:
         job = self._record_intent(execution, wave, target, batch)
         if job is None:
             return
-        tags = {drs.TAG_EXECUTION: str(execution.pk), drs.TAG_WAVE: str(wave.index),
-                drs.TAG_LAUNCH_TOKEN: str(job.launch_token)}
+        tags = {drs_constants.TAG_EXECUTION: str(execution.pk), drs_constants.TAG_WAVE: str(wave.index),
+                drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token)}
         try:
-            data = drs.start_recovery(target=target, source_server_ids=[launch.source_server_id for launch in batch],
-                                      is_drill=execution.is_drill, tags=tags)
+            data = gateway.start_recovery(target=target,
+                                          source_server_ids=[launch.source_server_id for launch in batch],
+                                          is_drill=execution.is_drill, tags=tags)
         except Exception as exc:
             self._launch_refused(job, target, exc)
             return
@@ -886,17 +880,18 @@ class TickState:
 
     def _launch_refused(self, job, target, exc):
         message = getattr(exc, "response", {}).get("Error", {}).get("Message") or str(exc)
-        if drs.is_conflict(exc):
+        if drs_errors.is_conflict(exc):
             # A server is in an active job: maybe ours, from an answer we never saw. Look first.
-            found = drs.find_jobs_by_launch_token(target=target, since=job.requested_at,
+            found = gateway.find_jobs_by_launch_token(target=target, since=job.requested_at,
                                                   tokens={str(job.launch_token)})
             if str(job.launch_token) in found:
                 self.adopt(job, found[str(job.launch_token)], how="found after a conflict")
             else:
                 self.abandon(job, f"DRS refused: {message}. The servers are retried on the next poll.")
-        elif drs.is_rejected(exc):
-            self.abandon(job, f"DRS refused for now ({drs.error_code(exc)}): {message}. Retrying on the next poll.")
-        elif drs.is_permanent(exc):
+        elif drs_errors.is_rejected(exc):
+            self.abandon(job, f"DRS refused for now ({drs_errors.error_code(exc)}): {message}. "
+                              "Retrying on the next poll.")
+        elif drs_errors.is_permanent(exc):
             self.abandon(job, f"DRS cannot launch these servers: {message}", fail_servers=True)
         else:
             # The call may or may not have reached DRS: keep the intent; the next tick looks the

@@ -11,10 +11,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from drsorch.drs import gateway
+from drsorch.drs.constants import MAX_INSTANCES_PER_TERMINATE, JobStatus
 from plans.readiness import plan_readiness
 from plans.services import plan_wave_specs
 
-from . import drs, engine
+from . import engine
 from .choices import (
     EXECUTION_ACTIVE,
     EXECUTION_RETRYABLE,
@@ -239,7 +241,7 @@ def execution_retry(*, execution, user):
             raise ExecutionConflict(f"The execution is {execution.status}; only FAILED, PARTIAL or TIMED_OUT "
                                     "executions can be retried.")
         if DrsJob.objects.filter(execution=execution, state__in=[JobState.INTENDED, JobState.ACTIVE],
-                                 type=JobType.LAUNCH).exclude(drs_status="COMPLETED").exists():
+                                 type=JobType.LAUNCH).exclude(drs_status=JobStatus.COMPLETED).exists():
             raise ExecutionConflict("DRS jobs of this execution are still running; retry once they have ended.")
         with transaction.atomic():
             relaunched = _reset_for_retry(execution)
@@ -291,8 +293,8 @@ def execution_cleanup(*, execution, user):
         for launch in launches:
             by_target.setdefault(launch.target, []).append(launch)
         for target, target_launches in by_target.items():
-            for start in range(0, len(target_launches), drs.MAX_INSTANCES_PER_TERMINATE):
-                _terminate_batch(execution, target, target_launches[start:start + drs.MAX_INSTANCES_PER_TERMINATE])
+            for start in range(0, len(target_launches), MAX_INSTANCES_PER_TERMINATE):
+                _terminate_batch(execution, target, target_launches[start:start + MAX_INSTANCES_PER_TERMINATE])
         _record_action(execution, user, f"Started clean-up of {len(launches)} recovery instance(s).",
                        recovery_instance_ids=[launch.recovery_instance_id for launch in launches])
     _enqueue_advance(execution)
@@ -301,7 +303,7 @@ def execution_cleanup(*, execution, user):
 
 def _terminate_batch(execution, target, launches):
     # Terminating twice is harmless, so unlike StartRecovery no intent is needed first.
-    data = drs.terminate_recovery_instances(
+    data = gateway.terminate_recovery_instances(
         target=target, recovery_instance_ids=[launch.recovery_instance_id for launch in launches])
     with transaction.atomic():
         DrsJob.objects.create(

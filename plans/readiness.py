@@ -8,7 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from drsorch.aws import client_for
+from drsorch.drs import gateway
+from drsorch.drs.constants import MAX_ACTIVE_JOBS_PER_TARGET, MAX_SERVERS_IN_ACTIVE_JOBS, MAX_SERVERS_PER_JOB
 
 from .choices import ReplicationState
 from .models import RecoveryPlan, SourceServer
@@ -18,10 +19,6 @@ logger = logging.getLogger(__name__)
 ERROR = "error"
 WARNING = "warning"
 
-# DRS service quotas per account and region (see docs and drs-facts.md).
-MAX_SERVERS_PER_JOB = 100
-MAX_ACTIVE_JOBS = 20
-MAX_SERVERS_IN_ACTIVE_JOBS = 500
 ACTIVE_JOB_LOOKBACK = timedelta(days=2)
 
 
@@ -171,19 +168,13 @@ def _check_active_drs_jobs(report, targets, servers):
     for target in targets:
         wanted = ids_by_target.get(target.pk, {})
         try:
-            drs = client_for(target, "drs")
-            since = (timezone.now() - ACTIVE_JOB_LOOKBACK).strftime("%Y-%m-%dT%H:%M:%SZ")
-            pages = drs.get_paginator("describe_jobs").paginate(filters={"fromDate": since})
-            for page in pages:
-                for job in page.get("items", []):
-                    if job.get("status") == "COMPLETED":
-                        continue
-                    for participant in job.get("participatingServers", []):
-                        server = wanted.get(participant.get("sourceServerID"))
-                        if server:
-                            report.add(ERROR, "server_in_active_job",
-                                       f"Server {server.display_name} ({server.drs_id}) is in active DRS "
-                                       f"job {job['jobID']}; DRS allows one active job per server.", server)
+            for job in gateway.active_jobs_since(target=target, since=timezone.now() - ACTIVE_JOB_LOOKBACK):
+                for participant in job.get("participatingServers", []):
+                    server = wanted.get(participant.get("sourceServerID"))
+                    if server:
+                        report.add(ERROR, "server_in_active_job",
+                                   f"Server {server.display_name} ({server.drs_id}) is in active DRS "
+                                   f"job {job['jobID']}; DRS allows one active job per server.", server)
         except (BotoCoreError, ClientError) as exc:
             report.add(WARNING, "jobs_unchecked",
                        f"Could not list active DRS jobs of target '{target.name}' ({exc}).")
@@ -202,9 +193,9 @@ def _check_quotas(report, specs, resolved, servers):
     for position, spec in enumerate(specs):
         count = len(resolved.get(position, []))
         jobs = -(-count // MAX_SERVERS_PER_JOB)
-        if jobs > MAX_ACTIVE_JOBS:
+        if jobs > MAX_ACTIVE_JOBS_PER_TARGET:
             report.add(ERROR, "quota_jobs",
-                       f"Wave '{spec.name}' needs {jobs} DRS jobs, above the limit of {MAX_ACTIVE_JOBS} "
+                       f"Wave '{spec.name}' needs {jobs} DRS jobs, above the limit of {MAX_ACTIVE_JOBS_PER_TARGET} "
                        "concurrent jobs.")
         elif count > MAX_SERVERS_PER_JOB:
             report.add(WARNING, "split_jobs",

@@ -4,13 +4,21 @@ Views, API serializers, admin actions and commands call these functions; none of
 writes a plan, a wave or a protection group by itself.
 """
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from drsorch.drs import gateway
+from drsorch.drs.times import parse_drs_time, parse_duration_seconds
+
+from .choices import ReplicationState
 from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Wave
+
+logger = logging.getLogger(__name__)
 
 MAX_WAVE_TIMEOUT_MINUTES = 1440
 MAX_WAVE_WAIT_MINUTES = 1440
@@ -293,32 +301,12 @@ def plan_delete(*, plan):
     plan.delete()
 
 
-def source_servers_for_target(*, target):
-    """The inventory of one target, for pickers."""
-    return SourceServer.objects.filter(target=target).order_by("hostname", "drs_id")
-
-
 # --- Inventory sync from DRS -------------------------------------------------------------------
-# Imported here so that this section can be appended without touching the module header.
-import logging  # noqa: E402
-import re  # noqa: E402
-from datetime import datetime  # noqa: E402
 
-from django.utils import timezone  # noqa: E402
-
-from .choices import ReplicationState  # noqa: E402
-
-logger = logging.getLogger(__name__)
-
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
-    r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
 _SYNCED_FIELDS = [
     "arn", "hostname", "tags", "replication_state", "lag_seconds", "last_seen_at",
     "recommended_instance_type", "os_name", "raw", "in_drs", "synced_at",
 ]
-
 
 @dataclass
 class SyncResult:
@@ -328,24 +316,6 @@ class SyncResult:
     updated: int = 0
     missing: int = 0
     uninitialized: bool = False
-
-
-def parse_iso_duration_seconds(value):
-    """Seconds of an ISO-8601 duration such as PT5M30S or P1DT2H; None when absent or unreadable."""
-    match = _DURATION_RE.match(value or "")
-    if not match or value in ("P", "PT"):
-        return None
-    parts = {key: float(number or 0) for key, number in match.groupdict().items()}
-    return int(parts["days"] * 86400 + parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"])
-
-
-def _parse_drs_datetime(value):
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _inventory_fields(record, now):
@@ -359,29 +329,14 @@ def _inventory_fields(record, now):
         "hostname": (hints.get("hostname") or hints.get("fqdn") or "")[:255],
         "tags": record.get("tags") or {},
         "replication_state": state if state in ReplicationState.values else ReplicationState.UNKNOWN,
-        "lag_seconds": parse_iso_duration_seconds(replication.get("lagDuration")),
-        "last_seen_at": _parse_drs_datetime((record.get("lifeCycle") or {}).get("lastSeenByServiceDateTime")),
+        "lag_seconds": parse_duration_seconds(replication.get("lagDuration")),
+        "last_seen_at": parse_drs_time((record.get("lifeCycle") or {}).get("lastSeenByServiceDateTime")),
         "recommended_instance_type": properties.get("recommendedInstanceType", "")[:64],
         "os_name": ((properties.get("os") or {}).get("fullString") or "")[:255],
         "raw": record,
         "in_drs": True,
         "synced_at": now,
     }
-
-
-def _describe_all_source_servers(target):
-    """Every DescribeSourceServers item of the target; None when DRS is not initialized there."""
-    from drsorch.aws import client_for
-
-    client = client_for(target, "drs")
-    try:
-        return [
-            item
-            for page in client.get_paginator("describe_source_servers").paginate(filters={})
-            for item in page.get("items", [])
-        ]
-    except client.exceptions.UninitializedAccountException:
-        return None
 
 
 def source_servers_sync(*, target):
@@ -391,7 +346,7 @@ def source_servers_sync(*, target):
     no longer reports `in_drs=False` (kept, since plans may name them). A region where DRS
     was never initialized counts as "no servers", not as an outage.
     """
-    records = _describe_all_source_servers(target)
+    records = gateway.source_servers(target=target)
     result = SyncResult(uninitialized=records is None)
     if records is None:
         logger.info("DRS is not initialized for target %s (%s %s); treating it as having no servers.",

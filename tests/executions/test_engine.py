@@ -8,8 +8,9 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from drsorch.aws import client_for
+from drsorch.drs import gateway
 from drsorch.sandbox.services import sandbox_configure, sandbox_seed
-from executions import drs, engine
+from executions import engine
 from executions.choices import EventKind, JobState, LaunchStatus
 from executions.exceptions import ExecutionConflict, PlanAlreadyRunning
 from executions.models import DrsJob, ExecutionEvent
@@ -83,12 +84,12 @@ def test_thirty_percent_throttling_still_succeeds_without_duplicates(clock, driv
     plan = make_plan("Throttled", THREE_TIERS)
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     sandbox_configure(throttle_rate=0.3)
-    calls_before = drs.calls_made()
+    calls_before = gateway.calls_made()
     execution = drive(execution, step=3)
     assert execution.status == "SUCCEEDED"
     assert set(launch_counts().values()) == {1}
     # The sandbox throttles exactly 3 calls in 10, so at least this many were refused.
-    assert (drs.calls_made() - calls_before) * 0.3 >= 5
+    assert (gateway.calls_made() - calls_before) * 0.3 >= 5
 
 
 def test_failed_optional_server_gives_partial(clock, drive, make_plan):
@@ -273,7 +274,7 @@ def test_crash_after_start_recovery_is_adopted_by_launch_token(clock, drive, mak
 
 
 def test_lost_answer_keeps_the_intent_and_adopts_the_job(clock, drive, make_plan, monkeypatch):
-    real_start = drs.start_recovery
+    real_start = gateway.start_recovery
 
     def start_then_lose_answer(**kwargs):
         real_start(**kwargs)
@@ -281,9 +282,9 @@ def test_lost_answer_keeps_the_intent_and_adopts_the_job(clock, drive, make_plan
 
     plan = make_plan("Lost answer", [("Database", ["db-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    monkeypatch.setattr(drs, "start_recovery", start_then_lose_answer)
+    monkeypatch.setattr(gateway, "start_recovery", start_then_lose_answer)
     engine.tick(execution_ids=[execution.pk])
-    monkeypatch.setattr(drs, "start_recovery", real_start)
+    monkeypatch.setattr(gateway, "start_recovery", real_start)
     assert DrsJob.objects.get().state == JobState.INTENDED
     execution = drive(execution)
     assert execution.status == "SUCCEEDED" and launch_counts() == {"db-01": 1}

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from drsorch.drs.times import parse_duration_seconds
 from drsorch.sandbox.models import SandboxSourceServer
 from drsorch.sandbox.services import (
     sandbox_server_update,
@@ -14,7 +15,7 @@ from drsorch.sandbox.services import (
 )
 from plans import tasks
 from plans.models import SourceServer, Target
-from plans.services import parse_iso_duration_seconds, source_servers_sync
+from plans.services import source_servers_sync
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -32,7 +33,7 @@ def simulate(target, *hostnames, **options):
      ("", None), (None, None), ("5 minutes", None), ("P", None), ("PT", None)],
 )
 def test_parse_iso_duration(value, seconds):
-    assert parse_iso_duration_seconds(value) == seconds
+    assert parse_duration_seconds(value) == seconds
 
 
 def test_sync_creates_servers_with_their_drs_fields(sandbox_target):
