@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "drsorch-test-suite-key-not-secret-0123456789abcdefghijklmnop")
 os.environ.setdefault("DRSORCH_SANDBOX_LAUNCH_SECONDS", "20")
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

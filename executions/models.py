@@ -15,7 +15,6 @@ from .choices import (
     EXECUTION_ACTIVE,
     EXECUTION_TERMINAL,
     EXECUTION_TRANSITIONS,
-    JOB_OPEN,
     LAUNCH_TERMINAL,
     LAUNCH_TRANSITIONS,
     WAVE_TERMINAL,
@@ -51,11 +50,10 @@ class StatusMixin:
 
 
 class ExecutionQuerySet(models.QuerySet):
+    """Executions by status group."""
+
     def active(self):
         return self.filter(status__in=EXECUTION_ACTIVE)
-
-    def terminal(self):
-        return self.filter(status__in=EXECUTION_TERMINAL)
 
 
 class Execution(StatusMixin, models.Model):
@@ -212,11 +210,6 @@ class ServerLaunch(StatusMixin, models.Model):
         return self.status in LAUNCH_TERMINAL
 
 
-class DrsJobQuerySet(models.QuerySet):
-    def open(self):
-        return self.filter(state__in=JOB_OPEN)
-
-
 class DrsJob(models.Model):
     """A DRS job this execution asked for, recorded *before* the call that creates it."""
 
@@ -237,7 +230,6 @@ class DrsJob(models.Model):
     log_read_at = models.DateTimeField(null=True, blank=True, help_text="When the job log was last read.")
     error = models.TextField(blank=True)
 
-    objects = DrsJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["requested_at"]

@@ -311,8 +311,3 @@ def _terminate_batch(execution, target, launches):
             state=JobState.ACTIVE, drs_status=data.get("status", ""), is_drill=True, server_count=len(launches),
         )
         ServerLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).update(phase=LaunchPhase.TERMINATING)
-
-
-def execution_advance(*, execution):
-    """Drive one execution by one step now (what `--wait`, `watch` and the enqueued task do)."""
-    return engine.tick(execution_ids=[execution.pk])

@@ -23,6 +23,3 @@ class ReplicationState(models.TextChoices):
     DISCONNECTED = "DISCONNECTED", "Disconnected"
     UNKNOWN = "UNKNOWN", "Unknown"
 
-
-# States in which a server can be recovered from recent data.
-HEALTHY_REPLICATION_STATES = frozenset({ReplicationState.CONTINUOUS})

@@ -10,7 +10,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.urls import reverse
 
-from .choices import HEALTHY_REPLICATION_STATES, ReplicationState, TargetKind
+from .choices import ReplicationState, TargetKind
 
 account_id_validator = RegexValidator(r"^\d{12}$", "An AWS account ID is exactly 12 digits.")
 region_validator = RegexValidator(
@@ -76,10 +76,6 @@ class Target(models.Model):
         if self.external_id and not self.role_arn:
             raise ValidationError({"external_id": "An external ID is only used with a role ARN; set the role too."})
 
-    @property
-    def is_sandbox(self):
-        return self.kind == TargetKind.SANDBOX
-
 
 class SourceServer(models.Model):
     """A DRS source server of a target, as last read from DescribeSourceServers."""
@@ -122,10 +118,6 @@ class SourceServer(models.Model):
     @property
     def display_name(self):
         return self.hostname or self.drs_id
-
-    @property
-    def is_healthy(self):
-        return self.in_drs and self.replication_state in HEALTHY_REPLICATION_STATES
 
     def lag_exceeds(self, minutes):
         return self.lag_seconds is not None and self.lag_seconds > minutes * 60
