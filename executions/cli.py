@@ -30,10 +30,11 @@ from django.core.management.base import CommandError, OutputWrapper
 from plans.models import RecoveryPlan
 
 from . import engine
+from .api.serializers import ExecutionSerializer
 from .choices import JOB_OPEN, ExecutionStatus, JobType, LaunchPhase, LaunchStatus, WaveStatus
 from .exceptions import ExecutionError, PlanNotReady
 from .models import DrsJob, Execution
-from .presenters import execution_as_json, executions_for_json
+from .selectors import executions_for_json
 
 EXIT_SUCCEEDED = 0
 EXIT_ENDED_OTHERWISE = 1
@@ -148,7 +149,7 @@ def start_from_command(command, options, *, plan, mode):
     execution = start_execution(plan=plan, mode=mode, auto_approve=options.get("auto_approve", False))
     if not options["wait"]:
         if as_json:
-            print_json(command.stdout, execution_as_json(load_for_display(execution.pk)))
+            print_json(command.stdout, ExecutionSerializer(load_for_display(execution.pk)).data)
         else:
             command.stdout.write(
                 f"Started the {mode} of '{plan.name}' as execution {execution.pk}.\n"
@@ -172,7 +173,7 @@ def follow_from_command(command, execution, *, as_json, cleanup=False, until_cle
         execution = clean_up_and_follow(execution, renderer=renderer)
     renderer.close()
     if as_json:
-        print_json(command.stdout, execution_as_json(execution))
+        print_json(command.stdout, ExecutionSerializer(execution).data)
     return exit_code_of(execution)
 
 

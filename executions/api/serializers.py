@@ -1,36 +1,55 @@
 """Serializers of executions: the contract's execution JSON, its events, and the requests
 that start and act on executions.
 
-The execution and event serializers only *describe* their objects for the OpenAPI schema;
-their output is exactly `execution_as_json` / `event_as_json`, the same objects the
-commands print with `--json`.
+The execution serializer is the one declaration of the contract's execution JSON: the API
+answers with it and the commands print it with `--json`.
 """
 
+from datetime import UTC
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions.choices import EventKind, ExecutionMode, ExecutionStatus, LaunchStatus, WaveStatus
-from executions.presenters import event_as_json, execution_as_json
 from plans.models import RecoveryPlan
 
 # Execution.idempotency_key's column.
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
+class NullIfBlankCharField(serializers.CharField):
+    """A text column that stores "" for "unknown", shown as null."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """An instant in UTC with a `Z`, whatever the server's TIME_ZONE."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
 class ExecutionPlanSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField(help_text="The plan's name when the execution started.")
+    id = serializers.IntegerField(source="plan_id")
+    name = serializers.CharField(source="plan_name", help_text="The plan's name when the execution started.")
 
 
 class ServerLaunchSerializer(serializers.Serializer):
     source_server_id = serializers.CharField()
     hostname = serializers.CharField()
     critical = serializers.BooleanField(help_text="False for optional servers: their failure makes the wave PARTIAL.")
-    launch_status = serializers.ChoiceField(choices=LaunchStatus.choices)
+    launch_status = serializers.ChoiceField(source="status", choices=LaunchStatus.choices)
     phase = serializers.CharField(help_text="Where the launch is, e.g. SNAPSHOT, CONVERSION, READY; empty at first.")
-    job_id = serializers.CharField(allow_null=True)
-    recovery_instance_id = serializers.CharField(allow_null=True)
-    launched_at = serializers.DateTimeField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
+    job_id = serializers.CharField(source="job.job_id", allow_null=True)
+    recovery_instance_id = NullIfBlankCharField()
+    launched_at = UtcDateTimeField(allow_null=True)
+    error = NullIfBlankCharField()
 
 
 class ExecutionWaveSerializer(serializers.Serializer):
@@ -38,43 +57,42 @@ class ExecutionWaveSerializer(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=WaveStatus.choices)
     depends_on = serializers.ListField(child=serializers.IntegerField(), help_text="Indexes of waves it waits for.")
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-    servers = ServerLaunchSerializer(many=True)
+    started_at = UtcDateTimeField(allow_null=True)
+    finished_at = UtcDateTimeField(allow_null=True)
+    servers = ServerLaunchSerializer(source="server_launches.all", many=True)
 
 
 class ExecutionSerializer(serializers.Serializer):
-    """The contract's execution JSON (read only)."""
+    """The contract's execution JSON (read only): the API's and the commands' `--json`.
+    Fetch executions with `executions.selectors.executions_for_json()` (constant queries)."""
 
-    id = serializers.UUIDField()
-    plan = ExecutionPlanSerializer()
+    id = serializers.CharField()
+    plan = ExecutionPlanSerializer(source="*")
     mode = serializers.ChoiceField(choices=ExecutionMode.choices)
     status = serializers.ChoiceField(choices=ExecutionStatus.choices)
-    requested_by = serializers.CharField(help_text="User name of who started it.")
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
+    requested_by = serializers.CharField(source="requested_by_username", help_text="User name of who started it.")
+    started_at = UtcDateTimeField(allow_null=True)
+    finished_at = UtcDateTimeField(allow_null=True)
     rto_target_minutes = serializers.IntegerField()
-    elapsed_seconds = serializers.FloatField()
-    waves = ExecutionWaveSerializer(many=True)
+    elapsed_seconds = serializers.SerializerMethodField()
+    waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
 
-    def to_representation(self, execution):
-        return execution_as_json(execution)
+    @extend_schema_field(OpenApiTypes.DOUBLE)
+    def get_elapsed_seconds(self, execution) -> float:
+        return round(execution.elapsed_seconds(), 1)
 
 
 class ExecutionEventSerializer(serializers.Serializer):
     """An entry of an execution's audit log (read only)."""
 
     id = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
+    created_at = UtcDateTimeField()
     kind = serializers.ChoiceField(choices=EventKind.choices)
-    actor = serializers.CharField(allow_null=True, help_text="User name, or 'drsorch' for the engine.")
+    actor = NullIfBlankCharField(source="actor_name", help_text="User name, or 'drsorch' for the engine.")
     wave_index = serializers.IntegerField(allow_null=True)
-    source_server_id = serializers.CharField(allow_null=True)
+    source_server_id = NullIfBlankCharField()
     message = serializers.CharField()
     data = serializers.DictField(help_text="Details of the event, e.g. the DRS job log item.")
-
-    def to_representation(self, event):
-        return event_as_json(event)
 
 
 class ExecutionStartSerializer(serializers.Serializer):

@@ -24,7 +24,7 @@ from drsorch.api import (
 from executions import services
 from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
 from executions.models import Execution, ExecutionEvent
-from executions.presenters import executions_for_json
+from executions.selectors import executions_for_json
 
 from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,

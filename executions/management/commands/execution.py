@@ -6,8 +6,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from executions import cli
+from executions.api.serializers import ExecutionSerializer
 from executions.exceptions import ExecutionError
-from executions.presenters import execution_as_json, executions_for_json
+from executions.selectors import executions_for_json
 from executions.services import execution_approve, execution_cancel, execution_cleanup, execution_retry
 
 ACTIONS = {
@@ -66,7 +67,7 @@ class Command(BaseCommand):
             raise cli.bad_input("--limit must be at least 1.")
         executions = list(executions_for_json().order_by("-created_at")[:options["limit"]])
         if options["json"]:
-            cli.print_json(self.stdout, [execution_as_json(e) for e in executions])
+            cli.print_json(self.stdout, ExecutionSerializer(executions, many=True).data)
             return 0
         if not executions:
             self.stdout.write("No executions yet. Start one with: manage.py drill PLAN --wait")
@@ -84,7 +85,7 @@ class Command(BaseCommand):
     def _show(self, options):
         execution = cli.load_for_display(cli.resolve_execution(options["id"]).pk)
         if options["json"]:
-            cli.print_json(self.stdout, execution_as_json(execution))
+            cli.print_json(self.stdout, ExecutionSerializer(execution).data)
             return 0
         lines = [cli.execution_header(execution)]
         started = timezone.localtime(execution.started_at).isoformat(" ", "seconds") if execution.started_at else "-"
