@@ -105,8 +105,9 @@ class RolePermission(permissions.DjangoModelPermissions):
     or `delete_<model>` of the view's queryset model.
 
     A view may name the permissions of its extra actions in `action_permissions`:
-    ``{"approve": ["executions.approve_execution"]}``; every entry is required, and a tuple
-    entry is satisfied by any one of its permissions (starting needs a drill *or* recovery
+    ``{"approve": ["executions.approve_execution"]}``, and a view that is not a viewset those
+    of all its methods in `required_permissions`; every entry is required, and a tuple entry
+    is satisfied by any one of its permissions (starting needs a drill *or* recovery
     permission here; the service then checks the one the requested mode needs).
     Unauthenticated requests are refused before any of this, so they answer 401.
     """
@@ -126,6 +127,8 @@ class RolePermission(permissions.DjangoModelPermissions):
         if not user or not user.is_authenticated:
             return False
         required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if required is None:
+            required = getattr(view, "required_permissions", None)
         if required is not None:
             return all(_holds(user, requirement) for requirement in required)
         return super().has_permission(request, view)

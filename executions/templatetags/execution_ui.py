@@ -5,7 +5,8 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from plans.templatetags.plan_ui import duration, tone, wave_diagram_svg
+from drsorch.templatetags.drsorch_ui import duration, tone
+from plans.templatetags.plan_ui import wave_diagram_svg
 
 register = template.Library()
 
