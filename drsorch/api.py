@@ -19,7 +19,7 @@ from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from executions.exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
+from .exceptions import ServiceError
 
 NON_FIELD_ERRORS = "non_field_errors"
 
@@ -68,13 +68,8 @@ def field_errors(exc):
 
 def exception_handler(exc, context):
     """DRF's handler, plus the services' errors, and `{"detail", "code"}` on every non-400."""
-    if isinstance(exc, ExecutionError):
-        body = {"detail": exc.message, "code": exc.code}
-        if isinstance(exc, PlanAlreadyRunning):
-            body["execution"] = str(exc.execution.pk)
-        if isinstance(exc, PlanNotReady):
-            body["readiness"] = exc.report.as_json()
-        return Response(body, status=exc.status_code)
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_json(), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(field_errors(exc))
     elif isinstance(exc, Http404):

@@ -7,12 +7,14 @@ import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from drsorch.roles import ACTION_PERMISSIONS
+from plans.models import RecoveryPlan
 from plans.services import plan_wave_specs
 
 from . import drs, engine
@@ -87,7 +89,8 @@ def _execution_lease(execution):
 
 # --- start ---------------------------------------------------------------------------------
 
-def execution_start(*, plan, mode, requested_by, auto_approve=False, idempotency_key=None):
+def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBaseUser | None, auto_approve: bool = False,
+                    idempotency_key: str | None = None) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
     Refuses without the start permission of the mode, when readiness finds errors, when the
@@ -190,7 +193,8 @@ def _snapshot(plan, specs, waves):
 
 # --- human actions -------------------------------------------------------------------------
 
-def execution_approve(*, execution, user, wave_index=None):
+def execution_approve(*, execution: Execution, user: AbstractBaseUser | None,
+                      wave_index: int | None = None) -> Execution:
     """Open the approval gate of the waiting wave (or of `wave_index`) so it launches."""
     _require(user, ACTION_PERMISSIONS["approve"])
     with _execution_lease(execution):
@@ -216,7 +220,7 @@ def execution_approve(*, execution, user, wave_index=None):
     return execution
 
 
-def execution_cancel(*, execution, user):
+def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Stop starting anything new. Jobs already in DRS run to their end (DRS cannot cancel a
     launch); the execution ends CANCELLED once they have."""
     _require(user, ACTION_PERMISSIONS["cancel"])
@@ -231,7 +235,7 @@ def execution_cancel(*, execution, user):
     return execution
 
 
-def execution_retry(*, execution, user):
+def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Relaunch only the failed servers of failed, timed-out and partial waves, re-open the
     waves skipped because of them, and go on."""
     _require(user, ACTION_PERMISSIONS["retry"])
@@ -273,7 +277,7 @@ def _reset_for_retry(execution):
     return relaunched
 
 
-def execution_cleanup(*, execution, user):
+def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Terminate the recovery instances *this* drill launched (and nothing else), in batches
     of 200 per target; the poller follows the TERMINATE jobs until they complete."""
     _require(user, ACTION_PERMISSIONS["cleanup"])
