@@ -19,7 +19,7 @@ from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from executions.exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
+from .exceptions import ServiceError
 
 NON_FIELD_ERRORS = "non_field_errors"
 
@@ -68,13 +68,8 @@ def field_errors(exc):
 
 def exception_handler(exc, context):
     """DRF's handler, plus the services' errors, and `{"detail", "code"}` on every non-400."""
-    if isinstance(exc, ExecutionError):
-        body = {"detail": exc.message, "code": exc.code}
-        if isinstance(exc, PlanAlreadyRunning):
-            body["execution"] = str(exc.execution.pk)
-        if isinstance(exc, PlanNotReady):
-            body["readiness"] = exc.report.as_json()
-        return Response(body, status=exc.status_code)
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_json(), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(field_errors(exc))
     elif isinstance(exc, Http404):
@@ -105,8 +100,9 @@ class RolePermission(permissions.DjangoModelPermissions):
     or `delete_<model>` of the view's queryset model.
 
     A view may name the permissions of its extra actions in `action_permissions`:
-    ``{"approve": ["executions.approve_execution"]}``; every entry is required, and a tuple
-    entry is satisfied by any one of its permissions (starting needs a drill *or* recovery
+    ``{"approve": ["executions.approve_execution"]}``, and a view that is not a viewset those
+    of all its methods in `required_permissions`; every entry is required, and a tuple entry
+    is satisfied by any one of its permissions (starting needs a drill *or* recovery
     permission here; the service then checks the one the requested mode needs).
     Unauthenticated requests are refused before any of this, so they answer 401.
     """
@@ -126,6 +122,8 @@ class RolePermission(permissions.DjangoModelPermissions):
         if not user or not user.is_authenticated:
             return False
         required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if required is None:
+            required = getattr(view, "required_permissions", None)
         if required is not None:
             return all(_holds(user, requirement) for requirement in required)
         return super().has_permission(request, view)

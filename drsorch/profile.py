@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
-from executions.roles import ROLES
+from drsorch.roles import ROLES
 
 VISIBLE_KEY_CHARACTERS = 4
 # The new key crosses the redirect after POST in the session, and is shown by the next GET only.

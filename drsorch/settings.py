@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "drsorch",
     "drsorch.sandbox",
     "plans",
     "executions",

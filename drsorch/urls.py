@@ -4,6 +4,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from executions import urls as executions_urls
+from plans import urls as plans_urls
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/profile/", include("drsorch.profile_urls")),
@@ -12,7 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("executions.urls")),
-    path("", include("plans.urls")),
+    # The "plans" namespace: plans' pages, and the plan page and start form that executions composes.
+    path("", include((plans_urls.urlpatterns + executions_urls.plan_urlpatterns, plans_urls.app_name))),
 ]
 
 admin.site.site_header = "drsorch administration"

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
+from drsorch.roles import ACTION_PERMISSIONS
+
 from . import services
 from .exceptions import ExecutionError
 from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
@@ -78,16 +80,16 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self._act(request, queryset, services.execution_cleanup, "clean-up started")
 
     def has_approve_permission(self, request):
-        return request.user.has_perm("executions.approve_execution")
+        return request.user.has_perm(ACTION_PERMISSIONS["approve"])
 
     def has_cancel_permission(self, request):
-        return request.user.has_perm("executions.cancel_execution")
+        return request.user.has_perm(ACTION_PERMISSIONS["cancel"])
 
     def has_retry_permission(self, request):
-        return request.user.has_perm("executions.retry_execution")
+        return request.user.has_perm(ACTION_PERMISSIONS["retry"])
 
     def has_cleanup_permission(self, request):
-        return request.user.has_perm("executions.cleanup_execution")
+        return request.user.has_perm(ACTION_PERMISSIONS["cleanup"])
 
 
 @admin.register(WaveRun)

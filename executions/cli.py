@@ -35,6 +35,7 @@ from .choices import JOB_OPEN, ExecutionStatus, JobType, LaunchPhase, LaunchStat
 from .exceptions import ExecutionError, PlanNotReady
 from .models import DrsJob, Execution
 from .selectors import executions_for_json
+from .services import execution_cleanup, execution_start
 
 EXIT_SUCCEEDED = 0
 EXIT_ENDED_OTHERWISE = 1
@@ -125,10 +126,8 @@ def load_for_display(execution_id):
 
 # --- starting ----------------------------------------------------------------------------------
 
-def start_execution(*, plan, mode, auto_approve=False):
+def start_execution(*, plan: RecoveryPlan, mode: str, auto_approve: bool = False) -> Execution:
     """execution_start as the CLI (no user, no permission check); refusals exit with 2."""
-    from .services import execution_start  # services import the engine; keep this module light
-
     try:
         return execution_start(plan=plan, mode=mode, requested_by=None, auto_approve=auto_approve)
     except PlanNotReady as exc:
@@ -178,8 +177,6 @@ def follow_from_command(command, execution, *, as_json, cleanup=False, until_cle
 
 
 def clean_up_and_follow(execution, *, renderer):
-    from .services import execution_cleanup
-
     try:
         execution_cleanup(execution=execution, user=None)
     except ExecutionError as exc:

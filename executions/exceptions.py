@@ -1,15 +1,13 @@
 """Errors the execution services raise; each knows the HTTP status an API answers with."""
 
+from drsorch.exceptions import ServiceError
 
-class ExecutionError(Exception):
+
+class ExecutionError(ServiceError):
     """Base of the refusals of the execution services. `message` is shown to users as is."""
 
     status_code = 400
     code = "invalid"
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
 
 
 class PlanNotReady(ExecutionError):
@@ -21,6 +19,9 @@ class PlanNotReady(ExecutionError):
         errors = "; ".join(check.message for check in report.errors)
         super().__init__(f"The plan is not ready: {errors}")
         self.report = report
+
+    def as_json(self):
+        return {**super().as_json(), "readiness": self.report.as_json()}
 
 
 class ExecutionConflict(ExecutionError):
@@ -41,6 +42,9 @@ class PlanAlreadyRunning(ExecutionConflict):
             f"({execution.status}); wait for it to end or cancel it."
         )
         self.execution = execution
+
+    def as_json(self):
+        return {**super().as_json(), "execution": str(self.execution.pk)}
 
 
 class ServerBusy(ExecutionConflict):

@@ -7,13 +7,16 @@ import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from drsorch.drs import gateway
 from drsorch.drs.constants import MAX_INSTANCES_PER_TERMINATE, JobStatus
-from plans.readiness import plan_readiness
+from drsorch.roles import ACTION_PERMISSIONS
+from plans.models import RecoveryPlan
 from plans.services import plan_wave_specs
 
 from . import engine
@@ -32,11 +35,13 @@ from .choices import (
 )
 from .exceptions import ExecutionConflict, IdempotencyKeyReused, PlanAlreadyRunning, PlanNotReady, ServerBusy
 from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .readiness import plan_readiness
 
 logger = logging.getLogger(__name__)
 
 SERVICE_LEASE_WAIT_SECONDS = 10
-START_PERMISSION = {ExecutionMode.DRILL: "executions.start_drill", ExecutionMode.RECOVERY: "executions.start_recovery"}
+START_PERMISSION = {ExecutionMode.DRILL: ACTION_PERMISSIONS["start_drill"],
+                    ExecutionMode.RECOVERY: ACTION_PERMISSIONS["start_recovery"]}
 
 
 def _actor_name(user):
@@ -58,8 +63,6 @@ def _record_action(execution, user, message, **data):
 
 def _enqueue_advance(execution):
     """Advance at once in a worker, after the commit, so nothing waits for the next minute."""
-    from django_q.tasks import async_task
-
     def enqueue():
         try:
             async_task("executions.tasks.advance_execution", str(execution.pk), task_name=f"advance {execution.pk}")
@@ -88,7 +91,8 @@ def _execution_lease(execution):
 
 # --- start ---------------------------------------------------------------------------------
 
-def execution_start(*, plan, mode, requested_by, auto_approve=False, idempotency_key=None):
+def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBaseUser | None, auto_approve: bool = False,
+                    idempotency_key: str | None = None) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
     Refuses without the start permission of the mode, when readiness finds errors, when the
@@ -191,9 +195,10 @@ def _snapshot(plan, specs, waves):
 
 # --- human actions -------------------------------------------------------------------------
 
-def execution_approve(*, execution, user, wave_index=None):
+def execution_approve(*, execution: Execution, user: AbstractBaseUser | None,
+                      wave_index: int | None = None) -> Execution:
     """Open the approval gate of the waiting wave (or of `wave_index`) so it launches."""
-    _require(user, "executions.approve_execution")
+    _require(user, ACTION_PERMISSIONS["approve"])
     with _execution_lease(execution):
         waiting = list(execution.wave_runs.filter(status=WaveStatus.WAITING_APPROVAL))
         if wave_index is not None:
@@ -217,10 +222,10 @@ def execution_approve(*, execution, user, wave_index=None):
     return execution
 
 
-def execution_cancel(*, execution, user):
+def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Stop starting anything new. Jobs already in DRS run to their end (DRS cannot cancel a
     launch); the execution ends CANCELLED once they have."""
-    _require(user, "executions.cancel_execution")
+    _require(user, ACTION_PERMISSIONS["cancel"])
     with _execution_lease(execution):
         if execution.status not in EXECUTION_ACTIVE or execution.status == ExecutionStatus.CANCELLING:
             raise ExecutionConflict(f"The execution is {execution.status}; only a running execution can be cancelled.")
@@ -232,10 +237,10 @@ def execution_cancel(*, execution, user):
     return execution
 
 
-def execution_retry(*, execution, user):
+def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Relaunch only the failed servers of failed, timed-out and partial waves, re-open the
     waves skipped because of them, and go on."""
-    _require(user, "executions.retry_execution")
+    _require(user, ACTION_PERMISSIONS["retry"])
     with _execution_lease(execution):
         if execution.status not in EXECUTION_RETRYABLE:
             raise ExecutionConflict(f"The execution is {execution.status}; only FAILED, PARTIAL or TIMED_OUT "
@@ -274,10 +279,10 @@ def _reset_for_retry(execution):
     return relaunched
 
 
-def execution_cleanup(*, execution, user):
+def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Terminate the recovery instances *this* drill launched (and nothing else), in batches
     of 200 per target; the poller follows the TERMINATE jobs until they complete."""
-    _require(user, "executions.cleanup_execution")
+    _require(user, ACTION_PERMISSIONS["cleanup"])
     with _execution_lease(execution):
         if not execution.is_drill:
             raise ExecutionConflict("Only a drill's instances are cleaned up; a recovery's instances are your "

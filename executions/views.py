@@ -1,19 +1,28 @@
-"""Pages of executions: the dashboard, the history, the live detail and the evidence report.
+"""Pages of executions: the dashboard, the history, the live detail, the evidence report,
+and a plan's own page (its readiness, its executions and the forms that start it).
 
 Views only read; every change of an execution goes through executions.services.
 """
 
+import uuid
+
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views import View
 
+from drsorch.roles import ACTION_PERMISSIONS
+from drsorch.web import RoleRequiredMixin, paginate
 from plans.models import RecoveryPlan, SourceServer
-from plans.readiness import plan_readiness
-from plans.views import RoleRequiredMixin, paginate
+from plans.services import plan_wave_specs
+from plans.templatetags.plan_ui import wave_diagram_data
 
+from . import services
 from .choices import (
     EXECUTION_ACTIVE,
     EXECUTION_RETRYABLE,
@@ -26,9 +35,11 @@ from .choices import (
     LaunchStatus,
     WaveStatus,
 )
-from .exceptions import ExecutionError
+from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
 from .filtersets import ExecutionHistoryFilterSet
+from .forms import StartForm
 from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .readiness import plan_readiness
 
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_LOG_LIMIT = 150
@@ -161,12 +172,12 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
                         and item.phase != LaunchPhase.TERMINATING for item in launches)
     actions = {
         "approve": [wave for wave in waves if wave.status == WaveStatus.WAITING_APPROVAL]
-        if user.has_perm("executions.approve_execution") else [],
+        if user.has_perm(ACTION_PERMISSIONS["approve"]) else [],
         "cancel": active and execution.status != ExecutionStatus.CANCELLING
-        and user.has_perm("executions.cancel_execution"),
-        "retry": execution.status in EXECUTION_RETRYABLE and user.has_perm("executions.retry_execution"),
+        and user.has_perm(ACTION_PERMISSIONS["cancel"]),
+        "retry": execution.status in EXECUTION_RETRYABLE and user.has_perm(ACTION_PERMISSIONS["retry"]),
         "cleanup": execution.is_drill and execution.is_terminal and not execution.cleaned_up_at and has_instances
-        and user.has_perm("executions.cleanup_execution"),
+        and user.has_perm(ACTION_PERMISSIONS["cleanup"]),
     }
     return {
         "execution": execution, "waves": waves, "launches": launches, "events": events, "now": now,
@@ -224,12 +235,6 @@ class ExecutionReportView(RoleRequiredMixin, View):
 
 # --- Actions -----------------------------------------------------------------------------------
 
-ACTIONS = {
-    "approve": "executions.approve_execution",
-    "cancel": "executions.cancel_execution",
-    "retry": "executions.retry_execution",
-    "cleanup": "executions.cleanup_execution",
-}
 DONE = {"approve": "Approved", "cancel": "Cancellation requested", "retry": "Retry started",
         "cleanup": "Clean-up started"}
 
@@ -240,11 +245,9 @@ class ExecutionActionView(RoleRequiredMixin, View):
     action = None
 
     def get_permission_required(self):
-        return [ACTIONS[self.action]]
+        return [ACTION_PERMISSIONS[self.action]]
 
     def post(self, request, pk):
-        from . import services  # noqa: PLC0415 (the engine's module imports heavy DRS code)
-
         execution = get_object_or_404(Execution, pk=pk)
         kwargs = {"execution": execution, "user": request.user}
         if self.action == "approve":
@@ -259,3 +262,80 @@ class ExecutionActionView(RoleRequiredMixin, View):
         else:
             messages.success(request, f"{DONE[self.action]}.")
         return redirect(execution)
+
+
+# --- A plan's page: readiness, executions, start ----------------------------------------------
+# The page of a plan lives here, above both apps, because it shows the full readiness (which
+# needs executions), the plan's executions and the forms that start one. Its URLs keep their
+# names in the "plans" namespace (see plan_urlpatterns in executions/urls.py).
+
+class PlanDetailView(RoleRequiredMixin, View):
+    """A plan: the wave diagram, targets, readiness checks, recent executions, start forms."""
+
+    permission_required = "plans.view_recoveryplan"
+
+    def get(self, request, pk):
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        return render_plan_detail(request, plan)
+
+
+def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
+    """The plan page, with the start form that was posted (and its errors) when there is one."""
+    specs = plan_wave_specs(plan=plan)
+    readiness_error = None
+    if report is None:
+        try:
+            report = plan_readiness(plan=plan, live=True)
+        except (BotoCoreError, ClientError) as exc:
+            readiness_error = f"DRS could not be asked ({exc}); showing checks from stored data."
+            report = plan_readiness(plan=plan, live=False)
+    executions = plan.executions.order_by("-created_at")[:10]
+    running = plan.executions.active().first()
+    key = str(uuid.uuid4())
+    return render(request, "plans/plan_detail.html", status=status, context={
+        "plan": plan, "specs": specs, "diagram": wave_diagram_data(specs), "report": report,
+        "readiness_error": readiness_error, "executions": executions, "running": running,
+        "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
+        "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
+        "drill_form": start_form if start_form and start_form.data.get("mode") == "DRILL"
+        else StartForm(plan=plan, initial={"mode": "DRILL", "idempotency_key": key}),
+        "recovery_form": start_form if start_form and start_form.data.get("mode") == "RECOVERY"
+        else StartForm(plan=plan, initial={"mode": "RECOVERY", "idempotency_key": key + "-r"}),
+        "start_error": start_error,
+        "targets": sorted({server.target.name for server in report.servers}),
+        "server_count": len(report.servers),
+    })
+
+
+class PlanStartView(RoleRequiredMixin, View):
+    """Start a drill (start_drill) or a recovery (start_recovery, confirmed by the plan's name)."""
+
+    permission_required = "plans.view_recoveryplan"
+
+    def post(self, request, pk):
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        form = StartForm(request.POST, plan=plan)
+        needed = services.START_PERMISSION.get(request.POST.get("mode"))
+        if needed and not request.user.has_perm(needed):
+            raise PermissionDenied
+        if not form.is_valid():
+            return render_plan_detail(request, plan, start_form=form, status=400)
+        data = form.cleaned_data
+        try:
+            execution = services.execution_start(
+                plan=plan, mode=data["mode"], requested_by=request.user, auto_approve=data["auto_approve"],
+                idempotency_key=data["idempotency_key"] or None,
+            )
+        except PlanNotReady as exc:
+            return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400,
+                                      start_error="The plan is not ready; nothing was started. Fix these first:")
+        except PlanAlreadyRunning as exc:
+            messages.error(request, format_html(
+                '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()
+            ))
+            return redirect(plan)
+        except ExecutionError as exc:
+            messages.error(request, exc.message)
+            return redirect(plan)
+        messages.success(request, f"Started the {execution.get_mode_display().lower()} of '{plan.name}'.")
+        return HttpResponseRedirect(execution.get_absolute_url())

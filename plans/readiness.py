@@ -1,6 +1,12 @@
-"""Readiness of a recovery plan: can it start now, and what should its owner fix first?"""
+"""Readiness of a recovery plan: can it start now, and what should its owner fix first?
+
+These are the checks plans can make alone. `executions.readiness.plan_readiness` adds the
+checks that need executions (the plan or a server already running) through `server_checks`;
+every caller that decides whether a plan can start uses that one.
+"""
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -11,6 +17,7 @@ from django.utils import timezone
 from drsorch.drs import gateway
 from drsorch.drs.constants import MAX_ACTIVE_JOBS_PER_TARGET, MAX_SERVERS_IN_ACTIVE_JOBS, MAX_SERVERS_PER_JOB
 
+from . import services
 from .choices import ReplicationState
 from .models import RecoveryPlan, SourceServer
 
@@ -75,12 +82,19 @@ class ReadinessReport:
         }
 
 
-def plan_readiness(*, plan, live=True):
+# A check of the plan's resolved servers that another app adds: it reports with report.add().
+ServerCheck = Callable[[ReadinessReport, RecoveryPlan, list[SourceServer]], None]
+
+
+def plan_readiness(*, plan: RecoveryPlan, live: bool = True,
+                   server_checks: Sequence[ServerCheck] = ()) -> ReadinessReport:
     """Check that `plan` can start now. With `live`, the inventory of the plan's targets is
     refreshed from DRS and DRS is asked for active jobs first; without it only stored data
-    is used (fast enough for a dashboard)."""
-    from . import services  # noqa: PLC0415 (services imports nothing from here; keep import cheap)
+    is used (fast enough for a dashboard).
 
+    `server_checks` run right after the checks of each server's replication, in order, with
+    the report, the plan and its resolved servers.
+    """
     report = ReadinessReport(plan=plan, checked_at=timezone.now())
     specs = services.plan_wave_specs(plan=plan)
     try:
@@ -102,7 +116,8 @@ def plan_readiness(*, plan, live=True):
     report.servers = servers
 
     _check_servers(report, plan, servers)
-    _check_other_executions(report, plan, servers)
+    for check in server_checks:
+        check(report, plan, servers)
     if live:
         _check_active_drs_jobs(report, targets.values(), servers)
     _check_quotas(report, specs, resolved, servers)
@@ -111,11 +126,9 @@ def plan_readiness(*, plan, live=True):
 
 
 def _refresh_inventory(report, targets):
-    from .services import source_servers_sync  # noqa: PLC0415
-
     for target in targets:
         try:
-            source_servers_sync(target=target)
+            services.source_servers_sync(target=target)
         except (BotoCoreError, ClientError) as exc:
             report.add(WARNING, "inventory_stale",
                        f"Could not refresh the inventory of target '{target.name}' from DRS ({exc}); "
@@ -136,29 +149,6 @@ def _check_servers(report, plan, servers):
             report.add(ERROR, "lag_above_rpo",
                        f"Server {name} lags {server.lag_seconds // 60} min behind, above the plan's RPO "
                        f"target of {plan.rpo_target_minutes} min.", server)
-
-
-def _check_other_executions(report, plan, servers):
-    from executions.choices import EXECUTION_ACTIVE  # noqa: PLC0415
-    from executions.models import Execution, ServerLaunch  # noqa: PLC0415
-
-    running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
-    if running:
-        report.add(ERROR, "plan_running",
-                   f"The plan is already running as execution {running.pk} ({running.status}).")
-    busy = (
-        ServerLaunch.objects.filter(
-            source_server_id__in=[s.drs_id for s in servers], execution__status__in=EXECUTION_ACTIVE
-        )
-        .exclude(execution__plan=plan)
-        .select_related("execution")
-    )
-    by_id = {s.drs_id: s for s in servers}
-    for launch in busy:
-        server = by_id.get(launch.source_server_id)
-        report.add(ERROR, "server_in_other_execution",
-                   f"Server {launch.hostname or launch.source_server_id} is in running execution "
-                   f"{launch.execution.pk} of plan '{launch.execution.plan_name}'.", server)
 
 
 def _check_active_drs_jobs(report, targets, servers):

@@ -1,4 +1,8 @@
-"""Pages of the inventory, protection groups and plans."""
+"""Pages of the inventory, protection groups and plans.
+
+The plan's own page and its start form are in executions (plan_urlpatterns of
+executions/urls.py); drsorch/urls.py puts them in this "plans" namespace too.
+"""
 
 from django.urls import path
 
@@ -17,8 +21,6 @@ urlpatterns = [
     path("groups/<int:pk>/delete/", views.GroupDeleteView.as_view(), name="group_delete"),
     path("plans/", views.PlanListView.as_view(), name="plan_list"),
     path("plans/new/", views.PlanFormView.as_view(), name="plan_create"),
-    path("plans/<int:pk>/", views.PlanDetailView.as_view(), name="plan_detail"),
     path("plans/<int:pk>/edit/", views.PlanFormView.as_view(), name="plan_edit"),
     path("plans/<int:pk>/delete/", views.PlanDeleteView.as_view(), name="plan_delete"),
-    path("plans/<int:pk>/start/", views.PlanStartView.as_view(), name="plan_start"),
 ]

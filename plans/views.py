@@ -1,33 +1,27 @@
 """Pages of the inventory, protection groups and recovery plans.
 
-Views parse input with plans.forms and call plans.services / executions.services; they
-never write a model themselves.
+Views parse input with plans.forms and call plans.services; they never write a model
+themselves. The plan's own page (readiness, executions, the start forms) is composed in
+executions.views, which may see both apps.
 """
 
 import logging
-import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Count, Q
-from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.html import format_html
 from django.views import View
 
-from executions.exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
-from executions.models import Execution
+from drsorch.web import RoleRequiredMixin, paginate
 
 from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
 from .forms import (
     ProtectionGroupForm,
     RecoveryPlanForm,
     ServerSyncForm,
-    StartForm,
     WaveFormSet,
     apply_service_errors,
     new_wave_initial,
@@ -36,7 +30,6 @@ from .forms import (
     wave_initial,
 )
 from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave, servers_matching_tags
-from .readiness import plan_readiness
 from .services import (
     plan_delete,
     plan_save,
@@ -48,22 +41,8 @@ from .services import (
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
 PICKER_LIMIT = 200
 PREVIEW_LIMIT = 25
-
-
-class RoleRequiredMixin(LoginRequiredMixin, PermissionRequiredMixin):
-    """Login first (redirect), then the permission (403, never a redirect loop)."""
-
-    def handle_no_permission(self):
-        if self.request.user.is_authenticated:
-            raise PermissionDenied
-        return super().handle_no_permission()
-
-
-def paginate(request, queryset, size=PAGE_SIZE):
-    return Paginator(queryset, size).get_page(request.GET.get("page"))
 
 
 # --- Inventory --------------------------------------------------------------------------------------
@@ -290,69 +269,20 @@ class GroupDeleteView(ServiceDeleteView):
 
 # --- Recovery plans ------------------------------------------------------------------------------
 
-def wave_diagram_data(specs):
-    return [
-        {
-            "index": position, "name": spec.name, "depends_on": spec.dependencies(position),
-            "approval_required": spec.approval_required, "wait_after_minutes": spec.wait_after_minutes,
-            "detail": ", ".join(g.name for g in spec.protection_groups),
-            "timeout_minutes": spec.timeout_minutes,
-            "optional": ", ".join(s.display_name for s in spec.optional_servers),
-        }
-        for position, spec in enumerate(specs)
-    ]
-
-
 class PlanListView(RoleRequiredMixin, View):
     """Recovery plans with their waves and last execution."""
 
     permission_required = "plans.view_recoveryplan"
 
     def get(self, request):
-        queryset = RecoveryPlan.objects.annotate(wave_count=Count("waves")).order_by("name")
+        queryset = RecoveryPlan.objects.annotate(wave_count=Count("waves")).prefetch_related("executions")
+        queryset = queryset.order_by("name")
         filterset = RecoveryPlanFilterSet(request.GET or None, queryset=queryset)
         page = paginate(request, filterset.qs)
-        last = {}
-        for execution in Execution.objects.filter(plan__in=list(page.object_list)).order_by("plan_id", "-created_at"):
-            last.setdefault(execution.plan_id, execution)
         for plan in page.object_list:
-            plan.last_execution = last.get(plan.pk)
+            # Executions point at their plan (related_name "executions"), newest first by their ordering.
+            plan.last_execution = next(iter(plan.executions.all()), None)
         return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page})
-
-
-class PlanDetailView(RoleRequiredMixin, View):
-    """A plan: the wave diagram, targets, readiness checks, recent executions, start forms."""
-
-    permission_required = "plans.view_recoveryplan"
-
-    def get(self, request, pk):
-        plan = get_object_or_404(RecoveryPlan, pk=pk)
-        return render_plan_detail(request, plan)
-
-
-def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
-    specs = plan_wave_specs(plan=plan)
-    readiness_error = None
-    if report is None:
-        try:
-            report = plan_readiness(plan=plan, live=True)
-        except (BotoCoreError, ClientError) as exc:
-            readiness_error = f"DRS could not be asked ({exc}); showing checks from stored data."
-            report = plan_readiness(plan=plan, live=False)
-    executions = Execution.objects.filter(plan=plan).order_by("-created_at")[:10]
-    running = Execution.objects.filter(plan=plan).active().first()
-    key = str(uuid.uuid4())
-    return render(request, "plans/plan_detail.html", status=status, context={
-        "plan": plan, "specs": specs, "diagram": wave_diagram_data(specs), "report": report,
-        "readiness_error": readiness_error, "executions": executions, "running": running,
-        "drill_form": start_form if start_form and start_form.data.get("mode") == "DRILL"
-        else StartForm(plan=plan, initial={"mode": "DRILL", "idempotency_key": key}),
-        "recovery_form": start_form if start_form and start_form.data.get("mode") == "RECOVERY"
-        else StartForm(plan=plan, initial={"mode": "RECOVERY", "idempotency_key": key + "-r"}),
-        "start_error": start_error,
-        "targets": sorted({server.target.name for server in report.servers}),
-        "server_count": len(report.servers),
-    })
 
 
 class PlanFormView(RoleRequiredMixin, View):
@@ -428,41 +358,3 @@ class PlanDeleteView(ServiceDeleteView):
 
     def delete(self, obj):
         plan_delete(plan=obj)
-
-
-class PlanStartView(RoleRequiredMixin, View):
-    """Start a drill (start_drill) or a recovery (start_recovery, confirmed by the plan's name)."""
-
-    permission_required = "plans.view_recoveryplan"
-
-    def post(self, request, pk):
-        from executions.services import execution_start  # noqa: PLC0415 (the engine imports plans)
-
-        plan = get_object_or_404(RecoveryPlan, pk=pk)
-        form = StartForm(request.POST, plan=plan)
-        mode = request.POST.get("mode")
-        needed = {"DRILL": "executions.start_drill", "RECOVERY": "executions.start_recovery"}.get(mode)
-        if needed and not request.user.has_perm(needed):
-            raise PermissionDenied
-        if not form.is_valid():
-            return render_plan_detail(request, plan, start_form=form, status=400)
-        data = form.cleaned_data
-        try:
-            execution = execution_start(
-                plan=plan, mode=data["mode"], requested_by=request.user, auto_approve=data["auto_approve"],
-                idempotency_key=data["idempotency_key"] or None,
-            )
-        except PlanNotReady as exc:
-            return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400,
-                                      start_error="The plan is not ready; nothing was started. Fix these first:")
-        except PlanAlreadyRunning as exc:
-            messages.error(request, format_html(
-                '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()
-            ))
-            return redirect(plan)
-        except ExecutionError as exc:
-            messages.error(request, exc.message)
-            return redirect(plan)
-        messages.success(request, f"Started the {execution.get_mode_display().lower()} of '{plan.name}'.")
-        return HttpResponseRedirect(execution.get_absolute_url())
-

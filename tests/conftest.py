@@ -14,7 +14,7 @@ def make_user(db):
         user = User.objects.create_user(username=username, password="pw")
         if role:
             if not Group.objects.filter(name=role).exists():  # flushed by a transactional test
-                from executions.roles import roles_sync
+                from drsorch.roles import roles_sync
 
                 roles_sync()
             user.groups.add(Group.objects.get(name=role))

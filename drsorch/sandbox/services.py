@@ -1,12 +1,11 @@
 """Operating the simulated DRS: seeding the demo, configuring behaviour, reading its state.
 
 The `sandbox` management command and the tests call these functions. Everything here writes
-through the `sandbox` alias (for the simulated AWS side) or through plans.services (for the
-inventory, protection groups and the demo plan).
+through the `sandbox` alias: the simulated AWS side only. The sandbox imports neither plans
+nor executions; the drsorch side of the demo (target, groups, plan) is plans/demo.py.
 """
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -15,9 +14,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
-
-from plans.models import ProtectionGroup, RecoveryPlan, Target
-from plans.services import WaveSpec, plan_save, protection_group_save, source_servers_sync
 
 from .models import (
     SandboxJob,
@@ -30,30 +26,25 @@ from .models import (
 from .protocol import iso
 from .simulation import job_status
 
-DEFAULT_TARGET_NAME = "Sandbox"
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
-DEMO_PLAN_NAME = "Demo 3-tier application"
 DEMO_APPLICATION = "demo"
 SNAPSHOTS_PER_SERVER = 6
 SNAPSHOT_INTERVAL = timedelta(minutes=10)
 
 
-
 class Tier(NamedTuple):
-    """One tier of the demo application."""
+    """One tier of the demo application's simulated servers (tagged Tier=`tag`)."""
 
     tag: str
-    group: str
-    wave: str
     instance_type: str
     lag_seconds: int
 
 
 TIERS = [
-    Tier("db", "Demo databases", "Database", "r5.large", 4),
-    Tier("app", "Demo application servers", "Application", "m5.large", 7),
-    Tier("web", "Demo web servers", "Web", "t3.medium", 2),
+    Tier("db", "r5.large", 4),
+    Tier("app", "m5.large", 7),
+    Tier("web", "t3.medium", 2),
 ]
 
 
@@ -239,28 +230,9 @@ def sandbox_status():
     }
 
 
-# --- seed --------------------------------------------------------------------------------------
+# --- the demo's simulated servers ------------------------------------------------------------
 
-@dataclass
-class SeedResult:
-    """What `sandbox_seed` created; re-running it creates nothing it created before."""
-
-    target: object
-    target_created: bool = False
-    servers_created: list = field(default_factory=list)
-    groups_created: list = field(default_factory=list)
-    plan_created: bool = False
-    plan: object = None
-
-    def __str__(self):
-        return (
-            f"Target '{self.target.name}' ({'created' if self.target_created else 'already there'}), "
-            f"{len(self.servers_created)} simulated server(s) added, {len(self.groups_created)} protection "
-            f"group(s) added, plan '{DEMO_PLAN_NAME}' {'created' if self.plan_created else 'already there'}."
-        )
-
-
-def tier_sizes(servers):
+def tier_sizes(servers: int) -> dict[str, int]:
     """How many db, app and web servers a demo of `servers` servers has (at least one each)."""
     if servers < len(TIERS):
         raise ValidationError(f"The demo needs at least {len(TIERS)} servers, one per tier; got {servers}.")
@@ -288,66 +260,17 @@ def _seed_specs(servers, existing_hostnames):
     return specs
 
 
-def _seed_target(*, target_name, account_id, region):
-    target = Target.objects.filter(kind="sandbox", account_id=account_id, region=region).first()
-    if target:
-        return target, False
-    target = Target(name=target_name, kind="sandbox", account_id=account_id, region=region)
-    target.full_clean()
-    target.save()
-    return target, True
+def sandbox_demo_servers_create(*, servers: int = 12, account_id: str = DEFAULT_ACCOUNT_ID,
+                                region: str = DEFAULT_REGION) -> list[SandboxSourceServer]:
+    """Create the simulated source servers of the 3-tier demo in an account and region:
+    `servers` split into db, app and web tiers (hostnames db-01, app-01, web-01, ...), tagged
+    Tier=<tier> and Application=demo; the app servers have post-launch actions.
 
-
-def _seed_groups(target):
-    groups, created = [], []
-    for tier in TIERS:
-        group = ProtectionGroup.objects.filter(name=tier.group).first()
-        if group is None:
-            group = protection_group_save(
-                name=tier.group, target=target,
-                description=f"The {tier.tag} tier of the demo application, chosen by tag Tier={tier.tag}.",
-                tag_selector={"Tier": tier.tag, "Application": DEMO_APPLICATION},
-            )
-            created.append(group)
-        groups.append(group)
-    return groups, created
-
-
-def _seed_plan(groups):
-    plan = RecoveryPlan.objects.filter(name=DEMO_PLAN_NAME).first()
-    if plan:
-        return plan, False
-    waves = [WaveSpec(name=tier.wave, protection_groups=[group]) for tier, group in zip(TIERS, groups, strict=True)]
-    plan = plan_save(
-        name=DEMO_PLAN_NAME,
-        description="A three-tier demo application on the sandbox: databases first, then the "
-                    "application servers, then the web servers.",
-        rto_target_minutes=60, rpo_target_minutes=15, waves=waves,
-    )
-    return plan, True
-
-
-def sandbox_seed(*, servers=12, target_name=DEFAULT_TARGET_NAME, account_id=DEFAULT_ACCOUNT_ID,
-                 region=DEFAULT_REGION):
-    """Create the sandbox demo: a sandbox target, `servers` simulated 3-tier source servers,
-    the inventory synced from them, one protection group per tier and the plan
-    "Demo 3-tier application" (waves Database, Application, Web, each after the previous).
-
-    Idempotent: what exists already (the target for the account and region, servers by
-    hostname, groups and the plan by name) is kept as it is and not created twice.
+    Idempotent: hostnames already in the account and region are kept and not created again.
+    Returns the servers created. Raises ValidationError for fewer servers than tiers.
     """
     tier_sizes(servers)
-    target, target_created = _seed_target(target_name=target_name, account_id=account_id, region=region)
     existing = set(
         SandboxSourceServer.objects.filter(account_id=account_id, region=region).values_list("hostname", flat=True)
     )
-    created_servers = sandbox_servers_create(
-        account_id=account_id, region=region, specs=_seed_specs(servers, existing)
-    )
-    source_servers_sync(target=target)
-    groups, created_groups = _seed_groups(target)
-    plan, plan_created = _seed_plan(groups)
-    return SeedResult(
-        target=target, target_created=target_created, servers_created=created_servers,
-        groups_created=created_groups, plan_created=plan_created, plan=plan,
-    )
+    return sandbox_servers_create(account_id=account_id, region=region, specs=_seed_specs(servers, existing))

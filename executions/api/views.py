@@ -1,4 +1,5 @@
-"""REST endpoints of executions: start, follow, act on, and read the audit log.
+"""REST endpoints of executions: start, follow, act on, and read the audit log; and the two
+endpoints of a plan that need executions: its readiness and starting it.
 
 Every write calls a function of `executions.services`; their refusals (PermissionDenied,
 ExecutionError subclasses) become 403 / 400 / 409 in drsorch.api.exception_handler.
@@ -7,7 +8,7 @@ ExecutionError subclasses) become 403 / 400 / 409 in drsorch.api.exception_handl
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
@@ -19,12 +20,17 @@ from drsorch.api import (
     FIELD_ERRORS_RESPONSE,
     NOT_FOUND_RESPONSE,
     ConflictSerializer,
+    RolePermission,
     RoleViewSetMixin,
 )
+from drsorch.roles import ACTION_PERMISSIONS
 from executions import services
 from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
 from executions.models import Execution, ExecutionEvent
+from executions.readiness import plan_readiness
 from executions.selectors import executions_for_json
+from plans.api.serializers import ReadinessQuerySerializer, ReadinessSerializer
+from plans.api.views import RecoveryPlanViewSet
 
 from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -32,12 +38,13 @@ from .serializers import (
     ExecutionEventSerializer,
     ExecutionSerializer,
     ExecutionStartSerializer,
+    PlanExecuteSerializer,
 )
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 # Either start permission lets a request through; execution_start then checks the one the
 # requested mode needs (start_drill or start_recovery).
-START_PERMISSIONS = ("executions.start_drill", "executions.start_recovery")
+START_PERMISSIONS = (ACTION_PERMISSIONS["start_drill"], ACTION_PERMISSIONS["start_recovery"])
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_KEY_HEADER,
@@ -108,10 +115,7 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
     filterset_class = ExecutionFilterSet
     action_permissions = {
         "create": [START_PERMISSIONS],
-        "approve": ["executions.approve_execution"],
-        "cancel": ["executions.cancel_execution"],
-        "retry": ["executions.retry_execution"],
-        "cleanup": ["executions.cleanup_execution"],
+        **{action: [ACTION_PERMISSIONS[action]] for action in ("approve", "cancel", "retry", "cleanup")},
         "events": ["executions.view_execution", "executions.view_executionevent"],
     }
 
@@ -194,3 +198,57 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
             raise ValidationError(filterset.errors)
         page = self.paginate_queryset(filterset.qs.order_by("created_at", "pk"))
         return self.get_paginated_response(ExecutionEventSerializer(page, many=True).data)
+
+
+# --- The endpoints of a plan that need executions --------------------------------------------
+# Served at the paths and names a @action of the plans viewset would have (plans/<id>/...,
+# api-plan-<name>, tag "plans"); registered in executions/api/urls.py.
+
+class PlanEndpointView(generics.GenericAPIView):
+    """One plan, found like RecoveryPlanViewSet finds it; the role permission of the API."""
+
+    queryset = RecoveryPlanViewSet.queryset
+    permission_classes = [RolePermission]
+    filter_backends = []
+    pagination_class = None
+
+
+@extend_schema(tags=["plans"])
+class PlanReadinessView(PlanEndpointView):
+    """Whether a plan can start now (plans' checks and those of other executions)."""
+
+    required_permissions = ["plans.view_recoveryplan"]
+
+    @extend_schema(
+        summary="Check readiness",
+        description="Whether the plan can start now: replication health, lag against the RPO, DRS quotas, "
+        "other executions and active DRS jobs. `ready` is false when any check has severity error.",
+        parameters=[OpenApiParameter("live", OpenApiTypes.BOOL, default=True,
+                                     description=ReadinessQuerySerializer().fields["live"].help_text)],
+        responses={200: ReadinessSerializer, 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request, pk=None):
+        plan = self.get_object()
+        query = ReadinessQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(plan_readiness(plan=plan, live=query.validated_data["live"]).as_json())
+
+
+@extend_schema(tags=["plans"])
+class PlanExecuteView(PlanEndpointView):
+    """Start a plan, like POST executions/ with this plan."""
+
+    required_permissions = ["plans.view_recoveryplan", START_PERMISSIONS]
+
+    @extend_schema(
+        summary="Start this plan",
+        description="Same as POST /api/v1/executions/ with this plan.",
+        request=PlanExecuteSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={**START_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def post(self, request, pk=None):
+        plan = self.get_object()
+        serializer = PlanExecuteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return start_execution(request, plan=plan, **serializer.validated_data)

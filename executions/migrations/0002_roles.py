@@ -3,7 +3,23 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from executions.roles import ROLES
+# The roles as this migration created them, frozen here: a migration must not follow app code
+# that changes later (drsorch.roles holds the current roles, and roles_sync applies them).
+_VIEW_MODELS = {
+    "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave"],
+    "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent"],
+}
+_PLANNER_EDIT_MODELS = ["target", "sourceserver", "protectiongroup", "protectiongroupmembership",
+                        "recoveryplan", "wave"]
+_OPERATOR_ACTIONS = ["start_drill", "approve_execution", "cancel_execution", "retry_execution",
+                     "cleanup_execution"]
+_VIEWER = [(app, f"view_{model}") for app, models in _VIEW_MODELS.items() for model in models]
+_OPERATOR = _VIEWER + [("executions", codename) for codename in _OPERATOR_ACTIONS]
+_COMMANDER = _OPERATOR + [("executions", "start_recovery")]
+_PLANNER = _VIEWER + [
+    ("plans", f"{action}_{model}") for model in _PLANNER_EDIT_MODELS for action in ("add", "change", "delete")
+]
+ROLES = {"Viewer": _VIEWER, "Operator": _OPERATOR, "Commander": _COMMANDER, "Planner": _PLANNER}
 
 
 def create_roles(apps, schema_editor):

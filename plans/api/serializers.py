@@ -280,3 +280,12 @@ class ReadinessSerializer(serializers.Serializer):
     checked_at = serializers.DateTimeField(allow_null=True)
     server_count = serializers.IntegerField()
     checks = ReadinessCheckSerializer(many=True)
+
+
+class ReadinessQuerySerializer(serializers.Serializer):
+    """The query of GET plans/<id>/readiness/."""
+
+    live = serializers.BooleanField(
+        default=True,
+        help_text="Refresh the inventory and ask DRS for active jobs first (true), or use stored data only.",
+    )

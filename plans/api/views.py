@@ -3,9 +3,8 @@
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -17,16 +16,12 @@ from drsorch.api import (
     Conflict,
     RoleViewSetMixin,
 )
-from executions.api.serializers import PlanExecuteSerializer
-from executions.api.views import IDEMPOTENCY_KEY_PARAMETER, START_PERMISSIONS, START_RESPONSES, start_execution
 from plans.filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet, TargetFilterSet
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave
-from plans.readiness import plan_readiness
 from plans.services import plan_delete, protection_group_delete, source_servers_sync
 
 from .serializers import (
     ProtectionGroupSerializer,
-    ReadinessSerializer,
     RecoveryPlanSerializer,
     SourceServerSerializer,
     SourceServerSyncSerializer,
@@ -127,18 +122,14 @@ class ProtectionGroupViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
             raise Conflict(" ".join(exc.messages), code="protected")
 
 
-class ReadinessQuerySerializer(serializers.Serializer):
-    live = serializers.BooleanField(
-        default=True,
-        help_text="Refresh the inventory and ask DRS for active jobs first (true), or use stored data only.",
-    )
-
-
 @crud_schema("recovery plan", RecoveryPlanSerializer, tag="plans",
              delete_conflict="409 `protected` while executions of the plan exist.")
 class RecoveryPlanViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
     """Recovery plans with their waves. Writes are checked like the plan editor's: no cycle,
     no empty wave, no server in two waves; errors name the wave field at fault."""
+
+    # GET plans/<id>/readiness/ and POST plans/<id>/execute/ need executions: executions.api.views
+    # serves them, and executions/api/urls.py registers them at the same paths and names.
 
     queryset = RecoveryPlan.objects.select_related("owner").prefetch_related(
         Prefetch("waves", queryset=Wave.objects.order_by("order").prefetch_related(
@@ -146,43 +137,9 @@ class RecoveryPlanViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
     )
     serializer_class = RecoveryPlanSerializer
     filterset_class = RecoveryPlanFilterSet
-    action_permissions = {
-        "readiness": ["plans.view_recoveryplan"],
-        "execute": ["plans.view_recoveryplan", START_PERMISSIONS],
-    }
 
     def perform_destroy(self, plan):
         try:
             plan_delete(plan=plan)
         except DjangoValidationError as exc:
             raise Conflict(" ".join(exc.messages), code="protected")
-
-    @extend_schema(
-        summary="Check readiness",
-        description="Whether the plan can start now: replication health, lag against the RPO, DRS quotas, "
-        "other executions and active DRS jobs. `ready` is false when any check has severity error.",
-        parameters=[OpenApiParameter("live", OpenApiTypes.BOOL, default=True,
-                                     description=ReadinessQuerySerializer().fields["live"].help_text)],
-        responses={200: ReadinessSerializer, 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
-    )
-    @action(detail=True, methods=["get"], filterset_class=None)
-    def readiness(self, request, pk=None):
-        plan = self.get_object()
-        query = ReadinessQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        return Response(plan_readiness(plan=plan, live=query.validated_data["live"]).as_json())
-
-    @extend_schema(
-        summary="Start this plan",
-        description="Same as POST /api/v1/executions/ with this plan.",
-        request=PlanExecuteSerializer,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={**START_RESPONSES, **NOT_FOUND_RESPONSE},
-    )
-    @action(detail=True, methods=["post"], filterset_class=None)
-    def execute(self, request, pk=None):
-        plan = self.get_object()
-        serializer = PlanExecuteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return start_execution(request, plan=plan, **serializer.validated_data)
-

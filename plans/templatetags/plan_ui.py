@@ -1,56 +1,14 @@
-"""Template helpers shared by every page: durations, status colours, the wave diagram."""
+"""Template helpers of plans: the wave diagram. Helpers every page uses (status tones,
+durations, tags, pagination links) are in drsorch.templatetags.drsorch_ui."""
 
 from django import template
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
+from drsorch.templatetags.drsorch_ui import tone
+from plans.services import WaveSpec
+
 register = template.Library()
-
-STATUS_TONES = {
-    "SUCCEEDED": "ok", "LAUNCHED": "ok", "CONTINUOUS": "ok", "READY": "ok", "COMPLETED": "ok",
-    "RUNNING": "run", "LAUNCHING": "run", "IN_PROGRESS": "run", "PENDING": "idle", "WAITING": "run",
-    "WAITING_APPROVAL": "gate", "CANCELLING": "warn", "PARTIAL": "warn", "TIMED_OUT": "bad",
-    "FAILED": "bad", "CANCELLED": "muted", "SKIPPED": "muted", "TERMINATED": "muted", "NOT_STARTED": "idle",
-    "STALLED": "bad", "DISCONNECTED": "bad", "STOPPED": "bad", "PAUSED": "warn", "BACKLOG": "warn",
-    "INITIAL_SYNC": "warn", "INITIATING": "warn", "CREATING_SNAPSHOT": "warn", "RESCAN": "warn",
-    "UNKNOWN": "muted", "error": "bad", "warning": "warn",
-}
-
-
-@register.filter
-def tone(status):
-    """CSS tone of a status: ok, run, gate, warn, bad, idle or muted."""
-    return STATUS_TONES.get(str(status), "idle")
-
-
-@register.filter
-def duration(seconds):
-    """Seconds as `1 h 02 min`, `4 min 05 s` or `12 s`."""
-    if seconds is None or seconds == "":
-        return "—"
-    seconds = int(round(float(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
-
-
-@register.filter
-def tags_text(tags):
-    return ", ".join(f"{key}={value}" for key, value in sorted((tags or {}).items()))
-
-
-@register.simple_tag(takes_context=True)
-def query_with(context, **changes):
-    """The current query string with some parameters replaced (for pagination links)."""
-    params = context["request"].GET.copy()
-    for key, value in changes.items():
-        params[key] = value
-    return params.urlencode()
-
 
 # --- The wave dependency diagram -----------------------------------------------------------------
 
@@ -139,6 +97,20 @@ def wave_diagram_svg(waves):
         parts.append(mark_safe("</g>"))
     parts.append(mark_safe("</svg>"))
     return mark_safe("".join(parts))
+
+
+def wave_diagram_data(specs: list[WaveSpec]) -> list[dict]:
+    """The waves of a plan (its WaveSpecs) as wave_diagram_svg and the plan page's wave table read them."""
+    return [
+        {
+            "index": position, "name": spec.name, "depends_on": spec.dependencies(position),
+            "approval_required": spec.approval_required, "wait_after_minutes": spec.wait_after_minutes,
+            "detail": ", ".join(g.name for g in spec.protection_groups),
+            "timeout_minutes": spec.timeout_minutes,
+            "optional": ", ".join(s.display_name for s in spec.optional_servers),
+        }
+        for position, spec in enumerate(specs)
+    ]
 
 
 def _clip(text, length):

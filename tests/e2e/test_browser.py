@@ -91,7 +91,8 @@ def test_drill_from_plan_to_clean_up(page, live_server, engine_driver):
 def drill_from_plan_to_clean_up(page, engine_driver):
     from django.contrib.auth.models import Group, User
 
-    from drsorch.sandbox.services import sandbox_configure, sandbox_seed
+    from drsorch.sandbox.services import sandbox_configure
+    from plans.demo import sandbox_seed
 
     sandbox_configure(launch_seconds=2)
     sandbox_seed(servers=6)

@@ -14,15 +14,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from drsorch.sandbox.services import (
-    DEMO_PLAN_NAME,
     sandbox_configure,
-    sandbox_seed,
     sandbox_server_update,
     sandbox_status,
 )
 from executions import cli, engine
 from executions.choices import ExecutionStatus, JobState, WaveStatus
 from executions.models import DrsJob, Execution
+from plans.demo import DEMO_PLAN_NAME, sandbox_seed
 from plans.models import RecoveryPlan, Wave
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from drsorch.aws import client_for
 from drsorch.drs import gateway
-from drsorch.sandbox.services import sandbox_configure, sandbox_seed
+from drsorch.sandbox.services import sandbox_configure
 from executions import engine
 from executions.choices import EventKind, JobState, LaunchStatus
 from executions.exceptions import ExecutionConflict, PlanAlreadyRunning
@@ -21,6 +21,7 @@ from executions.services import (
     execution_retry,
     execution_start,
 )
+from plans.demo import sandbox_seed
 from plans.models import RecoveryPlan
 
 from .conftest import finish, launch_counts

@@ -7,7 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from drsorch.sandbox.models import SandboxSourceServer
-from drsorch.sandbox.services import sandbox_config, sandbox_seed
+from drsorch.sandbox.services import sandbox_config
+from plans.demo import sandbox_seed
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target
 from tests.sandbox.conftest import start
 

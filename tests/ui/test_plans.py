@@ -139,14 +139,14 @@ def test_plan_detail_shows_readiness_errors(login, demo):
 def test_plan_detail_survives_drs_errors(login, demo, monkeypatch):
     from botocore.exceptions import EndpointConnectionError
 
-    real = __import__("plans.readiness", fromlist=["plan_readiness"]).plan_readiness
+    real = __import__("executions.readiness", fromlist=["plan_readiness"]).plan_readiness
 
     def readiness(*, plan, live=True):
         if live:
             raise EndpointConnectionError(endpoint_url="https://drs")
         return real(plan=plan, live=False)
 
-    monkeypatch.setattr("plans.views.plan_readiness", readiness)
+    monkeypatch.setattr("executions.views.plan_readiness", readiness)
     response = login("Viewer").get(demo["plan"].get_absolute_url())
     assert response.status_code == 200
     assert "DRS could not be asked" in response.content.decode()

@@ -1,4 +1,8 @@
-"""`manage.py sandbox seed|configure|status`: operate the simulated DRS."""
+"""`manage.py sandbox seed|configure|status`: operate the simulated DRS.
+
+It lives in plans, above the sandbox: `seed` also creates the demo's target, groups and plan
+(plans.demo); `configure` and `status` are the sandbox's own services.
+"""
 
 import json
 
@@ -8,12 +12,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from drsorch.sandbox.services import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_REGION,
-    DEFAULT_TARGET_NAME,
     sandbox_config,
     sandbox_configure,
-    sandbox_seed,
     sandbox_status,
 )
+from plans.demo import DEFAULT_TARGET_NAME, sandbox_seed
 
 
 def _messages(error):

@@ -20,8 +20,9 @@ SCHEDULES = [
 
 
 @transaction.atomic
-def schedules_setup():
-    """Create or update every schedule by name; running it again changes nothing."""
+def schedules_setup() -> list[tuple[Schedule, bool]]:
+    """Create or update every schedule by name; running it again changes nothing. Returns each
+    schedule with whether it was created."""
     results = []
     for spec in SCHEDULES:
         defaults = {k: v for k, v in spec.items() if k != "name"}

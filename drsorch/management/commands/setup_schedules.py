@@ -1,6 +1,8 @@
+"""`manage.py setup_schedules`: create or update the django-q2 schedules."""
+
 from django.core.management.base import BaseCommand
 
-from executions.schedules import schedules_setup
+from drsorch.schedules import schedules_setup
 
 
 class Command(BaseCommand):

@@ -1,10 +1,17 @@
+"""`manage.py bootstrap`: the first-run setup of `make run`.
+
+A project entry point: like drsorch/urls.py it composes the apps (the sandbox demo is
+plans.demo), while the rest of drsorch/ imports no app.
+"""
+
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from executions.schedules import schedules_setup
+from drsorch.schedules import schedules_setup
+from plans.demo import sandbox_seed
 from plans.models import Target
 
 
@@ -42,7 +49,5 @@ class Command(BaseCommand):
         return self.style.WARNING(f"Created superuser admin, password: {password}  (shown only this once)")
 
     def _seed_demo(self):
-        from drsorch.sandbox.services import sandbox_seed
-
         result = sandbox_seed()
         self.stdout.write(f"Seeded the sandbox demo: {result}")

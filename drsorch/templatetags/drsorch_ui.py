@@ -1,0 +1,53 @@
+"""Template helpers every page uses: status tones, durations, tags and pagination links.
+
+Load with {% load drsorch_ui %}.
+"""
+
+from django import template
+
+register = template.Library()
+
+STATUS_TONES = {
+    "SUCCEEDED": "ok", "LAUNCHED": "ok", "CONTINUOUS": "ok", "READY": "ok", "COMPLETED": "ok",
+    "RUNNING": "run", "LAUNCHING": "run", "IN_PROGRESS": "run", "PENDING": "idle", "WAITING": "run",
+    "WAITING_APPROVAL": "gate", "CANCELLING": "warn", "PARTIAL": "warn", "TIMED_OUT": "bad",
+    "FAILED": "bad", "CANCELLED": "muted", "SKIPPED": "muted", "TERMINATED": "muted", "NOT_STARTED": "idle",
+    "STALLED": "bad", "DISCONNECTED": "bad", "STOPPED": "bad", "PAUSED": "warn", "BACKLOG": "warn",
+    "INITIAL_SYNC": "warn", "INITIATING": "warn", "CREATING_SNAPSHOT": "warn", "RESCAN": "warn",
+    "UNKNOWN": "muted", "error": "bad", "warning": "warn",
+}
+
+
+@register.filter
+def tone(status):
+    """CSS tone of a status: ok, run, gate, warn, bad, idle or muted."""
+    return STATUS_TONES.get(str(status), "idle")
+
+
+@register.filter
+def duration(seconds):
+    """Seconds as `1 h 02 min`, `4 min 05 s` or `12 s`."""
+    if seconds is None or seconds == "":
+        return "—"
+    seconds = int(round(float(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+@register.filter
+def tags_text(tags):
+    return ", ".join(f"{key}={value}" for key, value in sorted((tags or {}).items()))
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **changes):
+    """The current query string with some parameters replaced (for pagination links)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        params[key] = value
+    return params.urlencode()
