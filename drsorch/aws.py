@@ -7,7 +7,7 @@ code that drives DRS is the same in both cases, down to botocore's parsing and e
 
 import logging
 import threading
-from typing import Any
+from typing import Protocol
 
 import boto3
 import botocore.session
@@ -18,6 +18,18 @@ from botocore.credentials import DeferredRefreshableCredentials
 from drsorch.sandbox.transport import SUPPORTED_SERVICES, attach
 
 logger = logging.getLogger(__name__)
+
+
+class AwsTarget(Protocol):
+    """What a client needs to know of a target (plans.Target has it; the core imports no app)."""
+
+    pk: int
+    name: str
+    kind: str
+    account_id: str
+    region: str
+    role_arn: str
+    external_id: str
 
 AWS_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 5},
@@ -42,7 +54,7 @@ _sessions_lock = threading.Lock()
 _clients = {}
 
 
-def client_for(target: Any, service_name: str, *, single_attempt: bool = False) -> BaseClient:
+def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = False) -> BaseClient:
     """A boto3 client of `service_name` for `target` (a plans.Target).
 
     `aws` targets: boto3's normal credential chain, or, when the target has a role ARN, the

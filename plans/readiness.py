@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
@@ -38,7 +39,7 @@ class ReadinessCheck:
     message: str
     server: SourceServer | None = None
 
-    def as_json(self):
+    def as_json(self) -> dict[str, Any]:
         return {
             "severity": self.severity,
             "code": self.code,
@@ -58,21 +59,21 @@ class ReadinessReport:
     checked_at: object = None
 
     @property
-    def errors(self):
+    def errors(self) -> list[ReadinessCheck]:
         return [c for c in self.checks if c.severity == ERROR]
 
     @property
-    def warnings(self):
+    def warnings(self) -> list[ReadinessCheck]:
         return [c for c in self.checks if c.severity == WARNING]
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.errors
 
-    def add(self, severity, code, message, server=None):
+    def add(self, severity: str, code: str, message: str, server: SourceServer | None = None) -> None:
         self.checks.append(ReadinessCheck(severity, code, message, server))
 
-    def as_json(self):
+    def as_json(self) -> dict[str, Any]:
         return {
             "plan": {"id": self.plan.pk, "name": self.plan.name},
             "ready": self.ok,

@@ -6,8 +6,10 @@ writes a plan, a wave or a protection group by itself.
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -16,7 +18,7 @@ from drsorch.drs import gateway
 from drsorch.drs.times import parse_drs_time, parse_duration_seconds
 
 from .choices import ReplicationState
-from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Wave
+from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class WaveSpec:
     timeout_minutes: int = 120
     optional_servers: list = field(default_factory=list)
 
-    def dependencies(self, position):
+    def dependencies(self, position: int) -> list[int]:
         if self.depends_on is None:
             return [position - 1] if position > 0 else []
         return list(self.depends_on)
@@ -75,7 +77,7 @@ def _find_cycle(edges):
     return None
 
 
-def plan_validate_waves(*, waves):
+def plan_validate_waves(*, waves: Sequence[WaveSpec]) -> dict[int, list[SourceServer]]:
     """Check the structure of a plan's waves and return the servers each wave resolves to.
 
     Raises ValidationError whose keys are "waves" for plan-wide problems and
@@ -165,8 +167,9 @@ def plan_validate_waves(*, waves):
 
 
 @transaction.atomic
-def plan_save(*, plan=None, name, description="", rto_target_minutes=60, rpo_target_minutes=15,
-              owner=None, waves):
+def plan_save(*, plan: RecoveryPlan | None = None, name: str, description: str = "", rto_target_minutes: int = 60,
+              rpo_target_minutes: int = 15, owner: AbstractBaseUser | None = None,
+              waves: Sequence[WaveSpec]) -> RecoveryPlan:
     """Create a recovery plan, or replace an existing plan's fields and waves, all or nothing.
 
     Running executions are not affected: each keeps the frozen copy it took at start.
@@ -210,7 +213,7 @@ def plan_save(*, plan=None, name, description="", rto_target_minutes=60, rpo_tar
     return plan
 
 
-def plan_wave_specs(*, plan):
+def plan_wave_specs(*, plan: RecoveryPlan) -> list[WaveSpec]:
     """The plan's stored waves as WaveSpecs, e.g. to edit one wave and save the plan again."""
     waves = list(plan.waves.prefetch_related("protection_groups", "depends_on", "optional_servers"))
     position_of = {wave.pk: position for position, wave in enumerate(waves)}
@@ -229,7 +232,9 @@ def plan_wave_specs(*, plan):
 
 
 @transaction.atomic
-def protection_group_save(*, group=None, name, target, description="", servers=(), tag_selector=None):
+def protection_group_save(*, group: ProtectionGroup | None = None, name: str, target: Target, description: str = "",
+                          servers: Iterable[SourceServer] = (), tag_selector: dict[str, str] | None = None
+                          ) -> ProtectionGroup:
     """Create or update a protection group with its explicit servers and tag selector.
 
     Refuses servers of another target and servers already explicitly in another group,
@@ -279,7 +284,7 @@ def protection_group_save(*, group=None, name, target, description="", servers=(
     return group
 
 
-def protection_group_delete(*, group):
+def protection_group_delete(*, group: ProtectionGroup) -> None:
     """Delete a protection group unless a plan still uses it."""
     plans = sorted({wave.plan.name for wave in group.waves.select_related("plan")})
     if plans:
@@ -290,7 +295,7 @@ def protection_group_delete(*, group):
     group.delete()
 
 
-def plan_delete(*, plan):
+def plan_delete(*, plan: RecoveryPlan) -> None:
     """Delete a plan that never ran: its executions are audit evidence and keep their plan."""
     count = plan.executions.count()
     if count:
@@ -339,7 +344,7 @@ def _inventory_fields(record, now):
     }
 
 
-def source_servers_sync(*, target):
+def source_servers_sync(*, target: Target) -> SyncResult:
     """Refresh the target's inventory from DescribeSourceServers (every page).
 
     Upserts one SourceServer per DRS source server with bulk queries, and marks servers DRS

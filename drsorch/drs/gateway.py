@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from drsorch.aws import aws_calls_made, client_for
+from drsorch.aws import AwsTarget, aws_calls_made, client_for
 
 from .constants import MAX_JOB_IDS_PER_CALL, TAG_LAUNCH_TOKEN, JobStatus
 from .times import format_drs_time
@@ -24,7 +24,7 @@ def calls_made() -> int:
     return aws_calls_made("drs")
 
 
-def start_recovery(*, target, source_server_ids: list[str], is_drill: bool, tags: dict[str, str]) -> Job:
+def start_recovery(*, target: AwsTarget, source_server_ids: list[str], is_drill: bool, tags: dict[str, str]) -> Job:
     """StartRecovery for up to 100 servers. DRS takes no client token: a retried call
     launches twice, which is why the caller records its intent and launch token first."""
     # One attempt only: a retry by botocore after a lost answer would launch the servers again.
@@ -36,14 +36,14 @@ def start_recovery(*, target, source_server_ids: list[str], is_drill: bool, tags
     return response["job"]
 
 
-def terminate_recovery_instances(*, target, recovery_instance_ids: Iterable[str]) -> Job:
+def terminate_recovery_instances(*, target: AwsTarget, recovery_instance_ids: Iterable[str]) -> Job:
     """TerminateRecoveryInstances for up to 200 instances; returns the TERMINATE job.
     Terminating twice is harmless, so botocore's retries are welcome here."""
     response = client_for(target, "drs").terminate_recovery_instances(recoveryInstanceIDs=list(recovery_instance_ids))
     return response["job"]
 
 
-def describe_jobs(*, target, job_ids: Iterable[str]) -> dict[str, Job]:
+def describe_jobs(*, target: AwsTarget, job_ids: Iterable[str]) -> dict[str, Job]:
     """The jobs with these ids, by id, in as few calls as DRS allows (1000 ids a call)."""
     paginator = client_for(target, "drs").get_paginator("describe_jobs")
     job_ids = list(job_ids)
@@ -55,19 +55,19 @@ def describe_jobs(*, target, job_ids: Iterable[str]) -> dict[str, Job]:
     return jobs
 
 
-def jobs_since(*, target, since: datetime) -> Iterator[Job]:
+def jobs_since(*, target: AwsTarget, since: datetime) -> Iterator[Job]:
     """Every job of the target's account and region created since `since`, newest first."""
     paginator = client_for(target, "drs").get_paginator("describe_jobs")
     for page in paginator.paginate(filters={"fromDate": format_drs_time(since)}):
         yield from page.get("items", [])
 
 
-def active_jobs_since(*, target, since: datetime) -> list[Job]:
+def active_jobs_since(*, target: AwsTarget, since: datetime) -> list[Job]:
     """The jobs created since `since` that DRS has not completed (they hold their servers)."""
     return [job for job in jobs_since(target=target, since=since) if job.get("status") != JobStatus.COMPLETED]
 
 
-def find_jobs_by_launch_token(*, target, since: datetime, tokens: set[str]) -> dict[str, Job]:
+def find_jobs_by_launch_token(*, target: AwsTarget, since: datetime, tokens: set[str]) -> dict[str, Job]:
     """Jobs created since `since` that carry one of our launch tokens, by token. Used to adopt
     a job whose id was never stored (a crash, a lost answer, a conflict)."""
     found = {}
@@ -79,13 +79,13 @@ def find_jobs_by_launch_token(*, target, since: datetime, tokens: set[str]) -> d
     return found
 
 
-def job_log_items(*, target, job_id: str) -> list[dict[str, Any]]:
+def job_log_items(*, target: AwsTarget, job_id: str) -> list[dict[str, Any]]:
     """Every log item of one job, oldest first."""
     paginator = client_for(target, "drs").get_paginator("describe_job_log_items")
     return [item for page in paginator.paginate(jobID=job_id) for item in page.get("items", [])]
 
 
-def source_servers(*, target) -> list[dict[str, Any]] | None:
+def source_servers(*, target: AwsTarget) -> list[dict[str, Any]] | None:
     """Every DescribeSourceServers item of the target; None when DRS was never initialized
     in its account and region (drs-facts: that means "no servers", not an outage)."""
     client = client_for(target, "drs")
