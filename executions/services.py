@@ -1,5 +1,5 @@
 """The only code that changes executions. Views, the API, admin actions, tasks and commands
-call these functions; the engine (engine.py) does the DRS work they set in motion."""
+call these functions; the engine (executions/engine/) does the DRS work they set in motion."""
 
 import logging
 import time
@@ -30,6 +30,7 @@ from .choices import (
 )
 from .exceptions import ExecutionConflict, IdempotencyKeyReused, PlanAlreadyRunning, PlanNotReady, ServerBusy
 from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .tasks import launch_budget_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -313,4 +314,4 @@ def _terminate_batch(execution, target, launches):
 
 def execution_advance(*, execution):
     """Drive one execution by one step now (what `--wait`, `watch` and the enqueued task do)."""
-    return engine.tick(execution_ids=[execution.pk])
+    return engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
