@@ -83,6 +83,7 @@ def run(args):
 
     from executions import engine
     from executions.services import execution_start
+    from executions.tasks import launch_budget_seconds
 
     plans = build_plans(args)
     simulated = measure_simulated_drs()
@@ -95,7 +96,7 @@ def run(args):
         simulated["seconds"] = 0.0
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as captured:
-            result = engine.tick(execution_ids=ids, owner="bench")
+            result = engine.tick(execution_ids=ids, owner="bench", launch_budget_seconds=launch_budget_seconds())
         tick_ms.append((time.perf_counter() - started) * 1000)
         queries.append(len(captured))
         calls.append(result.drs_calls)
@@ -151,7 +152,7 @@ def transition_overheads(executions):
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="drsorch-bench-") as folder:
-        os.environ["DRSORCH_POLL_SECONDS"] = str(args.poll)  # the engine budgets its ticks by it
+        os.environ["DRSORCH_POLL_SECONDS"] = str(args.poll)  # ticks are given a launch budget from it
         setup_django(folder)
         executions, tick_ms, queries, calls, drs_ms = run(args)
         engine_ms = [tick - drs for tick, drs in zip(tick_ms, drs_ms, strict=True)]

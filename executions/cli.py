@@ -36,6 +36,7 @@ from .exceptions import ExecutionError, PlanNotReady
 from .models import DrsJob, Execution
 from .selectors import executions_for_json
 from .services import execution_cleanup, execution_start
+from .tasks import launch_budget_seconds
 
 EXIT_SUCCEEDED = 0
 EXIT_ENDED_OTHERWISE = 1
@@ -45,7 +46,7 @@ EXIT_INTERRUPTED = 130
 # A django-q2 worker ticks every DRSORCH_POLL_SECONDS (15 s by default: polite to the DRS
 # API for many executions). A person watching one execution wants it livelier, so the
 # follow loop ticks at most every FOLLOW_MAX_SECONDS. The extra ticks are cheap (one
-# DescribeJobs per target; job logs are re-read at most every engine.LOG_REFRESH_SECONDS)
+# DescribeJobs per target; job logs are re-read at most every engine.job_log.LOG_REFRESH_SECONDS)
 # and safe (the lease): at worst a tick finds the execution claimed and only reads it.
 FOLLOW_MAX_SECONDS = 2.0
 # A tick that keeps failing (database gone, a bug) ends the follow loop instead of spinning.
@@ -206,7 +207,7 @@ def follow(execution, *, renderer, until_cleaned=False):
     try:
         while True:
             try:
-                engine.tick(execution_ids=[execution.pk])
+                engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
                 errors = 0
             except Exception as exc:  # SimulatedCrash and KeyboardInterrupt are BaseExceptions
                 errors += 1

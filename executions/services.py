@@ -1,5 +1,9 @@
 """The only code that changes executions. Views, the API, admin actions, tasks and commands
-call these functions; the engine (engine.py) does the DRS work they set in motion."""
+call these functions; the engine (executions/engine/) does the DRS work they set in motion.
+
+Every status change of an execution or a wave made here is announced through
+`engine.hooks.announce_status_changes`, as the engine's own are, so a receiver of
+`executions.signals` sees them all."""
 
 import logging
 import time
@@ -33,6 +37,7 @@ from .choices import (
     LaunchStatus,
     WaveStatus,
 )
+from .engine.hooks import announce_status_changes, status_change
 from .exceptions import ExecutionConflict, IdempotencyKeyReused, PlanAlreadyRunning, PlanNotReady, ServerBusy
 from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
 from .readiness import plan_readiness
@@ -169,6 +174,7 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
                     source_server_id=server.drs_id, hostname=server.hostname, critical=server.pk not in optional,
                 ))
     ServerLaunch.objects.bulk_create(launches)
+    announce_status_changes([status_change(execution, None)] + [status_change(w, None) for w in wave_runs])
     warnings = [c.message for c in report.warnings]
     _record_action(execution, user, f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
                    + (" (gates approved automatically)" if auto_approve else "") + ".",
@@ -206,18 +212,23 @@ def execution_approve(*, execution: Execution, user: AbstractBaseUser | None,
         if not waiting:
             raise ExecutionConflict("No wave of this execution is waiting for approval.")
         now = timezone.now()
+        changes = []
         for wave in waiting:
             wave.check_transition(WaveStatus.LAUNCHING)
+            old = wave.status
             wave.status = WaveStatus.LAUNCHING
             wave.approved_by = user
             wave.approved_at = now
             wave.started_at = now
             wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes)
             wave.save(update_fields=["status", "approved_by", "approved_at", "started_at", "deadline_at"])
+            changes.append(status_change(wave, old))
             _record_action(execution, user, f"Approved wave {wave.index} '{wave.name}'.", wave_index=wave.index)
         if execution.status == ExecutionStatus.WAITING_APPROVAL:
             execution.status = ExecutionStatus.RUNNING
             execution.save(update_fields=["status"])
+            changes.append(status_change(execution, ExecutionStatus.WAITING_APPROVAL))
+        announce_status_changes(changes)
     _enqueue_advance(execution)
     return execution
 
@@ -230,8 +241,10 @@ def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> 
         if execution.status not in EXECUTION_ACTIVE or execution.status == ExecutionStatus.CANCELLING:
             raise ExecutionConflict(f"The execution is {execution.status}; only a running execution can be cancelled.")
         execution.check_transition(ExecutionStatus.CANCELLING)
+        old = execution.status
         execution.status = ExecutionStatus.CANCELLING
         execution.save(update_fields=["status"])
+        announce_status_changes([status_change(execution, old)])
         _record_action(execution, user, "Cancelled the execution: no further waves or servers will be launched.")
     _enqueue_advance(execution)
     return execution
@@ -249,18 +262,23 @@ def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> E
                                  type=JobType.LAUNCH).exclude(drs_status=JobStatus.COMPLETED).exists():
             raise ExecutionConflict("DRS jobs of this execution are still running; retry once they have ended.")
         with transaction.atomic():
-            relaunched = _reset_for_retry(execution)
+            relaunched, changes = _reset_for_retry(execution)
             execution.check_transition(ExecutionStatus.RUNNING)
+            old = execution.status
             execution.status = ExecutionStatus.RUNNING
             execution.finished_at = None
             execution.save(update_fields=["status", "finished_at"])
+            changes.append(status_change(execution, old))
+            announce_status_changes(changes)
             _record_action(execution, user, f"Retried the execution: {relaunched} server(s) will be launched again.")
     _enqueue_advance(execution)
     return execution
 
 
 def _reset_for_retry(execution):
-    relaunched = 0
+    """Reset the retryable waves and their failed servers; the servers to relaunch and the
+    waves' status changes."""
+    relaunched, changes = 0, []
     for wave in execution.wave_runs.filter(status__in=WAVE_RETRYABLE):
         # Only servers whose launch FAILED (or never happened, after a timeout) go again. A
         # recovery server that launched but whose post-launch actions failed keeps its
@@ -272,11 +290,13 @@ def _reset_for_retry(execution):
                                    post_launch_status="", recovery_instance_id="", launched_at=None)
         wave.check_transition(WaveStatus.PENDING)
         # Waves whose gate was already approved keep the approval.
+        old = wave.status
         wave.status = WaveStatus.PENDING
         wave.finished_at = None
         wave.deadline_at = None
         wave.save(update_fields=["status", "finished_at", "deadline_at"])
-    return relaunched
+        changes.append(status_change(wave, old))
+    return relaunched, changes
 
 
 def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:

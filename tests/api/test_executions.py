@@ -8,6 +8,7 @@ from executions import engine
 from executions.choices import ExecutionStatus, WaveStatus
 from executions.models import Execution
 from executions.services import execution_start
+from executions.tasks import launch_budget_seconds
 from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_group_save
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -274,7 +275,7 @@ def drive(clock, client, location, until, seconds=5, limit=200):
         body = client.get(location).json()
         if until(body):
             return body
-        engine.tick()
+        engine.tick(launch_budget_seconds=launch_budget_seconds())
         clock.shift(seconds)
     raise AssertionError(f"never reached the expected state: {body['status']}")
 

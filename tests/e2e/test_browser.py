@@ -51,6 +51,7 @@ def engine_driver():
     from django.db import connections
 
     from executions import engine
+    from executions.tasks import launch_budget_seconds
 
     stop = threading.Event()
     errors = []
@@ -58,7 +59,7 @@ def engine_driver():
     def run():
         try:
             while not stop.is_set():
-                engine.tick()
+                engine.tick(launch_budget_seconds=launch_budget_seconds())
                 stop.wait(0.5)
         except Exception as exc:  # surfaced by the test below, not lost in the thread
             errors.append(exc)

@@ -7,6 +7,7 @@ import time_machine
 
 from drsorch.sandbox.services import sandbox_status
 from executions import engine
+from executions.tasks import launch_budget_seconds
 from plans.services import WaveSpec, plan_save, protection_group_save
 
 START = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -52,7 +53,7 @@ def drive(clock):
 
     def run(execution, *, step=5, max_ticks=200, until=None):
         for _ in range(max_ticks):
-            engine.tick(execution_ids=[execution.pk])
+            engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
             execution.refresh_from_db()
             if (until or (lambda e: e.is_terminal))(execution):
                 return execution
@@ -70,6 +71,6 @@ def finish(executions):
     """Tick each execution until it ends (instant sandbox launches); return their statuses."""
     for execution in executions:
         while not execution.is_terminal:
-            engine.tick(execution_ids=[execution.pk])
+            engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
             execution.refresh_from_db()
     return {execution.status for execution in executions}

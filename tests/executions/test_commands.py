@@ -21,6 +21,7 @@ from drsorch.sandbox.services import (
 from executions import cli, engine
 from executions.choices import ExecutionStatus, JobState, WaveStatus
 from executions.models import DrsJob, Execution
+from executions.tasks import launch_budget_seconds
 from plans.demo import DEMO_PLAN_NAME, sandbox_seed
 from plans.models import RecoveryPlan, Wave
 
@@ -346,7 +347,8 @@ def test_an_ambiguous_prefix_exits_2(demo):
 def test_cancel_then_watch_ends_cancelled_with_exit_1(demo, clock):
     run("drill", DEMO_PLAN_NAME)
     execution = Execution.objects.get()
-    engine.tick(execution_ids=[execution.pk])  # the database wave is launching now
+    # the database wave is launching now
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
 
     cancelled = run("execution", "cancel", str(execution.pk)[:10])
     assert cancelled.code == 0 and "CANCELLING" in cancelled.out

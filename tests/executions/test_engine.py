@@ -12,6 +12,9 @@ from drsorch.drs import gateway
 from drsorch.sandbox.services import sandbox_configure
 from executions import engine
 from executions.choices import EventKind, JobState, LaunchStatus
+from executions.engine import launching
+from executions.engine.rows import TickRows
+from executions.engine.ticks import advance
 from executions.exceptions import ExecutionConflict, PlanAlreadyRunning
 from executions.models import DrsJob, ExecutionEvent
 from executions.services import (
@@ -21,6 +24,7 @@ from executions.services import (
     execution_retry,
     execution_start,
 )
+from executions.tasks import launch_budget_seconds
 from plans.demo import sandbox_seed
 from plans.models import RecoveryPlan
 
@@ -59,7 +63,7 @@ def test_job_log_becomes_events_without_duplicates_and_phases(clock, drive, make
     plan = make_plan("Logs", [("Database", ["db-01", "db-02"], {})])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
     for _ in range(3):  # reading the logs again adds nothing
-        engine.tick(execution_ids=[execution.pk])
+        engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     drs_events = list(ExecutionEvent.objects.filter(execution=execution, kind=EventKind.DRS))
     keys = [event.dedupe_key for event in drs_events]
     assert len(keys) == len(set(keys)) > 0
@@ -74,7 +78,7 @@ def test_phase_follows_the_job_log_while_launching(clock, make_plan):
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     seen = []
     for _ in range(16):  # 100 s ±30% per server, and the job's end after it
-        engine.tick(execution_ids=[execution.pk])
+        engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
         seen.append(execution.server_launches.get().phase)
         clock.shift(11)
     assert "SNAPSHOT" in seen or "CONVERSION" in seen
@@ -131,7 +135,7 @@ def test_gate_waits_for_approval(clock, drive, make_plan, make_user):
                       until=lambda e: e.status == "WAITING_APPROVAL")
     for _ in range(5):
         clock.shift(30)
-        engine.tick(execution_ids=[execution.pk])
+        engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     execution.refresh_from_db()
     assert execution.status == "WAITING_APPROVAL" and launch_counts()["web-01"] == 0
 
@@ -174,7 +178,8 @@ def test_wait_holds_dependents(clock, drive, make_plan):
 def test_cancel_stops_further_waves(clock, drive, make_plan):
     plan = make_plan("Cancel", THREE_TIERS)
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    engine.tick(execution_ids=[execution.pk])  # the Database job is in DRS now
+    # the Database job is in DRS now
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     execution_cancel(execution=execution, user=None)
     execution = drive(execution)
     assert execution.status == "CANCELLED"
@@ -262,7 +267,8 @@ def test_crash_after_start_recovery_is_adopted_by_launch_token(clock, drive, mak
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     sandbox_configure(crash_after_start_recovery=True)
     with pytest.raises(sandbox_crash):
-        engine.tick(execution_ids=[execution.pk], owner="worker-that-dies")
+        engine.tick(execution_ids=[execution.pk], owner="worker-that-dies",
+                    launch_budget_seconds=launch_budget_seconds())
     intent = DrsJob.objects.get(execution=execution)
     assert intent.state == JobState.INTENDED and intent.job_id is None
 
@@ -284,7 +290,7 @@ def test_lost_answer_keeps_the_intent_and_adopts_the_job(clock, drive, make_plan
     plan = make_plan("Lost answer", [("Database", ["db-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     monkeypatch.setattr(gateway, "start_recovery", start_then_lose_answer)
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     monkeypatch.setattr(gateway, "start_recovery", real_start)
     assert DrsJob.objects.get().state == JobState.INTENDED
     execution = drive(execution)
@@ -305,21 +311,21 @@ def test_servers_claimed_by_an_intent_are_not_launched_again(clock, make_plan):
     plan = make_plan("Double", [("Database", ["db-01", "db-02"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     engine.claim_executions(owner="a")
-    first = engine.TickState([execution], owner="a")
-    second = engine.TickState([execution], owner="a")  # loaded before the first launched
-    first.run()
-    second.run()
+    first = TickRows([execution], owner="a")
+    second = TickRows([execution], owner="a")  # loaded before the first launched
+    advance(first)
+    advance(second)
     assert launch_counts() == {"db-01": 1, "db-02": 1}
     assert DrsJob.objects.count() == 1
 
 
 def test_quota_of_active_jobs_queues_instead_of_failing(clock, drive, make_plan, monkeypatch):
-    monkeypatch.setattr(engine, "MAX_SERVERS_PER_JOB", 2)
-    monkeypatch.setattr(engine, "MAX_ACTIVE_JOBS_PER_TARGET", 2)
+    monkeypatch.setattr(launching, "MAX_SERVERS_PER_JOB", 2)
+    monkeypatch.setattr(launching, "MAX_ACTIVE_JOBS_PER_TARGET", 2)
     hosts = [f"web-{n:02d}" for n in range(1, 7)]
     plan = make_plan("Quota", [("Web", hosts, {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     phases = [launch.phase for launch in execution.server_launches.all()]
     assert DrsJob.objects.filter(execution=execution).count() == 2 and phases.count("QUEUED") == 2
     execution = drive(execution)
@@ -335,7 +341,7 @@ def test_drs_quota_error_is_retried_not_failed(clock, drive, make_plan, sandbox_
     for launch_server in others.waves.get().resolved_servers():
         drs_client.start_recovery(sourceServers=[{"sourceServerID": launch_server.drs_id}], isDrill=True)
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     assert DrsJob.objects.get(execution=execution).state == JobState.ABANDONED
     assert execution.server_launches.get().status == LaunchStatus.NOT_STARTED
     execution = drive(execution)
@@ -352,7 +358,7 @@ def max_queries_per_tick(clock, make_plan, servers_per_wave):
     counts = []
     while not execution.is_terminal and len(counts) < 40:
         with CaptureQueriesContext(connection) as queries:
-            engine.tick(execution_ids=[execution.pk])
+            engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
         counts.append(len(queries))
         clock.shift(5)
         execution.refresh_from_db()
@@ -375,7 +381,7 @@ def race(execution_ids, workers=2, rounds=6):
         try:
             for _ in range(rounds):
                 barrier.wait()
-                engine.tick(execution_ids=execution_ids, owner=name)
+                engine.tick(execution_ids=execution_ids, owner=name, launch_budget_seconds=launch_budget_seconds())
         except Exception as exc:  # surfaced below: a thread's failure must fail the test
             errors.append(exc)
         finally:
@@ -405,10 +411,10 @@ def test_a_tick_that_outlived_its_lease_writes_nothing(clock, make_plan):
     plan = make_plan("Slow tick", [("Database", ["db-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     (claimed,) = engine.claim_executions(owner="slow")
-    state = engine.TickState([claimed], owner="slow")
+    state = TickRows([claimed], owner="slow")
     clock.shift(engine.LEASE_SECONDS + 1)
     assert engine.claim_executions(owner="fast")  # the lease expired: another worker took over
-    state.set_status("execution", state.executions[execution.pk], "RUNNING")
+    state.set_status(state.executions[execution.pk], "RUNNING")
     state.save()
     execution.refresh_from_db()
     assert execution.status == "PENDING" and execution.lease_owner == "fast"
@@ -429,14 +435,14 @@ def test_retry_keeps_launched_servers_of_a_recovery(clock, drive, make_plan):
 
 
 def test_quota_room_is_used_in_the_tick_that_sees_a_job_complete(clock, make_plan, monkeypatch):
-    monkeypatch.setattr(engine, "MAX_SERVERS_PER_JOB", 2)
-    monkeypatch.setattr(engine, "MAX_ACTIVE_JOBS_PER_TARGET", 1)
+    monkeypatch.setattr(launching, "MAX_SERVERS_PER_JOB", 2)
+    monkeypatch.setattr(launching, "MAX_ACTIVE_JOBS_PER_TARGET", 1)
     plan = make_plan("One at a time", [("Web", ["web-01", "web-02", "web-03", "web-04"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     assert DrsJob.objects.filter(execution=execution).count() == 1
     clock.shift(30)  # 20 s launches ±30%: the first job has completed in DRS
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     assert DrsJob.objects.filter(execution=execution).count() == 2
 
 
@@ -444,13 +450,13 @@ def test_a_burst_of_launches_is_spread_over_ticks(clock, drive, make_plan, monke
     """A tick spends at most a share of the poll interval starting jobs (always at least one);
     the rest start in the next ticks, each server still exactly once."""
     settings.DRSORCH_POLL_SECONDS = 0
-    monkeypatch.setattr(engine, "MAX_SERVERS_PER_JOB", 1)
+    monkeypatch.setattr(launching, "MAX_SERVERS_PER_JOB", 1)
     plan = make_plan("Burst", [("Web", ["web-01", "web-02", "web-03"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     assert DrsJob.objects.filter(execution=execution).count() == 1
     assert sorted(launch.phase for launch in execution.server_launches.all()) == ["QUEUED", "QUEUED", "STARTING"]
-    engine.tick(execution_ids=[execution.pk])
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     assert DrsJob.objects.filter(execution=execution).count() == 2
     execution = drive(execution)
     assert execution.status == "SUCCEEDED" and launch_counts() == {"web-01": 1, "web-02": 1, "web-03": 1}

@@ -1,0 +1,104 @@
+"""DRS job logs: the phase of each server (snapshot, conversion, launch) and the DRS events.
+
+DRS shows a server's phase and its failure reasons only in the job log. A few logs are read
+per target and tick; their items become deduplicated events and launch phases, and a job
+whose servers are all settled closes once its final log has been read.
+
+May import: rows, times (and drs, models, choices). Never jobs, launching, waves or ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from drsorch.drs import errors as drs_errors
+from drsorch.drs import gateway
+from drsorch.drs.times import parse_drs_time
+from executions.choices import EventKind, JobState, JobType, LaunchPhase, LaunchStatus
+from executions.models import DrsJob
+from plans.models import Target
+
+from .rows import TickRows
+
+logger = logging.getLogger(__name__)
+
+LOG_REFRESH_SECONDS = 10
+LOG_READS_PER_TARGET_PER_TICK = 2
+
+PHASE_OF_LOG_EVENT = {
+    "JOB_START": LaunchPhase.STARTING,
+    "SNAPSHOT_START": LaunchPhase.SNAPSHOT,
+    "SNAPSHOT_END": LaunchPhase.SNAPSHOT,
+    "USING_PREVIOUS_SNAPSHOT": LaunchPhase.SNAPSHOT,
+    "CONVERSION_START": LaunchPhase.CONVERSION,
+    "CONVERSION_END": LaunchPhase.CONVERSION,
+    "LAUNCH_START": LaunchPhase.LAUNCHING,
+}
+FAILURE_LOG_EVENTS = {"LAUNCH_FAILED", "SNAPSHOT_FAIL", "CONVERSION_FAIL", "USING_PREVIOUS_SNAPSHOT_FAILED"}
+
+
+def read_all_logs(rows: TickRows) -> None:
+    """Read a few job logs of every target; a target DRS does not answer waits for the next tick."""
+    by_target = defaultdict(list)
+    for job in rows.jobs.values():
+        by_target[job.target_id].append(job)
+    for target_id, jobs in by_target.items():
+        try:
+            read_logs(rows, rows.targets[target_id], jobs)
+        except Exception as exc:
+            if not drs_errors.is_transient(exc):
+                raise
+            logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name, exc)
+
+
+def read_logs(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
+    """Read a few job logs per target and tick: first those of finished jobs (their last
+    events, then the job closes), then the active jobs read longest ago (DRS shows the
+    snapshot/conversion/launch phase only in the log). Nothing waits on a log, so the
+    cap keeps a tick short when many jobs finish at once."""
+    readable = [j for j in jobs if j.job_id and j.type == JobType.LAUNCH and j.state == JobState.ACTIVE]
+    final = [j for j in readable if j.pk in rows.final_log_due]
+    stale = sorted(
+        (j for j in readable if j.pk not in rows.final_log_due and (
+            j.log_read_at is None or (rows.now - j.log_read_at).total_seconds() >= LOG_REFRESH_SECONDS)),
+        key=lambda j: j.log_read_at or datetime.min.replace(tzinfo=rows.now.tzinfo),
+    )
+    for job in (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]:
+        apply_log(rows, job, gateway.job_log_items(target=target, job_id=job.job_id))
+        if job.pk in rows.final_log_due:
+            job.state = JobState.COMPLETED
+
+
+def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
+    """Turn the log items of `job` into launch phases, failure reasons and (new) DRS events."""
+    launches = rows.launches_by_job.get(job.pk, {})
+    wave = rows.wave_of(job)
+    for position, item in enumerate(items):
+        name = item.get("event", "")
+        server_id = (item.get("eventData") or {}).get("sourceServerID", "")
+        launch = launches.get(server_id)
+        targets = [launch] if launch else (list(launches.values()) if not server_id else [])
+        for each in targets:
+            if name in FAILURE_LOG_EVENTS and each.status != LaunchStatus.LAUNCHED:
+                # The log holds the reason DRS gives nowhere else; it may arrive after the
+                # job already reported the server FAILED.
+                raw = (item.get("eventData") or {}).get("rawError") or name
+                each.error = f"{name}: {raw}"
+                rows.touch(each)
+            elif (name in PHASE_OF_LOG_EVENT and each.phase != PHASE_OF_LOG_EVENT[name]
+                  and each.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)):
+                each.phase = PHASE_OF_LOG_EVENT[name]
+                rows.touch(each)
+        if position >= job.log_items_seen:
+            who = (launch.hostname or server_id) if launch else server_id
+            rows.event(
+                job.execution_id, EventKind.DRS, f"{job.job_id}: {name}" + (f" ({who})" if who else ""),
+                wave=wave, source_server_id=server_id, data=item.get("eventData") or {},
+                dedupe_key=f"{job.job_id}:{position}", at=parse_drs_time(item.get("logDateTime")),
+            )
+    job.log_items_seen = max(job.log_items_seen, len(items))
+    job.log_read_at = rows.now
+    rows.touch(job)

@@ -1,0 +1,236 @@
+"""Following DRS jobs: one DescribeJobs per target, copied onto the tick's rows.
+
+Polls the open jobs, adopts or abandons the intents of StartRecovery calls, applies each
+participating server's launch status, recovery instance and post-launch runs, and completes
+clean-up (TERMINATE) jobs. Also says when a launch is settled or failed, which both a job's
+end and the wave state machine depend on.
+
+May import: rows, lease, times (and drs, models, choices). Never job_log, launching, waves or ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from drsorch.drs import errors as drs_errors
+from drsorch.drs import gateway
+from drsorch.drs.constants import JobStatus, LaunchActionRunStatus
+from drsorch.drs.times import parse_drs_time
+from executions.choices import JOB_OPEN, EventKind, JobState, JobType, LaunchPhase, LaunchStatus
+from executions.models import DrsJob, Execution, ServerLaunch
+from plans.models import Target
+
+from .lease import LEASE_SECONDS
+from .rows import TickRows
+
+logger = logging.getLogger(__name__)
+
+# An intent not found in DRS this long after it was recorded never reached DRS: StartRecovery
+# is made in a single attempt (no botocore retries) bounded by the connect and read timeouts
+# (35 s), so a call made under a renewed lease has ended before the lease can pass to another.
+INTENT_GRACE_SECONDS = LEASE_SECONDS
+
+
+def launch_settled(rows: TickRows, execution: Execution, launch: ServerLaunch) -> bool:
+    """Done or failed for good: LAUNCHED (a drill), LAUNCHED with post-launch actions
+    finished (a recovery), or FAILED."""
+    if launch.status in (LaunchStatus.FAILED, LaunchStatus.TERMINATED):
+        return True
+    if launch.status != LaunchStatus.LAUNCHED:
+        return False
+    if execution.is_drill:
+        return True
+    if launch.post_launch_status in (LaunchActionRunStatus.SUCCEEDED, LaunchActionRunStatus.FAILED):
+        return True
+    job = rows.jobs.get(launch.job_id)
+    return launch.post_launch_status == "" and (job is None or job.drs_status == JobStatus.COMPLETED)
+
+
+def launch_failed(execution: Execution, launch: ServerLaunch) -> bool:
+    """The launch failed, or (in a recovery) its post-launch actions did."""
+    return launch.status == LaunchStatus.FAILED or (
+        not execution.is_drill and launch.post_launch_status == LaunchActionRunStatus.FAILED
+    )
+
+
+def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
+    """One DescribeJobs per target for the open jobs (or `jobs`); adopt or drop unconfirmed
+    intents."""
+    by_target = defaultdict(list)
+    for job in (jobs if jobs is not None else rows.jobs.values()):
+        by_target[job.target_id].append(job)
+    for target_id, target_jobs in by_target.items():
+        target = rows.targets[target_id]
+        try:
+            _poll_target(rows, target, target_jobs)
+        except Exception as exc:
+            if not drs_errors.is_transient(exc):
+                raise
+            # Throttling and 5xx never fail an execution: the next tick asks again.
+            logger.info("DRS did not answer for target %s this tick: %s", target.name, exc)
+
+
+def _poll_target(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
+    active = [j for j in jobs if j.state == JobState.ACTIVE]
+    if active:
+        found = gateway.describe_jobs(target=target, job_ids=[j.job_id for j in active])
+        for job in active:
+            if job.job_id in found:
+                apply_job(rows, job, found[job.job_id])
+    stale_intents = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in rows.new_intents]
+    if stale_intents:
+        resolve_intents(rows, target, stale_intents)
+
+
+def resolve_intents(rows: TickRows, target: Target, intents: list[DrsJob]) -> None:
+    """Adopt the jobs of intents whose StartRecovery reached DRS; drop the others."""
+    tokens = {str(job.launch_token) for job in intents}
+    since = min(job.requested_at for job in intents)
+    found = gateway.find_jobs_by_launch_token(target=target, since=since, tokens=tokens)
+    for job in intents:
+        data = found.get(str(job.launch_token))
+        if data:
+            adopt(rows, job, data, how="found by its launch token")
+        elif (rows.now - job.requested_at).total_seconds() > INTENT_GRACE_SECONDS:
+            abandon(rows, job, "StartRecovery never reached DRS; the servers will be launched again.")
+
+
+def adopt(rows: TickRows, job: DrsJob, data: dict[str, Any], *, how: str) -> None:
+    """Make an intent the DRS job `data` describes, and apply what DRS says of it."""
+    job.job_id = data["jobID"]
+    job.state = JobState.ACTIVE
+    job.drs_status = data.get("status", "")
+    job.drs_created_at = parse_drs_time(data.get("creationDateTime"))
+    rows.touch(job)
+    # Written at once: the job id is the one fact that must survive a crash of this tick.
+    DrsJob.objects.filter(pk=job.pk, state=JobState.INTENDED).update(
+        job_id=job.job_id, state=JobState.ACTIVE, drs_status=job.drs_status, drs_created_at=job.drs_created_at
+    )
+    wave = rows.wave_of(job)
+    rows.event(job.execution_id, EventKind.ENGINE,
+               f"DRS job {job.job_id} ({how}) launches {job.server_count} server(s) of wave '{wave.name}'.",
+               wave=wave, data={"job_id": job.job_id, "launch_token": str(job.launch_token)})
+    apply_job(rows, job, data)
+
+
+def abandon(rows: TickRows, job: DrsJob, reason: str, *, fail_servers: bool = False) -> None:
+    """Drop an intent DRS did not act on: its servers wait for a later launch (or fail)."""
+    job.state = JobState.ABANDONED
+    job.error = reason
+    rows.touch(job)
+    for launch in rows.launches_by_job.pop(job.pk, {}).values():
+        launch.job = None
+        if fail_servers:
+            rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, error=reason)
+        else:
+            launch.phase = LaunchPhase.QUEUED
+            launch.error = ""
+            rows.touch(launch)
+    wave = rows.wave_of(job)
+    rows.event(job.execution_id, EventKind.ENGINE, f"Launch of {job.server_count} server(s) not done: {reason}",
+               wave=wave, data={"launch_token": str(job.launch_token)})
+
+
+def apply_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
+    """Copy what DRS says of a job and its servers onto our rows."""
+    if job.drs_status != data.get("status", job.drs_status):
+        if data["status"] == JobStatus.COMPLETED and job.type == JobType.LAUNCH and job.state == JobState.ACTIVE:
+            # Its servers leave DRS's active-job quota now: the next wave may use the room
+            # in this very tick rather than the next.
+            rows.quota_use[job.target_id]["jobs"] -= 1
+            rows.quota_use[job.target_id]["servers"] -= job.server_count
+        job.drs_status = data["status"]
+        rows.touch(job)
+    execution = rows.executions[job.execution_id]
+    if job.type == JobType.TERMINATE:
+        if data.get("status") == JobStatus.COMPLETED:
+            _finish_terminate_job(rows, job, data)
+        return
+    launches = rows.launches_by_job.get(job.pk, {})
+    for participant in data.get("participatingServers", []):
+        launch = launches.get(participant.get("sourceServerID"))
+        if launch:
+            apply_participant(rows, execution, launch, participant)
+    if data.get("status") == JobStatus.COMPLETED:
+        for launch in launches.values():
+            if launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED):
+                rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                                error=launch.error or f"DRS completed job {job.job_id} without launching it.")
+        if all(launch_settled(rows, execution, launch) for launch in launches.values()):
+            # Done for the state machine; the job closes once its final log is read
+            # (job_log.read_logs), so its events are complete without costing this tick a call.
+            job.drs_ended_at = job.drs_ended_at or parse_drs_time(data.get("endDateTime")) or rows.now
+            rows.final_log_due.add(job.pk)
+            rows.touch(job)
+
+
+def apply_participant(rows: TickRows, execution: Execution, launch: ServerLaunch,
+                      participant: dict[str, Any]) -> None:
+    """Copy one participating server's launch status and recovery instance onto its launch."""
+    status = participant.get("launchStatus")
+    instance_id = participant.get("recoveryInstanceID")
+    if instance_id and launch.recovery_instance_id != instance_id:
+        launch.recovery_instance_id = instance_id
+        rows.touch(launch)
+    if status in (LaunchStatus.PENDING, LaunchStatus.IN_PROGRESS) and launch.status == LaunchStatus.NOT_STARTED:
+        rows.set_status(launch, LaunchStatus(status))
+    elif status == LaunchStatus.IN_PROGRESS and launch.status == LaunchStatus.PENDING:
+        rows.set_status(launch, LaunchStatus.IN_PROGRESS)
+    elif status == LaunchStatus.LAUNCHED:
+        if launch.status != LaunchStatus.LAUNCHED:
+            rows.set_status(launch, LaunchStatus.LAUNCHED, launched_at=rows.now, phase=LaunchPhase.READY, error="")
+        _apply_post_launch(rows, execution, launch, participant)
+    elif status == LaunchStatus.FAILED and launch.status != LaunchStatus.FAILED:
+        rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                        error=launch.error or "DRS reported the launch as FAILED.")
+
+
+def _apply_post_launch(rows: TickRows, execution: Execution, launch: ServerLaunch,
+                       participant: dict[str, Any]) -> None:
+    runs = (participant.get("launchActionsStatus") or {}).get("runs") or []
+    statuses = {run.get("status") for run in runs}
+    if not runs:
+        state = ""
+    elif LaunchActionRunStatus.IN_PROGRESS in statuses:
+        state = LaunchActionRunStatus.IN_PROGRESS
+    elif LaunchActionRunStatus.FAILED in statuses:
+        state = LaunchActionRunStatus.FAILED
+    else:
+        state = LaunchActionRunStatus.SUCCEEDED
+    if state == launch.post_launch_status:
+        return
+    launch.post_launch_status = state
+    if not execution.is_drill:
+        if state == LaunchActionRunStatus.IN_PROGRESS:
+            launch.phase = LaunchPhase.POST_LAUNCH
+        elif state == LaunchActionRunStatus.FAILED:
+            reasons = "; ".join(r.get("failureReason", "") for r in runs
+                                if r.get("status") == LaunchActionRunStatus.FAILED)
+            launch.phase = LaunchPhase.FAILED
+            launch.error = f"Post-launch actions failed: {reasons or 'no reason given'}"
+        else:
+            launch.phase = LaunchPhase.READY
+    rows.touch(launch)
+
+
+def _finish_terminate_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
+    terminated = {p.get("sourceServerID") for p in data.get("participatingServers", [])}
+    for launch in rows.launches[job.execution_id]:
+        if launch.phase == LaunchPhase.TERMINATING and launch.target_id == job.target_id and (
+            not terminated or launch.source_server_id in terminated
+        ):
+            rows.set_status(launch, LaunchStatus.TERMINATED, phase=LaunchPhase.TERMINATED, terminated_at=rows.now)
+    job.state = JobState.COMPLETED
+    job.drs_ended_at = parse_drs_time(data.get("endDateTime")) or rows.now
+    rows.touch(job)
+    execution = rows.executions[job.execution_id]
+    still_open = [j for j in rows.jobs.values()
+                  if j.execution_id == execution.pk and j.type == JobType.TERMINATE and j.state in JOB_OPEN]
+    if not still_open:
+        execution.cleaned_up_at = rows.now
+        rows.touch(execution)
+        rows.event(execution.pk, EventKind.STATUS,
+                   "Clean-up finished: the drill's recovery instances are terminated.")

@@ -1,0 +1,264 @@
+"""The rows of one tick: loaded once, changed in memory, saved in bulk under a held lease.
+
+`TickRows` holds the claimed executions with their waves, open jobs and the launches the tick
+needs, tracks which rows changed (`touch`, `set_status`) and which events and status changes
+to record, and `save()`s them. The other engine modules read and change these rows.
+
+May import: lease and hooks (and models, choices). Never times, jobs, job_log, launching,
+waves or ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models import Count, Model, Q, Sum
+from django.db.models.constants import OnConflict
+from django.utils import timezone
+
+from drsorch.drs.constants import JobStatus
+from executions.choices import JOB_OPEN, EventKind, JobType, LaunchPhase, WaveStatus
+from executions.models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+from plans.models import Target
+
+from .hooks import StatusChange, announce_status_changes, status_change
+from .lease import renew_held_leases
+
+logger = logging.getLogger(__name__)
+
+ENGINE_ACTOR = "drsorch"
+WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.WAITING})
+
+# The fields a tick may change, per model, in the order the rows are saved.
+SAVED_FIELDS: dict[type[Model], list[str]] = {
+    ServerLaunch: ["status", "phase", "job", "recovery_instance_id", "launched_at", "post_launch_status", "error",
+                   "attempts", "terminated_at"],
+    WaveRun: ["status", "approved_at", "started_at", "deadline_at", "wait_until", "finished_at"],
+    DrsJob: ["state", "drs_status", "job_id", "drs_created_at", "drs_ended_at", "log_items_seen", "log_read_at",
+             "error"],
+    Execution: ["status", "started_at", "finished_at", "cleaned_up_at"],
+}
+
+Row = ServerLaunch | WaveRun | DrsJob | Execution
+
+
+def update_rows(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
+    """UPDATE `fields` of `objects` with one prepared statement run for every row.
+
+    Django's bulk_update builds a CASE expression per row and field, which costs more than
+    the rest of a tick at a few thousand servers; executemany reuses one statement and is
+    still a single round trip (one query in Django's log), whatever the number of rows."""
+    if not objects or not fields:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    pk = model._meta.pk
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+        quote(model._meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in columns), quote(pk.column)
+    )
+    rows = [
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns]
+        + [pk.get_db_prep_value(obj.pk, connection)]
+        for obj in objects
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def insert_rows_ignoring_duplicates(model: type[Model], objects: Sequence[Model]) -> None:
+    """INSERT `objects` with one prepared statement, skipping rows that break a unique
+    constraint (events already copied from a DRS job log). bulk_create would split the rows
+    into batches under SQLite's parameter limit: a number of queries growing with servers."""
+    if not objects:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    sql = "{} {} ({}) VALUES ({}){}".format(
+        connection.ops.insert_statement(on_conflict=OnConflict.IGNORE),
+        quote(model._meta.db_table),
+        ", ".join(quote(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+        connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, [], []),
+    )
+    rows = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields] for obj in objects]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _execution_id(obj: Row) -> object:
+    return obj.pk if isinstance(obj, Execution) else obj.execution_id
+
+
+def _values(obj: Row, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(obj, f"{name}_id" if name == "job" else name) for name in fields}
+
+
+def _label(obj: Execution | WaveRun | ServerLaunch) -> str:
+    if isinstance(obj, Execution):
+        return "Execution"
+    if isinstance(obj, WaveRun):
+        return f"Wave {obj.index} '{obj.name}'"
+    return f"Server {obj.hostname or obj.source_server_id}"
+
+
+class TickRows:
+    """The rows of the claimed executions, loaded once, changed in memory, saved in bulk."""
+
+    def __init__(self, executions: Iterable[Execution], *, owner: str) -> None:
+        self.owner = owner
+        self.now = timezone.now()
+        self.executions: dict[object, Execution] = {e.pk: e for e in executions}
+        ids = list(self.executions)
+        self.waves: defaultdict[object, list[WaveRun]] = defaultdict(list)
+        for wave in WaveRun.objects.filter(execution_id__in=ids).order_by("index"):
+            self.waves[wave.execution_id].append(wave)
+        self.jobs: dict[object, DrsJob] = {
+            job.pk: job for job in DrsJob.objects.filter(execution_id__in=ids, state__in=JOB_OPEN)}
+        # Only waves on the move need their servers; waves that start during the tick are
+        # loaded before launching (load_started_waves), ended waves only for open jobs.
+        self.loaded_waves = {w.pk for group in self.waves.values() for w in group if w.status in WAVES_ON_THE_MOVE}
+        self.launches: defaultdict[object, list[ServerLaunch]] = defaultdict(list)
+        self.launches_by_job: defaultdict[object, dict[str, ServerLaunch]] = defaultdict(dict)
+        self.original: dict[tuple[type[Model], object], dict[str, Any]] = {}
+        self.add_launches(ServerLaunch.objects.filter(execution_id__in=ids).filter(
+            Q(wave_run_id__in=list(self.loaded_waves)) | Q(job_id__in=list(self.jobs))
+            | Q(phase=LaunchPhase.TERMINATING)))
+        self.targets: dict[object, Target] = Target.objects.in_bulk()  # a handful of rows
+        self.quota_use = self._load_quota_use()
+        self.remember(w for group in self.waves.values() for w in group)
+        self.remember(self.jobs.values())
+        self.remember(self.executions.values())
+        self.dirty: dict[type[Model], dict[object, Row]] = {model: {} for model in SAVED_FIELDS}
+        self.events: list[ExecutionEvent] = []
+        self.status_changes: list[StatusChange] = []
+        self.new_intents: set[object] = set()
+        self.final_log_due: set[object] = set()
+        # claim_executions just set every lease: count that as a renewal.
+        self.lease_renewed_at = dict.fromkeys(self.executions, time.monotonic())
+        self.lost: set[object] = set()
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def touch(self, obj: Row) -> None:
+        """Mark `obj` for saving (only the fields that really changed are written)."""
+        self.dirty[type(obj)][obj.pk] = obj
+
+    def event(self, execution_id: object, kind: str, message: str, *, wave: WaveRun | None = None,
+              source_server_id: str = "", data: dict | None = None, dedupe_key: str | None = None,
+              at: Any = None) -> None:
+        """Record an event of the engine, written with the tick's rows."""
+        self.events.append(ExecutionEvent(
+            execution_id=execution_id, kind=kind, message=message, actor_name=ENGINE_ACTOR,
+            wave_index=wave.index if wave else None, source_server_id=source_server_id, data=data or {},
+            dedupe_key=dedupe_key, created_at=at or timezone.now(),
+        ))
+
+    def set_status(self, obj: Execution | WaveRun | ServerLaunch, status: str, message: str | None = None,
+                   **fields: Any) -> bool:
+        """Move `obj` to `status` through its declared transitions, and log it."""
+        if obj.status == status:
+            return False
+        obj.check_transition(status)
+        old = obj.status
+        obj.status = status
+        for name, value in fields.items():
+            setattr(obj, name, value)
+        self.touch(obj)
+        execution_id = _execution_id(obj)
+        wave = obj if isinstance(obj, WaveRun) else None
+        if isinstance(obj, ServerLaunch):
+            wave = next((w for w in self.waves[execution_id] if w.pk == obj.wave_run_id), None)
+        else:
+            self.status_changes.append(status_change(obj, old))
+        self.event(
+            execution_id, EventKind.STATUS,
+            message or f"{_label(obj)}: {old} → {status}",
+            wave=wave, source_server_id=obj.source_server_id if isinstance(obj, ServerLaunch) else "",
+            data={"from": old, "to": status},
+        )
+        return True
+
+    def wave_of(self, job: DrsJob) -> WaveRun | None:
+        """The wave run `job` launches servers of (None for a clean-up job)."""
+        return next((w for w in self.waves[job.execution_id] if w.pk == job.wave_run_id), None)
+
+    def wave_launches(self, execution: Execution, wave: WaveRun) -> list[ServerLaunch]:
+        """The loaded launches of `wave`."""
+        return [launch for launch in self.launches[execution.pk] if launch.wave_run_id == wave.pk]
+
+    def _load_quota_use(self) -> defaultdict[object, dict[str, int]]:
+        """Jobs and servers in active DRS jobs per target, over every execution."""
+        rows = (
+            DrsJob.objects.filter(state__in=JOB_OPEN, type=JobType.LAUNCH)
+            .exclude(drs_status=JobStatus.COMPLETED)
+            .values("target_id")
+            .annotate(jobs=Count("pk"), servers=Sum("server_count"))
+        )
+        use: defaultdict[object, dict[str, int]] = defaultdict(lambda: {"jobs": 0, "servers": 0})
+        for row in rows:
+            use[row["target_id"]] = {"jobs": row["jobs"], "servers": row["servers"] or 0}
+        return use
+
+    # --- loading --------------------------------------------------------------------------
+
+    def add_launches(self, launches: Iterable[ServerLaunch]) -> None:
+        """Add loaded launches to the tick (indexed by execution and by job)."""
+        launches = list(launches)
+        for launch in launches:
+            self.launches[launch.execution_id].append(launch)
+            if launch.job_id:
+                self.launches_by_job[launch.job_id][launch.source_server_id] = launch
+        self.remember(launches)
+
+    def load_started_waves(self) -> None:
+        """Load, in one query, the servers of every wave that started launching this tick."""
+        started = [w.pk for group in self.waves.values() for w in group
+                   if w.status in WAVES_ON_THE_MOVE and w.pk not in self.loaded_waves]
+        if not started:
+            return
+        self.loaded_waves.update(started)
+        loaded = {launch.pk for group in self.launches.values() for launch in group}
+        self.add_launches(launch for launch in ServerLaunch.objects.filter(wave_run_id__in=started)
+                          if launch.pk not in loaded)
+
+    def remember(self, objects: Iterable[Row]) -> None:
+        """Note the saved fields of `objects` as written: later changes are diffed from them."""
+        for obj in objects:
+            self.original[(type(obj), obj.pk)] = _values(obj, SAVED_FIELDS[type(obj)])
+
+    # --- saving ---------------------------------------------------------------------------
+
+    def _changes(self, objects: Iterable[Row], fields: list[str]) -> tuple[list[Row], list[str]]:
+        """The objects that really changed and the union of their changed fields: Django's
+        bulk_update builds a CASE per object and field, the costliest part of a tick."""
+        changed, names = [], set()
+        for obj in objects:
+            before = self.original.get((type(obj), obj.pk))
+            now = _values(obj, fields)
+            diff = set(fields) if before is None else {f for f in fields if before[f] != now[f]}
+            if diff:
+                changed.append(obj)
+                names |= diff
+        return changed, [f for f in fields if f in names]
+
+    def save(self) -> None:
+        """Write the tick's changes, but only for executions whose lease we still hold: a tick
+        that ran past its lease must not overwrite the worker that took over. Their status
+        changes are announced once this transaction has committed."""
+        with transaction.atomic():
+            held = renew_held_leases(self.executions, owner=self.owner, excluded=self.lost)
+            for model, fields in SAVED_FIELDS.items():
+                kept = [obj for obj in self.dirty[model].values() if _execution_id(obj) in held]
+                changed, names = self._changes(kept, fields)
+                update_rows(model, changed, names)
+            insert_rows_ignoring_duplicates(ExecutionEvent, [e for e in self.events if e.execution_id in held])
+            announce_status_changes(change for change in self.status_changes if change.execution_id in held)
+        for execution_id in set(self.executions) - held:
+            logger.warning("Lease of execution %s expired during the tick; its changes were dropped.", execution_id)

@@ -1,0 +1,84 @@
+"""One tick: claim the executions that need work, advance them by one step, save, release.
+
+A tick polls their DRS jobs (one DescribeJobs call per target for all of them), applies what
+DRS says, moves waves and executions along, starts the jobs that are due, reads a few job
+logs and saves everything in bulk. Every decision is derived from the stored rows, so running
+a tick twice, or after a crash at any line, recomputes the same state instead of repeating
+actions.
+
+The top of the engine: may import every other engine module; none imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from drsorch.drs import gateway
+from executions.models import Execution
+
+from . import job_log, jobs, waves
+from .launching import Launcher
+from .lease import LeaseLost, claim_executions, executions_needing_work, release_executions, worker_identity
+from .rows import TickRows
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TickResult:
+    """What one tick did, for the poller loop and the benchmark."""
+
+    claimed: int = 0
+    remaining: int = 0
+    jobs_started: int = 0
+    drs_calls: int = 0
+
+
+def tick(*, execution_ids: Iterable[object] | None = None, owner: str | None = None,
+         launch_budget_seconds: float | None = None) -> TickResult:
+    """Advance every execution that needs work (or only `execution_ids`) by one step.
+
+    `launch_budget_seconds` is how long the tick may spend starting DRS jobs (at least one
+    job always starts); None means no limit. The poller gives it a share of its poll interval."""
+    owner = owner or worker_identity()
+    calls_before = gateway.calls_made()
+    claimed = claim_executions(execution_ids=execution_ids, owner=owner)
+    result = TickResult(claimed=len(claimed))
+    if claimed:
+        try:
+            deadline = None if launch_budget_seconds is None else time.monotonic() + launch_budget_seconds
+            result.jobs_started = advance(TickRows(claimed, owner=owner), launch_deadline=deadline)
+        finally:
+            release_executions(claimed, owner=owner)
+    result.remaining = executions_needing_work(execution_ids=execution_ids).count()
+    result.drs_calls = gateway.calls_made() - calls_before
+    return result
+
+
+def advance(rows: TickRows, *, launch_deadline: float | None = None) -> int:
+    """Run one pass over loaded rows and save them; the number of DRS jobs started.
+
+    `launch_deadline` is a time.monotonic() after which no further job starts (None: no limit)."""
+    launcher = Launcher(rows, deadline=launch_deadline)
+    jobs.poll_jobs(rows)
+    _step_executions(rows, launcher)
+    # Logs last: no decision waits on them, so the next wave's StartRecovery does not either.
+    job_log.read_all_logs(rows)
+    rows.save()
+    return launcher.jobs_started
+
+
+def _step_executions(rows: TickRows, launcher: Launcher) -> None:
+    moving: list[Execution] = [execution for execution in rows.executions.values()
+                               if waves.step_waves(rows, execution)]
+    rows.load_started_waves()
+    for execution in moving:
+        try:
+            launcher.submit_launches(execution)
+            waves.step_execution_status(rows, execution)
+        except LeaseLost:
+            logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.", execution.pk)
+            rows.lost.add(execution.pk)

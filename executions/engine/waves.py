@@ -1,0 +1,158 @@
+"""The state machine of waves and executions.
+
+A wave starts when every wave it depends on ended SUCCEEDED or PARTIAL (a gate holds it in
+WAITING_APPROVAL), ends SUCCEEDED, PARTIAL or FAILED once its launches are settled, may
+WAIT before its dependents start, and at its deadline DRS is read once more before it is
+marked TIMED_OUT. An execution follows its waves. A pre-wave action belongs in `step_wave`,
+just before `start_wave`; something to do once a status changed belongs in a receiver of
+`executions.signals`, not here.
+
+May import: jobs, rows (and models, choices). Never job_log, launching or ticks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from executions.choices import JOB_OPEN, WAVE_SATISFIES_DEPENDENTS, EventKind, ExecutionStatus, WaveStatus
+from executions.models import Execution, ServerLaunch, WaveRun
+
+from .jobs import launch_failed, launch_settled, poll_jobs
+from .rows import TickRows
+
+
+def step_waves(rows: TickRows, execution: Execution) -> bool:
+    """Move the execution's waves along; False for an ended execution (only its open
+    jobs are followed)."""
+    if execution.status == ExecutionStatus.PENDING:
+        rows.set_status(execution, ExecutionStatus.RUNNING, "Execution started.",
+                        started_at=execution.started_at or rows.now)
+    if execution.is_terminal:
+        return False
+    waves = rows.waves[execution.pk]
+    # A wave that ends can release its dependents in the same tick.
+    for _ in range(len(waves) + 1):
+        changed = [step_wave(rows, execution, wave) for wave in waves]  # step every wave, no short-circuit
+        if not any(changed):
+            break
+    return True
+
+
+def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
+    """Move one wave by one status if it can; True if it changed."""
+    cancelling = execution.status == ExecutionStatus.CANCELLING
+    by_index = {w.index: w for w in rows.waves[execution.pk]}
+    if wave.status == WaveStatus.PENDING:
+        if cancelling:
+            return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
+        deps = [by_index[i] for i in wave.depends_on if i in by_index]
+        blocked = [d for d in deps if d.is_terminal and d.status not in WAVE_SATISFIES_DEPENDENTS]
+        if blocked:
+            return rows.set_status(
+                wave, WaveStatus.SKIPPED,
+                f"Wave {wave.index} '{wave.name}' skipped: wave '{blocked[0].name}' ended {blocked[0].status}.",
+                finished_at=rows.now)
+        if all(d.status in WAVE_SATISFIES_DEPENDENTS for d in deps):
+            if wave.approval_required and not wave.approved_at:
+                if not execution.auto_approve:
+                    return rows.set_status(wave, WaveStatus.WAITING_APPROVAL,
+                                           f"Wave {wave.index} '{wave.name}' waits for approval.")
+                wave.approved_at = rows.now
+                rows.event(execution.pk, EventKind.ACTION,
+                           f"Gate of wave '{wave.name}' approved automatically (auto-approve).", wave=wave)
+            return start_wave(rows, wave)
+        return False
+    if wave.status == WaveStatus.WAITING_APPROVAL:
+        if cancelling:
+            return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
+        return False
+    if wave.status == WaveStatus.LAUNCHING:
+        return step_launching_wave(rows, execution, wave, cancelling)
+    if wave.status == WaveStatus.WAITING and (cancelling or (wave.wait_until and rows.now >= wave.wait_until)):
+        return rows.set_status(wave, wave_outcome(rows, execution, wave), finished_at=rows.now)
+    return False
+
+
+def start_wave(rows: TickRows, wave: WaveRun) -> bool:
+    """Put `wave` in LAUNCHING with its deadline; its servers go to DRS in this tick."""
+    return rows.set_status(
+        wave, WaveStatus.LAUNCHING, f"Wave {wave.index} '{wave.name}' is launching.",
+        started_at=wave.started_at or rows.now,
+        deadline_at=rows.now + timedelta(minutes=wave.timeout_minutes),
+    )
+
+
+def wave_outcome(rows: TickRows, execution: Execution, wave: WaveRun) -> str:
+    """FAILED if a critical server failed, PARTIAL if only optional ones did, else SUCCEEDED."""
+    failed = [launch for launch in rows.wave_launches(execution, wave) if launch_failed(execution, launch)]
+    if any(launch.critical for launch in failed):
+        return WaveStatus.FAILED
+    return WaveStatus.PARTIAL if failed else WaveStatus.SUCCEEDED
+
+
+def step_launching_wave(rows: TickRows, execution: Execution, wave: WaveRun, cancelling: bool) -> bool:
+    """End (or start the wait of) a launching wave whose servers are settled, cancel it, or time it out."""
+    launches = rows.wave_launches(execution, wave)
+    if launches and all(launch_settled(rows, execution, launch) for launch in launches):
+        outcome = wave_outcome(rows, execution, wave)
+        if outcome != WaveStatus.FAILED and wave.wait_after_minutes and not cancelling:
+            return rows.set_status(
+                wave, WaveStatus.WAITING,
+                f"Wave {wave.index} '{wave.name}' is done; waiting {wave.wait_after_minutes} min before "
+                "its dependents.", wait_until=rows.now + timedelta(minutes=wave.wait_after_minutes))
+        return rows.set_status(wave, outcome, finished_at=rows.now)
+    if cancelling and not any(launch.job_id for launch in launches if not launch.is_terminal):
+        return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
+    if wave.deadline_at and rows.now >= wave.deadline_at:
+        return time_out_wave(rows, execution, wave, launches)
+    return False
+
+
+def time_out_wave(rows: TickRows, execution: Execution, wave: WaveRun, launches: list[ServerLaunch]) -> bool:
+    """Read DRS once more for the truth before declaring the wave TIMED_OUT."""
+    open_jobs = [rows.jobs[launch.job_id] for launch in launches
+                 if launch.job_id in rows.jobs and rows.jobs[launch.job_id].state in JOB_OPEN]
+    if open_jobs:
+        poll_jobs(rows, list({job.pk: job for job in open_jobs}.values()))
+    if all(launch_settled(rows, execution, launch) for launch in launches):
+        return rows.set_status(wave, wave_outcome(rows, execution, wave), finished_at=rows.now)
+    for launch in launches:
+        if not launch_settled(rows, execution, launch):
+            phase = launch.get_phase_display() if launch.phase else "not started"
+            launch.error = f"Timed out after {wave.timeout_minutes} min ({phase})."
+            rows.touch(launch)
+    return rows.set_status(wave, WaveStatus.TIMED_OUT,
+                           f"Wave {wave.index} '{wave.name}' timed out after {wave.timeout_minutes} min.",
+                           finished_at=rows.now)
+
+
+def step_execution_status(rows: TickRows, execution: Execution) -> None:
+    """Set the execution's status from its waves': running, waiting for approval, or its end."""
+    waves = rows.waves[execution.pk]
+    if not all(wave.is_terminal for wave in waves):
+        if execution.status == ExecutionStatus.CANCELLING:
+            return
+        waiting = any(w.status == WaveStatus.WAITING_APPROVAL for w in waves)
+        moving = any(w.status in (WaveStatus.LAUNCHING, WaveStatus.WAITING) for w in waves)
+        wanted = ExecutionStatus.WAITING_APPROVAL if waiting and not moving else ExecutionStatus.RUNNING
+        rows.set_status(execution, wanted)
+        return
+    statuses = {wave.status for wave in waves}
+    if execution.status == ExecutionStatus.CANCELLING:
+        final = ExecutionStatus.CANCELLED
+    elif WaveStatus.TIMED_OUT in statuses:
+        final = ExecutionStatus.TIMED_OUT
+    elif WaveStatus.FAILED in statuses:
+        final = ExecutionStatus.FAILED
+    elif statuses & {WaveStatus.PARTIAL, WaveStatus.SKIPPED}:
+        final = ExecutionStatus.PARTIAL
+    else:
+        final = ExecutionStatus.SUCCEEDED
+    elapsed = (rows.now - (execution.started_at or rows.now)).total_seconds()
+    verdict = "met" if elapsed <= execution.rto_target_minutes * 60 else "missed"
+    rows.set_status(
+        execution, final,
+        f"Execution ended {final} after {elapsed / 60:.1f} min; RTO target of "
+        f"{execution.rto_target_minutes} min {verdict}.",
+        finished_at=rows.now,
+    )
