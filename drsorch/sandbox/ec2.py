@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 from django.utils import timezone
 
-from .drs import instance_state, visible_instances
+from .drs.instances import instance_state, visible_instances
 from .protocol import SandboxError, iso, paged
 from .simulation import derived_hex
 

@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 from botocore.awsrequest import AWSResponse, HeadersDict
 from django.db import connections, transaction
 
-from . import drs, ec2
+from . import ec2
+from .drs import OPERATIONS, WITHOUT_ACCOUNT_CHECK
+from .drs.common import SERVICE_CODE, Scope
+from .drs.tags import resource_arn_from_path
 from .models import SandboxRegion, SandboxSettings
 from .protocol import SandboxError, validation_error
 from .routers import SANDBOX_DB
@@ -98,7 +101,7 @@ class SandboxTransport:
                 f"The sandbox simulates only {', '.join(SUPPORTED_SERVICES)}; it cannot answer {service_name!r}."
             )
         self.service_name = service_name
-        self.scope = drs.Scope(account_id=account_id, region=region)
+        self.scope = Scope(account_id=account_id, region=region)
 
     def __call__(self, request, event_name="", **kwargs):
         operation = event_name.rsplit(".", 1)[-1]
@@ -122,21 +125,21 @@ class SandboxTransport:
     def _drs_answer(self, request, operation):
         throttle_rate, uninitialized = call_state(self.scope.account_id, self.scope.region)
         if count_call_and_throttle(throttle_rate):
-            raise SandboxError("ThrottlingException", "Rate exceeded", serviceCode=drs.SERVICE_CODE)
-        handler = drs.OPERATIONS.get(operation)
+            raise SandboxError("ThrottlingException", "Rate exceeded", serviceCode=SERVICE_CODE)
+        handler = OPERATIONS.get(operation)
         if handler is None:
             raise validation_error(
                 f"The drsorch sandbox does not simulate the DRS operation {operation}.", reason="unknownOperation"
             )
-        if operation not in drs.WITHOUT_ACCOUNT_CHECK and uninitialized:
+        if operation not in WITHOUT_ACCOUNT_CHECK and uninitialized:
             raise SandboxError(
                 "UninitializedAccountException",
                 f"Elastic Disaster Recovery is not initialized in account {self.scope.account_id} "
                 f"region {self.scope.region}.",
             )
         body = self._drs_body(request)
-        if operation in drs.WITHOUT_ACCOUNT_CHECK:
-            body["resourceArn"] = drs.resource_arn_from_path(urlsplit(request.url).path)
+        if operation in WITHOUT_ACCOUNT_CHECK:
+            body["resourceArn"] = resource_arn_from_path(urlsplit(request.url).path)
         return handler(self.scope, body)
 
     @staticmethod

@@ -6,7 +6,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from drsorch.aws import client_for
-from drsorch.sandbox.drs import MAX_ACTIVE_JOBS
+from drsorch.sandbox.drs.common import MAX_ACTIVE_JOBS
 from drsorch.sandbox.models import SandboxJob
 from drsorch.sandbox.services import sandbox_configure, sandbox_servers_create, sandbox_set_region_initialized
 from drsorch.sandbox.transport import attach

@@ -1,0 +1,206 @@
+"""StartRecovery: the request's checks, the quotas, the snapshots launched from, each server's
+launch steps, and the LAUNCH job with its rows; then the one-shot crash hook.
+"""
+
+from typing import NamedTuple
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import faults
+from ..bulk import insert_rows
+from ..models import (
+    SandboxJob,
+    SandboxJobServer,
+    SandboxRecoveryInstance,
+    SandboxRecoverySnapshot,
+    SandboxSettings,
+    new_instance_id,
+    new_snapshot_id,
+)
+from ..protocol import SNAPSHOT_ID_RE, SOURCE_SERVER_ID_RE, SandboxError, check_ids, validation_error
+from ..simulation import ServerSteps, job_end, job_record, job_start, launch_moments
+from .common import MAX_SERVERS_PER_JOB, SERVICE_CODE, _check_capacity, _locked_settings, _servers
+
+
+def _check_start_request(body):
+    requested = body.get("sourceServers")
+    if not isinstance(requested, list) or not requested:
+        raise validation_error("sourceServers must list at least one source server.", field="sourceServers")
+    if len(requested) > 200:
+        raise validation_error("sourceServers must contain at most 200 items.", field="sourceServers")
+    ids, snapshots = [], {}
+    for entry in requested:
+        if not isinstance(entry, dict):
+            raise validation_error("Each item of sourceServers must be an object.", field="sourceServers")
+        server_id = entry.get("sourceServerID")
+        check_ids([server_id], SOURCE_SERVER_ID_RE, field="sourceServers.sourceServerID", kind="source server ID")
+        if server_id in ids:
+            raise validation_error(f"Source server {server_id} is listed twice.", field="sourceServers")
+        ids.append(server_id)
+        if entry.get("recoverySnapshotID") is not None:
+            check_ids([entry["recoverySnapshotID"]], SNAPSHOT_ID_RE,
+                      field="sourceServers.recoverySnapshotID", kind="recovery snapshot ID")
+            snapshots[server_id] = entry["recoverySnapshotID"]
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise validation_error("tags must map strings to strings.", field="tags")
+    is_drill = body.get("isDrill", False)
+    if not isinstance(is_drill, bool):
+        raise validation_error("isDrill must be a boolean.", field="isDrill")
+    return ids, snapshots, tags, is_drill
+
+
+class _Server(NamedTuple):
+    """The columns of a source server StartRecovery reads."""
+
+    pk: int
+    source_server_id: str
+    hostname: str
+    fqdn: str
+    tags: dict
+    recommended_instance_type: str
+    post_launch_actions: list
+
+
+def _load_servers(scope, ids):
+    rows = _servers(scope).filter(source_server_id__in=ids).values_list(*_Server._fields)
+    found = {server.source_server_id: server for server in map(_Server._make, rows)}
+    missing = [server_id for server_id in ids if server_id not in found]
+    if missing:
+        raise SandboxError(
+            "ResourceNotFoundException",
+            f"Source server(s) not found: {', '.join(missing)}.",
+            resourceId=missing[0], resourceType="SOURCE_SERVER",
+        )
+    return [found[server_id] for server_id in ids]
+
+
+def _chosen_snapshots(servers, snapshot_ids, now):
+    if not snapshot_ids:
+        return {}
+    rows = SandboxRecoverySnapshot.objects.filter(
+        snapshot_id__in=snapshot_ids.values(), timestamp__lte=now
+    ).select_related("source_server")
+    by_id = {row.snapshot_id: row for row in rows}
+    chosen = {}
+    for server in servers:
+        wanted = snapshot_ids.get(server.source_server_id)
+        if wanted is None:
+            continue
+        snapshot = by_id.get(wanted)
+        if snapshot is None or snapshot.source_server_id != server.pk:
+            raise SandboxError(
+                "ResourceNotFoundException",
+                f"Recovery snapshot {wanted} of source server {server.source_server_id} not found.",
+                resourceId=wanted, resourceType="RECOVERY_SNAPSHOT",
+            )
+        chosen[server.pk] = snapshot
+    return chosen
+
+
+def _fails(server, config):
+    wanted = set(config.fail_launch or [])
+    return server.hostname in wanted or server.source_server_id in wanted or server.fqdn in wanted
+
+
+def _launch_steps(job, servers, *, chosen, config):
+    """The ServerSteps of each server of a new LAUNCH job, in request order."""
+    steps = []
+    for position, server in enumerate(servers):
+        failed = _fails(server, config)
+        moments = launch_moments(
+            created_at=job.created_at, job_id=job.job_id, server_id=server.source_server_id,
+            launch_seconds=config.launch_seconds, has_actions=bool(server.post_launch_actions), failed=failed,
+        )
+        steps.append(ServerSteps(
+            server_id=server.source_server_id, position=position, used_previous_snapshot=server.pk in chosen,
+            failed=failed,
+            error=f"Launch of {server.hostname} failed: the sandbox is configured to fail it." if failed else "",
+            post_launch_actions=server.post_launch_actions, recovery_instance_id="" if failed else new_instance_id(),
+            **moments,
+        ))
+    return steps
+
+
+def _take_snapshots(servers, steps, chosen):
+    """(pk, timestamp) of the snapshot each server launches from, by server pk: the one the
+    request chose, or a fresh one taken during the job."""
+    fresh = [
+        {"snapshot_id": new_snapshot_id(), "source_server_id": server.pk,
+         "expected_timestamp": step.snapshot_start, "timestamp": step.snapshot_end}
+        for server, step in zip(servers, steps, strict=True) if server.pk not in chosen
+    ]
+    insert_rows(SandboxRecoverySnapshot, fresh)
+    pks = dict(
+        SandboxRecoverySnapshot.objects.filter(snapshot_id__in=[row["snapshot_id"] for row in fresh])
+        .values_list("snapshot_id", "pk")
+    )
+    taken = {row["source_server_id"]: (pks[row["snapshot_id"]], row["timestamp"]) for row in fresh}
+    return taken | {server_pk: (snapshot.pk, snapshot.timestamp) for server_pk, snapshot in chosen.items()}
+
+
+def _job_server_columns(step):
+    """The SandboxJobServer columns a ServerSteps holds: all but the server's DRS ID."""
+    columns = step._asdict()
+    del columns["server_id"]
+    return columns
+
+
+def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now):
+    """Record a LAUNCH job, its servers' steps, their snapshots and the instances they launch."""
+    job = SandboxJob(
+        account_id=scope.account_id, region=scope.region, type="LAUNCH",
+        initiated_by="START_DRILL" if is_drill else "START_RECOVERY", is_drill=is_drill, tags=tags,
+        created_at=now, started_at=job_start(now, config.launch_seconds),
+    )
+    steps = _launch_steps(job, servers, chosen=chosen, config=config)
+    job.ends_at = job_end(job.started_at, [step._asdict() for step in steps])
+    job.save(using="sandbox")
+    snapshots = _take_snapshots(servers, steps, chosen)
+    insert_rows(SandboxJobServer, [
+        {"job_id": job.pk, "source_server_id": server.pk, "snapshot_id": snapshots[server.pk][0],
+         **_job_server_columns(step)}
+        for server, step in zip(servers, steps, strict=True)
+    ])
+    insert_rows(SandboxRecoveryInstance, [
+        {"instance_id": step.recovery_instance_id, "account_id": scope.account_id, "region": scope.region,
+         "source_server_id": server.pk, "job_id": job.pk, "is_drill": is_drill,
+         "instance_type": server.recommended_instance_type, "tags": {**server.tags, "Name": server.hostname},
+         "point_in_time": snapshots[server.pk][1], "launched_at": step.launch_end}
+        for server, step in zip(servers, steps, strict=True) if not step.failed
+    ])
+    return job, steps
+
+
+def start_recovery(scope, body):
+    """StartRecovery: record a LAUNCH job; the crash hook may end the process afterwards."""
+    ids, snapshot_ids, tags, is_drill = _check_start_request(body)
+    with transaction.atomic(using="sandbox"):
+        # Locking the settings row serializes concurrent StartRecovery calls, so two callers
+        # can never both pass the one-active-job-per-server check.
+        config = _locked_settings()
+        now = timezone.now()
+        servers = _load_servers(scope, ids)
+        if len(servers) > MAX_SERVERS_PER_JOB:
+            raise SandboxError(
+                "ServiceQuotaExceededException",
+                f"A job can launch at most {MAX_SERVERS_PER_JOB} source servers; {len(servers)} were requested.",
+                serviceCode=SERVICE_CODE, quotaCode="servers-per-job", resourceType="SOURCE_SERVER",
+            )
+        _check_capacity(scope, now, server_pks=[s.pk for s in servers], new_servers=len(servers))
+        chosen = _chosen_snapshots(servers, snapshot_ids, now)
+        job, job_servers = _create_launch_job(
+            scope, servers, chosen=chosen, tags=tags, is_drill=is_drill, config=config, now=now
+        )
+    answer = {"job": job_record(job, job_servers, now)}
+    if config.crash_after_start_recovery and _take_crash_flag():
+        faults.crash_process()
+    return 202, answer
+
+
+def _take_crash_flag():
+    """Clear the one-shot crash flag; True only for the one caller whose UPDATE cleared it."""
+    return SandboxSettings.objects.filter(pk=1, crash_after_start_recovery=True).update(
+        crash_after_start_recovery=False
+    ) == 1
