@@ -239,6 +239,7 @@ class PlanExecuteView(PlanEndpointView):
     """Start a plan, like POST executions/ with this plan."""
 
     required_permissions = ["plans.view_recoveryplan", START_PERMISSIONS]
+    serializer_class = PlanExecuteSerializer
 
     @extend_schema(
         summary="Start this plan",
@@ -249,6 +250,6 @@ class PlanExecuteView(PlanEndpointView):
     )
     def post(self, request, pk=None):
         plan = self.get_object()
-        serializer = PlanExecuteSerializer(data=request.data)
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return start_execution(request, plan=plan, **serializer.validated_data)

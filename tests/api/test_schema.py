@@ -57,3 +57,18 @@ def test_swagger_ui_is_served_without_a_cdn(client):
     assert "cdn" not in html.lower() and "https://" not in html
     for src in sources:
         assert finders.find(src.removeprefix(settings.STATIC_URL)), src
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"])
+def test_options_on_every_path_answers_without_a_server_error(api, execution, tmp_path):
+    """OPTIONS (DRF's metadata) builds each view's serializer: a view without one answered 500."""
+    schema_file = tmp_path / "schema.yaml"
+    call_command("spectacular", "--file", str(schema_file))
+    paths = yaml.safe_load(schema_file.read_text())["paths"]
+    ids = {"/executions/": str(execution.pk), "/plans/": str(execution.plan_id)}
+    client = api("superuser")
+    for path in paths:
+        resource = next((prefix for prefix in ids if path.startswith(f"/api/v1{prefix}")), None)
+        url = path.replace("{id}", ids[resource] if resource else "1")
+        response = client.options(url)
+        assert response.status_code < 500, (url, response.status_code)
