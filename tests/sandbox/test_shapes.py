@@ -228,6 +228,9 @@ def test_every_answer_matches_the_botocore_model(drs_client, ec2_client, sandbox
     recovery = start(drs_client, [db], isDrill=False)
     clock.shift(60)
     drs_client.describe_jobs(filters={"jobIDs": [recovery["jobID"]]})
+    # The recovery replaced db's drill instance (CLEANUP_START/END): DRS lists the new one only.
+    drs_client.describe_job_log_items(jobID=recovery["jobID"])
+    ids = [i["recoveryInstanceID"] for i in drs_client.describe_recovery_instances()["items"]]
     terminate = drs_client.terminate_recovery_instances(recoveryInstanceIDs=ids)["job"]
     clock.shift(1.5)
     drs_client.describe_recovery_instances()
