@@ -183,10 +183,14 @@ def _names(value, field, errors):
 
 
 def _named_servers(names):
-    """The simulated servers named (hostname, fqdn or source server ID) and the names matching none."""
-    servers = list(SandboxSourceServer.objects.filter(
+    """The simulated servers named (hostname, fqdn or source server ID), in the order of the
+    names, and the names matching none."""
+    servers = SandboxSourceServer.objects.filter(
         Q(hostname__in=names) | Q(fqdn__in=names) | Q(source_server_id__in=names)
-    ).order_by("account_id", "region", "hostname", "id"))
+    ).order_by("account_id", "region", "hostname", "id")
+    rank = {name: index for index, name in reversed(list(enumerate(names)))}
+    servers = sorted(servers, key=lambda s: min(rank.get(v, len(names)) for v in (s.hostname, s.fqdn,
+                                                                                   s.source_server_id)))
     known = {value for s in servers for value in (s.hostname, s.fqdn, s.source_server_id)}
     return servers, [name for name in names if name not in known]
 
