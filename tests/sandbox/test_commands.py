@@ -128,3 +128,61 @@ def test_status_table(drs_client, sandbox_servers):
     start(drs_client, sandbox_servers[:1], isDrill=True)
     output = run("status")
     assert "db-01" in output and "LAUNCH" in output and "PENDING" in output
+
+
+def test_configure_strict_switches(sandbox_servers):
+    output = run("configure", "--disconnect", "db-01", "--busy", "web-01", "app-01", "--busy-seconds", "30",
+                 "--omit-instance-ids", "--deny", "StartRecovery", "TagResource", "--latency-ms", "0",
+                 "--fail-post-launch", "app-01", "--no-job-tags")
+    assert sandbox_config() == {
+        **DEFAULTS, "disconnect": ["db-01"], "busy": ["web-01", "app-01"], "busy_seconds": 30.0,
+        "omit_instance_ids": True, "deny": ["StartRecovery", "TagResource"], "fail_post_launch": ["app-01"],
+        "no_job_tags": True,
+    }
+    assert "disconnected: db-01" in output and "busy: web-01, app-01 (held 30 s)" in output
+    assert "denied operations: StartRecovery, TagResource" in output and "job tags: no" in output
+    assert "omit instance IDs: yes" in output and "failing post-launch actions: app-01" in output
+    status = json.loads(run("status", "--json"))
+    states = {s["hostname"]: s["replication_state"] for s in status["servers"]}
+    assert states == {"db-01": "DISCONNECTED", "app-01": "CONTINUOUS", "web-01": "CONTINUOUS"}
+    (outside,) = status["jobs"]
+    assert outside["status"] == "STARTED" and outside["ended_at"] is None and outside["tags"] == {}
+    run("configure", "--latency-ms", "2")
+    assert sandbox_config()["latency_ms"] == 2 and sandbox_config()["no_job_tags"] is True  # the rest stays
+    run("configure", "--clear")
+    assert sandbox_config() == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--disconnect", "nope-01"], "No simulated source server is named nope-01"),
+        (["--busy", "nope-02"], "nope-02"),
+        (["--busy", "db-01", "--busy-seconds", "0"], "busy_seconds"),
+        (["--deny", "StartRecovery", "start_recovery"], "Not DRS operations: start_recovery"),
+        (["--latency-ms", "60001"], "latency_ms must be a whole number from 0 to 60000"),
+        (["--latency-ms", "-5"], "latency_ms"),
+    ],
+)
+def test_configure_strict_switches_refuse_bad_input(sandbox_servers, args, message):
+    with pytest.raises(CommandError, match=message) as caught:
+        run("configure", *args)
+    assert caught.value.returncode == 2
+    assert "\n" not in str(caught.value)
+    assert sandbox_config() == DEFAULTS
+
+
+def test_configure_busy_on_a_busy_server_exits_2(drs_client, sandbox_servers):
+    start(drs_client, sandbox_servers[:1], isDrill=True)
+    with pytest.raises(CommandError, match="currently being processed by a Job") as caught:
+        run("configure", "--busy", "db-01")
+    assert caught.value.returncode == 2
+
+
+def test_status_json_ended_at_is_null_while_the_job_runs(drs_client, sandbox_servers, launch_seconds, clock):
+    start(drs_client, sandbox_servers[:1], isDrill=True)
+    (running,) = json.loads(run("status", "--json"))["jobs"]
+    assert running["ended_at"] is None
+    clock.shift(60)
+    (ended,) = json.loads(run("status", "--json"))["jobs"]
+    assert ended["status"] == "COMPLETED" and ended["ended_at"].endswith("Z")
