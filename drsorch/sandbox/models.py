@@ -62,6 +62,20 @@ class SandboxSettings(models.Model):
     throttle_rate = models.FloatField(default=0.0, help_text="Share of calls answered with ThrottlingException.")
     fail_launch = models.JSONField(default=list, blank=True, help_text="Hostnames or source server IDs that fail.")
     crash_after_start_recovery = models.BooleanField(default=False)
+    disconnect = models.JSONField(
+        default=list, blank=True, help_text="Hostnames or source server IDs disconnected by `configure`."
+    )
+    busy = models.JSONField(
+        default=list, blank=True, help_text="Hostnames or source server IDs an outside job was started for."
+    )
+    busy_seconds = models.FloatField(default=120.0, help_text="How long the outside job of `busy` holds them.")
+    omit_instance_ids = models.BooleanField(default=False, help_text="Jobs answer without recoveryInstanceID.")
+    deny = models.JSONField(default=list, blank=True, help_text="DRS operations answered with AccessDenied.")
+    latency_ms = models.PositiveIntegerField(default=0, help_text="Milliseconds every simulated call takes.")
+    fail_post_launch = models.JSONField(
+        default=list, blank=True, help_text="Hostnames or source server IDs whose post-launch actions fail."
+    )
+    no_job_tags = models.BooleanField(default=False, help_text="Jobs answer without their tags.")
     call_count = models.BigIntegerField(default=0, help_text="Calls counted since throttling was configured.")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -107,7 +121,10 @@ class SandboxSourceServer(models.Model):
     fqdn = models.CharField(max_length=255, blank=True)
     tags = models.JSONField(default=dict, blank=True)
     replication_state = models.CharField(max_length=20, default="CONTINUOUS")
-    lag_seconds = models.PositiveIntegerField(default=0)
+    lag_seconds = models.PositiveIntegerField(default=0, help_text="Lag when replicating (or when disconnected).")
+    disconnected_at = models.DateTimeField(
+        null=True, blank=True, help_text="DISCONNECTED from then on: no new snapshots, the lag grows."
+    )
     recommended_instance_type = models.CharField(max_length=64, default="m5.large")
     os_name = models.CharField(max_length=255, default="Ubuntu 22.04.4 LTS")
     cpu_cores = models.PositiveSmallIntegerField(default=2)
@@ -194,6 +211,9 @@ class SandboxRecoveryInstance(models.Model):
     )
     terminating_at = models.DateTimeField(null=True, blank=True, help_text="SHUTTING-DOWN from then on.")
     terminated_at = models.DateTimeField(null=True, blank=True, help_text="TERMINATED from then on.")
+    replaced = models.BooleanField(
+        default=False, help_text="Terminated by DRS at a later launch of its server (terminate_job is that launch)."
+    )
 
     class Meta:
         ordering = ["launched_at", "id"]
@@ -215,6 +235,9 @@ class SandboxJobServer(models.Model):
     position = models.PositiveIntegerField(help_text="Order of the server in the request.")
     snapshot = models.ForeignKey(SandboxRecoverySnapshot, null=True, blank=True, on_delete=models.SET_NULL)
     used_previous_snapshot = models.BooleanField(default=False)
+    snapshot_failed = models.BooleanField(
+        default=False, help_text="A disconnected server without any snapshot: USING_PREVIOUS_SNAPSHOT_FAILED."
+    )
     snapshot_start = models.DateTimeField()
     snapshot_end = models.DateTimeField()
     conversion_start = models.DateTimeField()
@@ -225,7 +248,11 @@ class SandboxJobServer(models.Model):
     failed = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     post_launch_actions = models.JSONField(default=list, blank=True)
+    actions_failed = models.BooleanField(default=False, help_text="Post-launch action runs end FAILED.")
     recovery_instance_id = models.CharField(max_length=19, blank=True)
+    replaced_instance_ids = models.JSONField(
+        default=list, blank=True, help_text="Live recovery instances of an earlier job this launch terminates."
+    )
 
     class Meta:
         ordering = ["job", "position"]

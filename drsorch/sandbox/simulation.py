@@ -33,6 +33,7 @@ class ServerSteps(NamedTuple):
     server_id: str  # the source server's DRS ID (sourceServerID)
     position: int
     used_previous_snapshot: bool
+    snapshot_failed: bool
     snapshot_start: datetime
     snapshot_end: datetime
     conversion_start: datetime
@@ -43,7 +44,9 @@ class ServerSteps(NamedTuple):
     failed: bool
     error: str
     post_launch_actions: list
+    actions_failed: bool
     recovery_instance_id: str
+    replaced_instance_ids: list
 
 
 class ServerStatus(NamedTuple):
@@ -58,6 +61,7 @@ class ServerStatus(NamedTuple):
     actions_end: datetime | None
     failed: bool
     post_launch_actions: list
+    actions_failed: bool
     recovery_instance_id: str
 
 
@@ -77,9 +81,10 @@ def derived_hex(length, *parts):
     return hashlib.sha256(":".join(parts).encode()).hexdigest()[:length]
 
 
-def launch_moments(*, created_at, job_id, server_id, launch_seconds, has_actions, failed):
-    """The moments of one server's steps in a LAUNCH job."""
-    duration = spread_seconds(launch_seconds, job_id, server_id)
+def launch_moments(*, created_at, job_id, server_id, launch_seconds, has_actions, failed, spread=True):
+    """The moments of one server's steps in a LAUNCH job (`spread=False`: it takes exactly
+    `launch_seconds`)."""
+    duration = spread_seconds(launch_seconds, job_id, server_id) if spread else launch_seconds
     at = {
         "snapshot_start": created_at + seconds(duration * SNAPSHOT_START),
         "snapshot_end": created_at + seconds(duration * SNAPSHOT_END),
@@ -94,6 +99,13 @@ def launch_moments(*, created_at, job_id, server_id, launch_seconds, has_actions
     return at
 
 
+def cleanup_moments(job_server):
+    """(CLEANUP_START, CLEANUP_END) of the earlier instance a launch replaces: between the
+    conversion and LAUNCH_START, when DRS terminates the instance it launched before."""
+    start = job_server.conversion_end + (job_server.launch_start - job_server.conversion_end) / 2
+    return start, job_server.launch_start
+
+
 def terminate_moments(*, created_at, job_id, instance_id, launch_seconds):
     """The moments of one instance's clean-up in a TERMINATE job."""
     duration = spread_seconds(launch_seconds * TERMINATE, job_id, instance_id)
@@ -102,6 +114,25 @@ def terminate_moments(*, created_at, job_id, instance_id, launch_seconds):
         "snapshot_start": start, "snapshot_end": start, "conversion_start": start, "conversion_end": start,
         "launch_start": start, "launch_end": start + seconds(duration), "actions_end": None,
     }
+
+
+def is_disconnected(server):
+    """Whether a source server's replication is DISCONNECTED: set by `sandbox configure
+    --disconnect` or sandbox_server_update (disconnected_at), or created so."""
+    return server.disconnected_at is not None or server.replication_state == "DISCONNECTED"
+
+
+def replication_state(server):
+    """dataReplicationState of a source server now."""
+    return "DISCONNECTED" if is_disconnected(server) else server.replication_state
+
+
+def lag_seconds(server, now):
+    """The replication lag of a source server at `now`: the lag it had, plus the time since it
+    was disconnected (nothing replicates any more)."""
+    if server.disconnected_at is None:
+        return server.lag_seconds
+    return server.lag_seconds + max(0.0, (now - server.disconnected_at).total_seconds())
 
 
 def job_start(created_at, launch_seconds):
@@ -140,16 +171,24 @@ def _run_id(job_id, server_id, action_id):
 
 
 def _action_runs(job, job_server, now):
-    status = "SUCCEEDED" if now >= job_server.actions_end else "IN_PROGRESS"
+    ended = now >= job_server.actions_end
+    status = ("FAILED" if job_server.actions_failed else "SUCCEEDED") if ended else "IN_PROGRESS"
     runs = []
     for action in job_server.post_launch_actions:
         run_id = _run_id(job.job_id, job_server.server_id, action["actionId"])
-        runs.append({"action": action, "runId": run_id, "status": status})
+        run = {"action": action, "runId": run_id, "status": status}
+        if status == "FAILED":
+            run["failureReason"] = (
+                f"SSM document {action.get('actionCode', 'unknown')} failed on the recovery instance "
+                f"(the sandbox is configured to fail post-launch actions of this server)."
+            )
+        runs.append(run)
     return {"ssmAgentDiscoveryDatetime": iso(job_server.launch_end), "runs": runs}
 
 
-def participating_server(job, job_server, now):
-    """One item of participatingServers at `now`."""
+def participating_server(job, job_server, now, *, omit_instance_ids=False):
+    """One item of participatingServers at `now`; `omit_instance_ids` leaves out
+    recoveryInstanceID, as DRS sometimes answers."""
     status = launch_status(job, job_server, now)
     item = {"sourceServerID": job_server.server_id, "launchStatus": status}
     if job.type == "TERMINATE":
@@ -158,12 +197,15 @@ def participating_server(job, job_server, now):
         item["recoveryInstanceID"] = job_server.recovery_instance_id
         if job_server.actions_end is not None:
             item["launchActionsStatus"] = _action_runs(job, job_server, now)
+    if omit_instance_ids:
+        item.pop("recoveryInstanceID", None)
     return item
 
 
-def job_record(job, job_servers, now):
+def job_record(job, job_servers, now, *, omit_instance_ids=False, no_job_tags=False):
     """The Job shape of DescribeJobs and StartRecovery at `now` (job_servers: ServerStatus or
-    ServerSteps, in request order)."""
+    ServerSteps, in request order). `omit_instance_ids` and `no_job_tags` leave out what DRS
+    does not always answer (the sandbox switches of the same names)."""
     status = job_status(job, now)
     record = {
         "jobID": job.job_id,
@@ -172,9 +214,12 @@ def job_record(job, job_servers, now):
         "initiatedBy": job.initiated_by,
         "creationDateTime": iso(job.created_at),
         "status": status,
-        "participatingServers": [participating_server(job, js, now) for js in job_servers],
-        "tags": dict(job.tags),
+        "participatingServers": [
+            participating_server(job, js, now, omit_instance_ids=omit_instance_ids) for js in job_servers
+        ],
     }
+    if not no_job_tags:
+        record["tags"] = dict(job.tags)
     if status == "COMPLETED":
         record["endDateTime"] = iso(job.ends_at)
     return record
@@ -186,6 +231,9 @@ def _server_events(job, js):
     if job.type == "TERMINATE":
         target = {**data, "targetInstanceID": js.recovery_instance_id}
         return [(js.launch_start, "CLEANUP_START", target), (js.launch_end, "CLEANUP_END", target)]
+    if js.snapshot_failed:
+        # A disconnected server without any snapshot: DRS has nothing to launch it from.
+        return [(js.snapshot_start, "USING_PREVIOUS_SNAPSHOT_FAILED", {**data, "rawError": js.error})]
     conversion = {**data, "conversionServerID": "i-" + derived_hex(17, job.job_id, server_id, "conversion")}
     if js.used_previous_snapshot:
         events = [(js.snapshot_start, "USING_PREVIOUS_SNAPSHOT", data)]
@@ -195,6 +243,10 @@ def _server_events(job, js):
         (js.conversion_start, "CONVERSION_START", conversion),
         (js.conversion_end, "CONVERSION_END", conversion),
     ]
+    cleanup_start, cleanup_end = cleanup_moments(js)
+    for instance_id in js.replaced_instance_ids:
+        target = {**data, "targetInstanceID": instance_id}
+        events += [(cleanup_start, "CLEANUP_START", target), (cleanup_end, "CLEANUP_END", target)]
     if js.failed:
         events += [(js.launch_start, "LAUNCH_START", data),
                    (js.launch_end, "LAUNCH_FAILED", {**data, "rawError": js.error})]

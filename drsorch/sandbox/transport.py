@@ -7,11 +7,14 @@ the send, so the network is never reached and botocore parses the answer exactly
 parses AWS's: status codes, the `x-amzn-ErrorType` header, modeled exceptions and all.
 """
 
+import dataclasses
 import json
 import logging
 import math
+import time
 import uuid
 from decimal import Decimal
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSResponse, HeadersDict
@@ -44,30 +47,86 @@ def _response(request, status, headers, body):
     return AWSResponse(request.url, status, HeadersDict(headers), _RawBody(body))
 
 
+class CallState(NamedTuple):
+    """What every call reads before answering: the switches of `sandbox configure` that shape
+    any answer, and whether DRS was never initialized in the caller's account and region."""
+
+    throttle_rate: float
+    uninitialized: bool
+    omit_instance_ids: bool = False
+    no_job_tags: bool = False
+    deny: tuple = ()
+    latency_ms: int = 0
+
+
+# The settings columns read by every call, in CallState's order after `uninitialized`.
+CALL_SWITCHES = ("omit_instance_ids", "no_job_tags", "deny", "latency_ms")
+
+
 def _call_state_sql():
     settings_table, regions_table = SandboxSettings._meta.db_table, SandboxRegion._meta.db_table
+    switches = "".join(f", s.{SandboxSettings._meta.get_field(name).column}" for name in CALL_SWITCHES)
     return (
         f"SELECT s.throttle_rate, EXISTS (SELECT 1 FROM {regions_table} r WHERE r.account_id = %s"
-        f" AND r.region = %s AND r.uninitialized) FROM {settings_table} s WHERE s.id = %s"
+        f" AND r.region = %s AND r.uninitialized){switches} FROM {settings_table} s WHERE s.id = %s"
     )
 
 
 CALL_STATE_SQL = _call_state_sql()
 
 
-def call_state(account_id, region):
-    """(throttle rate, whether DRS was never initialized in this account and region).
+def _operations(value):
+    # A JSON column comes back as text from SQLite and already decoded from PostgreSQL.
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return tuple(value or ())
 
-    Every call needs both: one hand-written query reads them in a tenth of the time the ORM
-    takes to build and run two, which showed on every call the engine makes.
+
+def call_state(account_id, region):
+    """The CallState of a call in this account and region.
+
+    Every call needs it: one hand-written query reads it in a tenth of the time the ORM takes
+    to build and run two, which showed on every call the engine makes.
     """
     with connections[SANDBOX_DB].cursor() as cursor:
         cursor.execute(CALL_STATE_SQL, [account_id, region, SandboxSettings.PK])
         row = cursor.fetchone()
     if row is None:  # first call ever: create the settings row with its defaults
-        return SandboxSettings.load().throttle_rate, region_uninitialized(account_id, region)
-    throttle_rate, uninitialized = row
-    return throttle_rate, bool(uninitialized)
+        config = SandboxSettings.load()
+        return CallState(config.throttle_rate, region_uninitialized(account_id, region),
+                         *(getattr(config, name) for name in CALL_SWITCHES[:2]), tuple(config.deny),
+                         config.latency_ms)
+    throttle_rate, uninitialized, omit_instance_ids, no_job_tags, deny, latency_ms = row
+    return CallState(throttle_rate, bool(uninitialized), bool(omit_instance_ids), bool(no_job_tags),
+                     _operations(deny), int(latency_ms or 0))
+
+
+def wait_latency(state):
+    """Take as long as `sandbox configure --latency-ms` says a call takes (a real sleep: it is
+    there to make benchmarks feel real DRS's latency)."""
+    if state.latency_ms > 0:
+        time.sleep(state.latency_ms / 1000)
+
+
+def access_denied(scope, operation, resource):
+    """AccessDeniedException as AWS words it, for the role drsorch would assume."""
+    return SandboxError(
+        "AccessDeniedException",
+        f"User: arn:aws:sts::{scope.account_id}:assumed-role/drsorch/drsorch is not authorized to perform: "
+        f"{SERVICE_CODE}:{operation} on resource: {resource}",
+    )
+
+
+def _denied_resource(scope, body):
+    """The ARN an IAM denial names: the resource the request is about, else `*`."""
+    if body.get("resourceArn"):
+        return body["resourceArn"]
+    prefix = f"arn:aws:drs:{scope.region}:{scope.account_id}"
+    if isinstance(body.get("sourceServerID"), str):
+        return f"{prefix}:source-server/{body['sourceServerID']}"
+    if isinstance(body.get("jobID"), str):
+        return f"{prefix}:job/{body['jobID']}"
+    return "*"
 
 
 def count_call_and_throttle(throttle_rate):
@@ -123,24 +182,29 @@ class SandboxTransport:
         return _response(request, status, self._drs_headers(), body)
 
     def _drs_answer(self, request, operation):
-        throttle_rate, uninitialized = call_state(self.scope.account_id, self.scope.region)
-        if count_call_and_throttle(throttle_rate):
+        state = call_state(self.scope.account_id, self.scope.region)
+        wait_latency(state)
+        if count_call_and_throttle(state.throttle_rate):
             raise SandboxError("ThrottlingException", "Rate exceeded", serviceCode=SERVICE_CODE)
+        body = self._drs_body(request)
+        if operation in WITHOUT_ACCOUNT_CHECK:
+            body["resourceArn"] = resource_arn_from_path(urlsplit(request.url).path)
+        if operation in state.deny:  # IAM decides before DRS looks at the request
+            raise access_denied(self.scope, operation, _denied_resource(self.scope, body))
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise validation_error(
                 f"The drsorch sandbox does not simulate the DRS operation {operation}.", reason="unknownOperation"
             )
-        if operation not in WITHOUT_ACCOUNT_CHECK and uninitialized:
+        if operation not in WITHOUT_ACCOUNT_CHECK and state.uninitialized:
             raise SandboxError(
                 "UninitializedAccountException",
                 f"Elastic Disaster Recovery is not initialized in account {self.scope.account_id} "
                 f"region {self.scope.region}.",
             )
-        body = self._drs_body(request)
-        if operation in WITHOUT_ACCOUNT_CHECK:
-            body["resourceArn"] = resource_arn_from_path(urlsplit(request.url).path)
-        return handler(self.scope, body)
+        scope = dataclasses.replace(self.scope, omit_instance_ids=state.omit_instance_ids,
+                                    no_job_tags=state.no_job_tags)
+        return handler(scope, body)
 
     @staticmethod
     def _drs_body(request):
@@ -171,8 +235,9 @@ class SandboxTransport:
 
     def _ec2(self, request, operation):
         try:
-            throttle_rate, _ = call_state(self.scope.account_id, self.scope.region)
-            if count_call_and_throttle(throttle_rate):
+            state = call_state(self.scope.account_id, self.scope.region)
+            wait_latency(state)
+            if count_call_and_throttle(state.throttle_rate):
                 raise SandboxError("RequestLimitExceeded", "Request limit exceeded.", status=503)
             handler = ec2.OPERATIONS.get(operation)
             if handler is None:

@@ -15,6 +15,13 @@ from tests.sandbox.conftest import start
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 
+DEFAULTS = {
+    "launch_seconds": 20.0, "throttle_rate": 0.0, "fail_launch": [], "crash_after_start_recovery": False,
+    "disconnect": [], "busy": [], "busy_seconds": 120.0, "omit_instance_ids": False, "deny": [], "latency_ms": 0,
+    "fail_post_launch": [], "no_job_tags": False,
+}
+
+
 def run(*args):
     out = StringIO()
     call_command("sandbox", *args, stdout=out)
@@ -43,6 +50,9 @@ def test_seed_creates_the_demo_and_adds_nothing_twice():
     assert sum(len(w.resolved_servers()) for w in waves) == 12
     app_servers = SandboxSourceServer.objects.filter(tags__Tier="app")
     assert app_servers and all(s.post_launch_actions for s in app_servers)
+    db_servers = SandboxSourceServer.objects.filter(tags__Tier="db")
+    for server in db_servers:  # a mandatory and an optional action each, as DRS marks them
+        assert {action["optional"] for action in server.post_launch_actions} == {True, False}
 
 
 def test_seed_with_more_servers_adds_only_the_new_ones():
@@ -60,8 +70,9 @@ def test_seed_options():
 
 
 def test_seed_needs_a_server_per_tier():
-    with pytest.raises(CommandError, match="at least 3"):
+    with pytest.raises(CommandError, match="at least 3") as caught:
         run("seed", "--servers", "2")
+    assert caught.value.returncode == 2
 
 
 def test_configure_changes_the_behaviour():
@@ -69,13 +80,11 @@ def test_configure_changes_the_behaviour():
                  "--crash-after-start-recovery")
     assert "launch seconds: 5" in output
     assert sandbox_config() == {
-        "launch_seconds": 5.0, "throttle_rate": 0.25, "fail_launch": ["db-01", "web-02"],
+        **DEFAULTS, "launch_seconds": 5.0, "throttle_rate": 0.25, "fail_launch": ["db-01", "web-02"],
         "crash_after_start_recovery": True,
     }
     run("configure", "--clear")
-    assert sandbox_config() == {
-        "launch_seconds": 20.0, "throttle_rate": 0.0, "fail_launch": [], "crash_after_start_recovery": False,
-    }
+    assert sandbox_config() == DEFAULTS
 
 
 @pytest.mark.parametrize(
@@ -87,8 +96,9 @@ def test_configure_changes_the_behaviour():
     ],
 )
 def test_configure_refuses_bad_input(args, message):
-    with pytest.raises(CommandError, match=message):
+    with pytest.raises(CommandError, match=message) as caught:
         run("configure", *args)
+    assert caught.value.returncode == 2
     assert sandbox_config()["throttle_rate"] == 0.0
 
 
@@ -99,15 +109,18 @@ def test_status_json_shape(drs_client, sandbox_servers, launch_seconds, clock):
     assert set(status) == {"servers", "jobs"}
     assert len(status["servers"]) == 3
     for server in status["servers"]:
-        assert set(server) == {"source_server_id", "hostname", "launch_count", "recovery_instance_ids"}
+        assert set(server) == {"source_server_id", "hostname", "launch_count", "recovery_instance_ids",
+                               "replication_state"}
     launched = {s["hostname"]: s for s in status["servers"]}
     assert launched["db-01"]["launch_count"] == 1 and len(launched["db-01"]["recovery_instance_ids"]) == 1
     assert launched["web-01"]["launch_count"] == 0 and launched["web-01"]["recovery_instance_ids"] == []
     (job,) = status["jobs"]
-    assert set(job) == {"job_id", "type", "status", "is_drill", "tags", "source_server_ids", "created_at"}
+    assert set(job) == {"job_id", "type", "status", "is_drill", "tags", "source_server_ids", "created_at",
+                        "ended_at"}
     assert job == {
         "job_id": started["jobID"], "type": "LAUNCH", "status": "COMPLETED", "is_drill": True, "tags": {"k": "v"},
         "source_server_ids": [s.drs_id for s in sandbox_servers[:2]], "created_at": started["creationDateTime"],
+        "ended_at": drs_client.describe_jobs()["items"][0]["endDateTime"],
     }
 
 
@@ -115,3 +128,61 @@ def test_status_table(drs_client, sandbox_servers):
     start(drs_client, sandbox_servers[:1], isDrill=True)
     output = run("status")
     assert "db-01" in output and "LAUNCH" in output and "PENDING" in output
+
+
+def test_configure_strict_switches(sandbox_servers):
+    output = run("configure", "--disconnect", "db-01", "--busy", "web-01", "app-01", "--busy-seconds", "30",
+                 "--omit-instance-ids", "--deny", "StartRecovery", "TagResource", "--latency-ms", "0",
+                 "--fail-post-launch", "app-01", "--no-job-tags")
+    assert sandbox_config() == {
+        **DEFAULTS, "disconnect": ["db-01"], "busy": ["web-01", "app-01"], "busy_seconds": 30.0,
+        "omit_instance_ids": True, "deny": ["StartRecovery", "TagResource"], "fail_post_launch": ["app-01"],
+        "no_job_tags": True,
+    }
+    assert "disconnected: db-01" in output and "busy: web-01, app-01 (held 30 s)" in output
+    assert "denied operations: StartRecovery, TagResource" in output and "job tags: no" in output
+    assert "omit instance IDs: yes" in output and "failing post-launch actions: app-01" in output
+    status = json.loads(run("status", "--json"))
+    states = {s["hostname"]: s["replication_state"] for s in status["servers"]}
+    assert states == {"db-01": "DISCONNECTED", "app-01": "CONTINUOUS", "web-01": "CONTINUOUS"}
+    (outside,) = status["jobs"]
+    assert outside["status"] == "STARTED" and outside["ended_at"] is None and outside["tags"] == {}
+    run("configure", "--latency-ms", "2")
+    assert sandbox_config()["latency_ms"] == 2 and sandbox_config()["no_job_tags"] is True  # the rest stays
+    run("configure", "--clear")
+    assert sandbox_config() == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--disconnect", "nope-01"], "No simulated source server is named nope-01"),
+        (["--busy", "nope-02"], "nope-02"),
+        (["--busy", "db-01", "--busy-seconds", "0"], "busy_seconds"),
+        (["--deny", "StartRecovery", "start_recovery"], "Not DRS operations: start_recovery"),
+        (["--latency-ms", "60001"], "latency_ms must be a whole number from 0 to 60000"),
+        (["--latency-ms", "-5"], "latency_ms"),
+    ],
+)
+def test_configure_strict_switches_refuse_bad_input(sandbox_servers, args, message):
+    with pytest.raises(CommandError, match=message) as caught:
+        run("configure", *args)
+    assert caught.value.returncode == 2
+    assert "\n" not in str(caught.value)
+    assert sandbox_config() == DEFAULTS
+
+
+def test_configure_busy_on_a_busy_server_exits_2(drs_client, sandbox_servers):
+    start(drs_client, sandbox_servers[:1], isDrill=True)
+    with pytest.raises(CommandError, match="currently being processed by a Job") as caught:
+        run("configure", "--busy", "db-01")
+    assert caught.value.returncode == 2
+
+
+def test_status_json_ended_at_is_null_while_the_job_runs(drs_client, sandbox_servers, launch_seconds, clock):
+    start(drs_client, sandbox_servers[:1], isDrill=True)
+    (running,) = json.loads(run("status", "--json"))["jobs"]
+    assert running["ended_at"] is None
+    clock.shift(60)
+    (ended,) = json.loads(run("status", "--json"))["jobs"]
+    assert ended["status"] == "COMPLETED" and ended["ended_at"].endswith("Z")

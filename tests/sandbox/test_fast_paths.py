@@ -13,7 +13,7 @@ from drsorch.sandbox.models import (
     new_source_server_id,
 )
 from drsorch.sandbox.protocol import INSTANCE_ID_RE, JOB_ID_RE, SNAPSHOT_ID_RE, SOURCE_SERVER_ID_RE
-from drsorch.sandbox.transport import call_state
+from drsorch.sandbox.transport import CallState, call_state
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -29,12 +29,22 @@ def test_ids_match_drs_patterns_and_differ():
 
 def test_call_state_creates_the_settings_row_and_reads_the_region():
     SandboxSettings.objects.all().delete()
-    assert call_state("111111111111", "eu-west-1") == (0.0, False)
+    assert call_state("111111111111", "eu-west-1") == CallState(0.0, False, False, False, (), 0)
     assert SandboxSettings.objects.filter(pk=SandboxSettings.PK).exists()
     SandboxRegion.objects.create(account_id="111111111111", region="eu-west-1", uninitialized=True)
     SandboxSettings.objects.filter(pk=SandboxSettings.PK).update(throttle_rate=0.5)
-    assert call_state("111111111111", "eu-west-1") == (0.5, True)
-    assert call_state("111111111111", "eu-west-2") == (0.5, False)
+    assert call_state("111111111111", "eu-west-1")[:2] == (0.5, True)
+    assert call_state("111111111111", "eu-west-2")[:2] == (0.5, False)
+
+
+def test_call_state_reads_the_answer_switches_in_the_same_query(django_assert_num_queries):
+    SandboxSettings.load()
+    SandboxSettings.objects.filter(pk=SandboxSettings.PK).update(
+        omit_instance_ids=True, no_job_tags=True, deny=["StartRecovery", "DescribeJobs"], latency_ms=7
+    )
+    with django_assert_num_queries(1, using="sandbox"):
+        state = call_state("111111111111", "eu-west-1")
+    assert state == CallState(0.0, False, True, True, ("StartRecovery", "DescribeJobs"), 7)
 
 
 def test_insert_rows_prepares_datetimes_and_json_like_the_orm(clock):

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 import pytest
 from botocore.exceptions import ClientError
 
-from drsorch.sandbox.services import sandbox_configure, sandbox_set_region_initialized
+from drsorch.sandbox.services import sandbox_configure, sandbox_server_update, sandbox_set_region_initialized
 from tests.sandbox.conftest import start
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -228,6 +228,9 @@ def test_every_answer_matches_the_botocore_model(drs_client, ec2_client, sandbox
     recovery = start(drs_client, [db], isDrill=False)
     clock.shift(60)
     drs_client.describe_jobs(filters={"jobIDs": [recovery["jobID"]]})
+    # The recovery replaced db's drill instance (CLEANUP_START/END): DRS lists the new one only.
+    drs_client.describe_job_log_items(jobID=recovery["jobID"])
+    ids = [i["recoveryInstanceID"] for i in drs_client.describe_recovery_instances()["items"]]
     terminate = drs_client.terminate_recovery_instances(recoveryInstanceIDs=ids)["job"]
     clock.shift(1.5)
     drs_client.describe_recovery_instances()
@@ -266,5 +269,51 @@ def test_every_answer_matches_the_botocore_model(drs_client, ec2_client, sandbox
         "GetLaunchConfiguration", "ListTagsForResource", "TagResource", "DescribeInstances",
         "DescribeInstanceStatus",
     }
+    problems = [p for model, response in answers for p in check_answer(model, response)]
+    assert problems == []
+
+
+def test_answers_of_the_strict_switches_match_the_botocore_model(drs_client, ec2_client, sandbox_servers, clock,
+                                                                 launch_seconds):
+    answers = []
+    _record(drs_client, answers)
+    _record(ec2_client, answers)
+    db, app, web = sandbox_servers
+    sandbox_server_update(source_server_id=web.drs_id, post_launch_actions=[{
+        "actionId": "5f1c0d9e-2b7a-4c4e-8f3d-1a2b3c4d5e6f", "actionCode": "AWS-RunShellScript",
+        "type": "SSM_COMMAND", "name": "Optional check", "active": True, "order": 2,
+        "actionVersion": "$DEFAULT", "optional": True, "category": "VALIDATION",
+    }])
+    first = start(drs_client, [db, app, web], isDrill=True, tags={"launch-token": "t"})
+    clock.shift(60)
+    sandbox_configure(disconnect=["db-01"], busy=["web-01"], busy_seconds=30, omit_instance_ids=True,
+                      no_job_tags=True, fail_post_launch=["app-01", "web-01"], latency_ms=0)
+    drs_client.describe_source_servers()
+    _expect_error(start, drs_client, [web])  # ConflictException: held by the outside job
+    relaunch = start(drs_client, [db, app], isDrill=True, tags={"launch-token": "u"})
+    for _ in range(40):
+        clock.shift(1.5)
+        drs_client.describe_jobs()  # without tags and without recoveryInstanceID
+        drs_client.describe_job_log_items(jobID=relaunch["jobID"])  # CLEANUP_*, USING_PREVIOUS_SNAPSHOT
+    drs_client.describe_job_log_items(jobID=first["jobID"])
+    drs_client.describe_recovery_instances()
+    ec2_client.describe_instances()
+    sandbox_configure(deny=["DescribeJobs", "ListTagsForResource", "GetLaunchConfiguration"])
+    _expect_error(drs_client.describe_jobs)  # AccessDeniedException
+    _expect_error(drs_client.list_tags_for_resource, resourceArn=relaunch["arn"])
+    _expect_error(drs_client.get_launch_configuration, sourceServerID=db.drs_id)
+
+    seen_errors = {r.headers.get("x-amzn-ErrorType") for _, r in answers if r.status_code >= 300}
+    assert {"ConflictException", "AccessDeniedException"} <= seen_errors
+    bodies = [json.loads(r.content) for m, r in answers if m.name == "DescribeJobs" and r.status_code == 200]
+    jobs = [j for body in bodies for j in body["items"]]
+    assert jobs and all("tags" not in j for j in jobs)
+    assert all("recoveryInstanceID" not in s for j in jobs for s in j["participatingServers"])
+    statuses = {r["status"] for j in jobs for s in j["participatingServers"]
+                for r in s.get("launchActionsStatus", {}).get("runs", [])}
+    assert "FAILED" in statuses
+    logs = [json.loads(r.content) for m, r in answers if m.name == "DescribeJobLogItems" and r.status_code == 200]
+    events = {i["event"] for body in logs for i in body["items"]}
+    assert {"CLEANUP_START", "CLEANUP_END", "USING_PREVIOUS_SNAPSHOT", "SNAPSHOT_START"} <= events
     problems = [p for model, response in answers for p in check_answer(model, response)]
     assert problems == []

@@ -22,12 +22,23 @@ SERVICE_CODE = "drs"
 SOURCE_SERVERS_PAGE = 200
 
 
+# DRS's own wording: it never says which server of the request is busy.
+BUSY_SERVER_MESSAGE = "One or more of the Source Servers included in API call are currently being processed by a Job"
+
+
 @dataclass(frozen=True)
 class Scope:
-    """The account and region a client talks to."""
+    """The account and region a client talks to, and how this call's job records look
+    (`omit_instance_ids`, `no_job_tags`: the sandbox switches, read with the call's state)."""
 
     account_id: str
     region: str
+    omit_instance_ids: bool = False
+    no_job_tags: bool = False
+
+    def job_record_options(self):
+        """The keyword arguments of simulation.job_record for this call."""
+        return {"omit_instance_ids": self.omit_instance_ids, "no_job_tags": self.no_job_tags}
 
     def filter(self, queryset):
         return queryset.filter(account_id=self.account_id, region=self.region)
@@ -50,19 +61,17 @@ def _locked_settings():
     return config
 
 
+def _named(server, names):
+    """Whether `server` (a row or tuple with hostname, fqdn, source_server_id) is one of `names`."""
+    wanted = set(names or [])
+    return server.hostname in wanted or server.source_server_id in wanted or server.fqdn in wanted
+
+
 def _check_capacity(scope, now, *, server_pks, new_servers):
     active = _active_jobs(scope, now)
-    busy = (
-        SandboxJobServer.objects.filter(job__in=active, source_server__in=server_pks)
-        .order_by("id").values_list("source_server__source_server_id", "job__job_id").first()
-    )
-    if busy:
-        server_id, job_id = busy
-        raise SandboxError(
-            "ConflictException",
-            f"Source server {server_id} is already part of the active job {job_id}.",
-            resourceId=server_id, resourceType="SOURCE_SERVER",
-        )
+    if SandboxJobServer.objects.filter(job__in=active, source_server__in=server_pks).exists():
+        # Exactly DRS's answer: no server, no job, no resourceId; the caller must find out.
+        raise SandboxError("ConflictException", BUSY_SERVER_MESSAGE)
     counts = active.aggregate(jobs=Count("id", distinct=True), servers=Count("servers"))
     if counts["jobs"] >= MAX_ACTIVE_JOBS:
         raise SandboxError(

@@ -36,10 +36,17 @@ def instance_state(instance, now):
 
 
 def visible_instances(scope, now):
-    """Recovery instances that exist at `now` (launched), with their source servers."""
+    """Recovery instances that exist at `now` (launched), with their source servers: what EC2
+    shows, terminated ones included."""
     return scope.filter(SandboxRecoveryInstance.objects.filter(launched_at__lte=now)).select_related(
         "source_server", "job"
     )
+
+
+def drs_instances(scope, now):
+    """The recovery instances DRS knows at `now`: those a later launch of their server replaced
+    are gone from DRS once terminated (EC2 still shows them)."""
+    return visible_instances(scope, now).exclude(replaced=True, terminated_at__lte=now)
 
 
 def recovery_instance_record(instance, now):
@@ -77,7 +84,7 @@ def describe_recovery_instances(scope, body):
     server_ids = check_ids(filters.get("sourceServerIDs"), SOURCE_SERVER_ID_RE,
                            field="filters.sourceServerIDs", kind="source server ID")
     now = timezone.now()
-    instances = visible_instances(scope, now).order_by("launched_at", "id")
+    instances = drs_instances(scope, now).order_by("launched_at", "id")
     if instance_ids:
         instances = instances.filter(instance_id__in=instance_ids)
     if server_ids:
@@ -87,7 +94,7 @@ def describe_recovery_instances(scope, body):
 
 
 def _check_terminable(scope, instance_ids, now):
-    found = {i.instance_id: i for i in visible_instances(scope, now).filter(instance_id__in=instance_ids)}
+    found = {i.instance_id: i for i in drs_instances(scope, now).filter(instance_id__in=instance_ids)}
     missing = [instance_id for instance_id in instance_ids if instance_id not in found]
     if missing:
         raise validation_error(f"Recovery instance(s) not found: {', '.join(missing)}.",
@@ -138,4 +145,4 @@ def terminate_recovery_instances(scope, body):
             instance.terminated_at = moment["launch_end"]
         SandboxRecoveryInstance.objects.bulk_update(instances, ["terminate_job", "terminating_at", "terminated_at"])
     steps = [_steps_of(js, i.source_server.source_server_id) for js, i in zip(job_servers, instances, strict=True)]
-    return 200, {"job": job_record(job, steps, now)}
+    return 200, {"job": job_record(job, steps, now, **scope.job_record_options())}

@@ -37,7 +37,7 @@ def describe_jobs(scope, body):
     now = timezone.now()
     page, token = paged(jobs.order_by("-created_at", "-id"), body)
     servers = _servers_by_job([job.pk for job in page], ServerStatus)
-    items = [job_record(job, servers[job.pk], now) for job in page]
+    items = [job_record(job, servers[job.pk], now, **scope.job_record_options()) for job in page]
     return 200, with_token({"items": items}, token)
 
 

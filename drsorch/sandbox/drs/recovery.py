@@ -1,7 +1,9 @@
 """StartRecovery: the request's checks, the quotas, the snapshots launched from, each server's
-launch steps, and the LAUNCH job with its rows; then the one-shot crash hook.
+launch steps, the earlier instances it replaces, and the LAUNCH job with its rows; then the
+one-shot crash hook. Also the outside drill of `sandbox configure --busy`.
 """
 
+from datetime import datetime
 from typing import NamedTuple
 
 from django.db import transaction
@@ -19,8 +21,16 @@ from ..models import (
     new_snapshot_id,
 )
 from ..protocol import SNAPSHOT_ID_RE, SOURCE_SERVER_ID_RE, SandboxError, check_ids, validation_error
-from ..simulation import ServerSteps, job_end, job_record, job_start, launch_moments
-from .common import MAX_SERVERS_PER_JOB, SERVICE_CODE, _check_capacity, _locked_settings, _servers
+from ..simulation import (
+    ServerSteps,
+    cleanup_moments,
+    is_disconnected,
+    job_end,
+    job_record,
+    job_start,
+    launch_moments,
+)
+from .common import MAX_SERVERS_PER_JOB, SERVICE_CODE, _check_capacity, _locked_settings, _named, _servers
 
 
 def _check_start_request(body):
@@ -61,6 +71,8 @@ class _Server(NamedTuple):
     tags: dict
     recommended_instance_type: str
     post_launch_actions: list
+    replication_state: str
+    disconnected_at: datetime | None
 
 
 def _load_servers(scope, ids):
@@ -99,25 +111,65 @@ def _chosen_snapshots(servers, snapshot_ids, now):
     return chosen
 
 
-def _fails(server, config):
-    wanted = set(config.fail_launch or [])
-    return server.hostname in wanted or server.source_server_id in wanted or server.fqdn in wanted
+def _previous_snapshots(servers, chosen, now):
+    """The latest snapshot of each disconnected server the request chose none for, by server
+    pk: a disconnected server takes no new snapshot, DRS launches it from what it holds. A
+    server missing from the answer has none at all. One query for the whole job."""
+    disconnected = {s.pk: s for s in servers if s.pk not in chosen and is_disconnected(s)}
+    if not disconnected:
+        return {}
+    latest = {}
+    rows = SandboxRecoverySnapshot.objects.filter(source_server__in=list(disconnected), timestamp__lte=now)
+    for snapshot in rows.order_by("source_server_id", "timestamp", "id"):
+        cut = disconnected[snapshot.source_server_id].disconnected_at
+        if cut is None or snapshot.timestamp <= cut:  # nothing taken after the disconnection counts
+            latest[snapshot.source_server_id] = snapshot
+    return latest
 
 
-def _launch_steps(job, servers, *, chosen, config):
-    """The ServerSteps of each server of a new LAUNCH job, in request order."""
+def _live_instances(servers, now):
+    """The recovery instances of these servers that are up (launched, not being terminated),
+    by server pk: DRS keeps one per source server and replaces it at the next launch. One query."""
+    by_server = {}
+    rows = SandboxRecoveryInstance.objects.filter(
+        source_server__in=[s.pk for s in servers], launched_at__lte=now, terminate_job__isnull=True
+    ).order_by("launched_at", "id")
+    for instance in rows:
+        by_server.setdefault(instance.source_server_id, []).append(instance)
+    return by_server
+
+
+def _error(server, *, failed, snapshot_failed):
+    if snapshot_failed:
+        return (f"Source server {server.source_server_id} is disconnected and has no recovery snapshot "
+                f"to launch from.")
+    return f"Launch of {server.hostname} failed: the sandbox is configured to fail it." if failed else ""
+
+
+def _launch_steps(job, servers, *, chosen, previous, live, config, hold_seconds=None):
+    """The ServerSteps of each server of a new LAUNCH job, in request order. `hold_seconds`
+    (the outside drill of `busy`): every server launches in exactly that time, nothing fails
+    and no post-launch action runs."""
     steps = []
+    outside = hold_seconds is not None
     for position, server in enumerate(servers):
-        failed = _fails(server, config)
+        snapshot_failed = is_disconnected(server) and server.pk not in chosen and server.pk not in previous
+        failed = snapshot_failed or (not outside and _named(server, config.fail_launch))
+        has_actions = bool(server.post_launch_actions) and not outside
         moments = launch_moments(
             created_at=job.created_at, job_id=job.job_id, server_id=server.source_server_id,
-            launch_seconds=config.launch_seconds, has_actions=bool(server.post_launch_actions), failed=failed,
+            launch_seconds=hold_seconds if outside else config.launch_seconds, has_actions=has_actions,
+            failed=failed, spread=not outside,
         )
         steps.append(ServerSteps(
-            server_id=server.source_server_id, position=position, used_previous_snapshot=server.pk in chosen,
-            failed=failed,
-            error=f"Launch of {server.hostname} failed: the sandbox is configured to fail it." if failed else "",
-            post_launch_actions=server.post_launch_actions, recovery_instance_id="" if failed else new_instance_id(),
+            server_id=server.source_server_id, position=position,
+            used_previous_snapshot=server.pk in chosen or server.pk in previous or snapshot_failed,
+            snapshot_failed=snapshot_failed, failed=failed,
+            error=_error(server, failed=failed, snapshot_failed=snapshot_failed),
+            post_launch_actions=server.post_launch_actions if has_actions else [],
+            actions_failed=has_actions and not failed and _named(server, config.fail_post_launch),
+            recovery_instance_id="" if failed else new_instance_id(),
+            replaced_instance_ids=[] if snapshot_failed else [i.instance_id for i in live.get(server.pk, [])],
             **moments,
         ))
     return steps
@@ -125,17 +177,19 @@ def _launch_steps(job, servers, *, chosen, config):
 
 def _take_snapshots(servers, steps, chosen):
     """(pk, timestamp) of the snapshot each server launches from, by server pk: the one the
-    request chose, or a fresh one taken during the job."""
+    request chose (or the latest a disconnected server has), or a fresh one taken during the
+    job. A server without any is left out."""
     fresh = [
         {"snapshot_id": new_snapshot_id(), "source_server_id": server.pk,
          "expected_timestamp": step.snapshot_start, "timestamp": step.snapshot_end}
-        for server, step in zip(servers, steps, strict=True) if server.pk not in chosen
+        for server, step in zip(servers, steps, strict=True)
+        if server.pk not in chosen and not step.used_previous_snapshot
     ]
     insert_rows(SandboxRecoverySnapshot, fresh)
     pks = dict(
         SandboxRecoverySnapshot.objects.filter(snapshot_id__in=[row["snapshot_id"] for row in fresh])
         .values_list("snapshot_id", "pk")
-    )
+    ) if fresh else {}
     taken = {row["source_server_id"]: (pks[row["snapshot_id"]], row["timestamp"]) for row in fresh}
     return taken | {server_pk: (snapshot.pk, snapshot.timestamp) for server_pk, snapshot in chosen.items()}
 
@@ -147,19 +201,41 @@ def _job_server_columns(step):
     return columns
 
 
-def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now):
-    """Record a LAUNCH job, its servers' steps, their snapshots and the instances they launch."""
+def _replace_instances(job, servers, steps, live):
+    """Terminate the earlier instances each launch replaces: shutting down from CLEANUP_START,
+    terminated at LAUNCH_START, from then on gone from DRS (EC2 still shows them). One query."""
+    replaced = []
+    for server, step in zip(servers, steps, strict=True):
+        if not step.replaced_instance_ids:
+            continue
+        cleanup_start, cleanup_end = cleanup_moments(step)
+        for instance in live[server.pk]:
+            instance.terminate_job, instance.replaced = job, True
+            instance.terminating_at, instance.terminated_at = cleanup_start, cleanup_end
+            replaced.append(instance)
+    if replaced:
+        SandboxRecoveryInstance.objects.bulk_update(
+            replaced, ["terminate_job", "replaced", "terminating_at", "terminated_at"]
+        )
+
+
+def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now, hold_seconds=None):
+    """Record a LAUNCH job, its servers' steps, their snapshots, the instances they launch and
+    the earlier instances they replace."""
     job = SandboxJob(
         account_id=scope.account_id, region=scope.region, type="LAUNCH",
         initiated_by="START_DRILL" if is_drill else "START_RECOVERY", is_drill=is_drill, tags=tags,
-        created_at=now, started_at=job_start(now, config.launch_seconds),
+        created_at=now, started_at=now if hold_seconds is not None else job_start(now, config.launch_seconds),
     )
-    steps = _launch_steps(job, servers, chosen=chosen, config=config)
+    previous = _previous_snapshots(servers, chosen, now)
+    live = _live_instances(servers, now)
+    steps = _launch_steps(job, servers, chosen=chosen, previous=previous, live=live, config=config,
+                          hold_seconds=hold_seconds)
     job.ends_at = job_end(job.started_at, [step._asdict() for step in steps])
     job.save(using="sandbox")
-    snapshots = _take_snapshots(servers, steps, chosen)
+    snapshots = _take_snapshots(servers, steps, {**chosen, **previous})
     insert_rows(SandboxJobServer, [
-        {"job_id": job.pk, "source_server_id": server.pk, "snapshot_id": snapshots[server.pk][0],
+        {"job_id": job.pk, "source_server_id": server.pk, "snapshot_id": snapshots.get(server.pk, (None,))[0],
          **_job_server_columns(step)}
         for server, step in zip(servers, steps, strict=True)
     ])
@@ -167,10 +243,20 @@ def _create_launch_job(scope, servers, *, chosen, tags, is_drill, config, now):
         {"instance_id": step.recovery_instance_id, "account_id": scope.account_id, "region": scope.region,
          "source_server_id": server.pk, "job_id": job.pk, "is_drill": is_drill,
          "instance_type": server.recommended_instance_type, "tags": {**server.tags, "Name": server.hostname},
-         "point_in_time": snapshots[server.pk][1], "launched_at": step.launch_end}
+         "point_in_time": snapshots[server.pk][1], "launched_at": step.launch_end, "replaced": False}
         for server, step in zip(servers, steps, strict=True) if not step.failed
     ])
+    _replace_instances(job, servers, steps, live)
     return job, steps
+
+
+def _check_job_size(servers):
+    if len(servers) > MAX_SERVERS_PER_JOB:
+        raise SandboxError(
+            "ServiceQuotaExceededException",
+            f"A job can launch at most {MAX_SERVERS_PER_JOB} source servers; {len(servers)} were requested.",
+            serviceCode=SERVICE_CODE, quotaCode="servers-per-job", resourceType="SOURCE_SERVER",
+        )
 
 
 def start_recovery(scope, body):
@@ -182,21 +268,31 @@ def start_recovery(scope, body):
         config = _locked_settings()
         now = timezone.now()
         servers = _load_servers(scope, ids)
-        if len(servers) > MAX_SERVERS_PER_JOB:
-            raise SandboxError(
-                "ServiceQuotaExceededException",
-                f"A job can launch at most {MAX_SERVERS_PER_JOB} source servers; {len(servers)} were requested.",
-                serviceCode=SERVICE_CODE, quotaCode="servers-per-job", resourceType="SOURCE_SERVER",
-            )
+        _check_job_size(servers)
         _check_capacity(scope, now, server_pks=[s.pk for s in servers], new_servers=len(servers))
         chosen = _chosen_snapshots(servers, snapshot_ids, now)
         job, job_servers = _create_launch_job(
             scope, servers, chosen=chosen, tags=tags, is_drill=is_drill, config=config, now=now
         )
-    answer = {"job": job_record(job, job_servers, now)}
+    answer = {"job": job_record(job, job_servers, now, **scope.job_record_options())}
     if config.crash_after_start_recovery and _take_crash_flag():
         faults.crash_process()
     return 202, answer
+
+
+def start_outside_drill(scope, source_server_ids, *, hold_seconds):
+    """A drill that someone else started (no drsorch tags), holding these servers for
+    `hold_seconds`: the job of `sandbox configure --busy`. It passes the same checks as any
+    StartRecovery (a busy server or a full quota is a SandboxError) and counts against the quotas."""
+    with transaction.atomic(using="sandbox"):
+        config = _locked_settings()
+        now = timezone.now()
+        servers = _load_servers(scope, source_server_ids)
+        _check_job_size(servers)
+        _check_capacity(scope, now, server_pks=[s.pk for s in servers], new_servers=len(servers))
+        job, _ = _create_launch_job(scope, servers, chosen={}, tags={}, is_drill=True, config=config, now=now,
+                                    hold_seconds=hold_seconds)
+    return job
 
 
 def _take_crash_flag():

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from ..models import SandboxJobServer, SandboxRecoveryInstance
 from ..protocol import SOURCE_SERVER_ID_RE, check_ids, iso, iso_duration, paged, with_token
-from ..simulation import launch_status
+from ..simulation import lag_seconds, launch_status, replication_state
 from .common import SOURCE_SERVERS_PAGE, _servers
 
 
@@ -47,7 +47,9 @@ def _last_launch(job_server, now):
 def source_server_record(server, job_server, live_instance_id, now):
     """The SourceServer shape of DescribeSourceServers."""
     last_launch, last_result = _last_launch(job_server, now)
-    seen = server.created_at if server.replication_state == "DISCONNECTED" else now
+    state = replication_state(server)
+    # A disconnected server was last seen when it disconnected (or, created so, when it was added).
+    seen = now if state != "DISCONNECTED" else server.disconnected_at or server.created_at
     replicated = 0 if server.replication_state in ("INITIATING", "INITIAL_SYNC") else server.disk_bytes
     life_cycle = {
         "addedToServiceDateTime": iso(server.created_at),
@@ -63,8 +65,8 @@ def source_server_record(server, job_server, live_instance_id, now):
         "tags": dict(server.tags),
         "lastLaunchResult": last_result,
         "dataReplicationInfo": {
-            "lagDuration": iso_duration(server.lag_seconds),
-            "dataReplicationState": server.replication_state,
+            "lagDuration": iso_duration(lag_seconds(server, now)),
+            "dataReplicationState": state,
             "replicatedDisks": [{
                 "deviceName": "/dev/xvda",
                 "totalStorageBytes": server.disk_bytes,

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from drsorch.sandbox.services import (
     DEFAULT_ACCOUNT_ID,
+    DEFAULT_BUSY_SECONDS,
     DEFAULT_REGION,
     sandbox_config,
     sandbox_configure,
@@ -44,6 +45,20 @@ class Command(BaseCommand):
                                help="Hostnames or source server IDs whose launch fails.")
         configure.add_argument("--crash-after-start-recovery", action="store_true",
                                help="The next StartRecovery is recorded, then the calling process exits with 137.")
+        configure.add_argument("--disconnect", nargs="+", metavar="HOST_OR_ID",
+                               help="Servers whose replication is DISCONNECTED from now on (no new snapshots).")
+        configure.add_argument("--busy", nargs="+", metavar="HOST_OR_ID",
+                               help="Servers a DRS job drsorch did not start holds, from now on for --busy-seconds.")
+        configure.add_argument("--busy-seconds", type=float,
+                               help=f"How long the --busy job holds them (default {DEFAULT_BUSY_SECONDS:g}).")
+        configure.add_argument("--omit-instance-ids", action="store_true",
+                               help="Jobs' participating servers come without recoveryInstanceID.")
+        configure.add_argument("--deny", nargs="+", metavar="OPERATION",
+                               help="DRS operations answered with AccessDeniedException (e.g. StartRecovery).")
+        configure.add_argument("--latency-ms", type=int, help="Every simulated call takes this long, 0..60000.")
+        configure.add_argument("--fail-post-launch", nargs="+", metavar="HOST_OR_ID",
+                               help="Servers whose post-launch actions fail.")
+        configure.add_argument("--no-job-tags", action="store_true", help="DescribeJobs answers without tags.")
         configure.add_argument("--clear", action="store_true", help="Restore the defaults first.")
 
         status = commands.add_parser("status", help="Show servers, launches and jobs of the simulated DRS.")
@@ -57,25 +72,44 @@ class Command(BaseCommand):
             result = sandbox_seed(servers=options["servers"], target_name=options["target"],
                                   account_id=options["account"], region=options["region"])
         except ValidationError as error:
-            raise CommandError(_messages(error))
+            raise CommandError(_messages(error), returncode=2)
         self.stdout.write(self.style.SUCCESS(str(result)))
 
     def _configure(self, options):
+        flags = {name: True if options[name] else None
+                 for name in ("crash_after_start_recovery", "omit_instance_ids", "no_job_tags")}
         try:
             sandbox_configure(
                 launch_seconds=options["launch_seconds"],
                 throttle_rate=options["throttle_rate"],
                 fail_launch=options["fail_launch"],
-                crash_after_start_recovery=True if options["crash_after_start_recovery"] else None,
                 clear=options["clear"],
+                disconnect=options["disconnect"],
+                busy=options["busy"],
+                busy_seconds=options["busy_seconds"],
+                deny=options["deny"],
+                latency_ms=options["latency_ms"],
+                fail_post_launch=options["fail_post_launch"],
+                **flags,
             )
         except ValidationError as error:
-            raise CommandError(_messages(error))
+            raise CommandError(_messages(error), returncode=2)
         config = sandbox_config()
+
+        def listed(key):
+            return ", ".join(config[key]) or "none"
+
+        def yes(key):
+            return "yes" if config[key] else "no"
+
         self.stdout.write(
             f"launch seconds: {config['launch_seconds']:g}, throttle rate: {config['throttle_rate']:g}, "
-            f"failing launches: {', '.join(config['fail_launch']) or 'none'}, "
-            f"crash after next StartRecovery: {'yes' if config['crash_after_start_recovery'] else 'no'}"
+            f"failing launches: {listed('fail_launch')}, "
+            f"crash after next StartRecovery: {yes('crash_after_start_recovery')}\n"
+            f"disconnected: {listed('disconnect')}, busy: {listed('busy')} "
+            f"(held {config['busy_seconds']:g} s), failing post-launch actions: {listed('fail_post_launch')}\n"
+            f"denied operations: {listed('deny')}, latency: {config['latency_ms']} ms, "
+            f"omit instance IDs: {yes('omit_instance_ids')}, job tags: {'no' if config['no_job_tags'] else 'yes'}"
         )
 
     def _status(self, options):
