@@ -23,6 +23,7 @@ def test_spectacular_validates_without_warnings(tmp_path):
                              ("DELETE", "{id}/")]:
             assert (method, f"/api/v1/{resource}/{path}") in operations
     assert {("POST", "/api/v1/source-servers/sync/"), ("GET", "/api/v1/plans/{id}/readiness/"),
+            ("POST", "/api/v1/plans/{id}/readiness/"),
             ("POST", "/api/v1/plans/{id}/execute/"), ("GET", "/api/v1/executions/"), ("POST", "/api/v1/executions/"),
             ("GET", "/api/v1/executions/{id}/"), ("GET", "/api/v1/executions/{id}/events/")} <= operations
     for verb in ["approve", "cancel", "retry", "cleanup"]:
