@@ -6,7 +6,8 @@ Every error a script can act on has one of two shapes:
   nested for nested fields with items keyed by position, as DRF reports nested lists:
   ``{"waves": {"1": {"protection_groups": ["..."]}, "non_field_errors": ["..."]}}``;
 - any other status: ``{"detail": "message", "code": "machine_readable_code"}``, plus, for a
-  plan that already runs, ``"execution": "<uuid>"`` of the running execution.
+  plan that already runs or a server held by another execution, ``"execution": "<uuid>"`` of
+  the execution that holds it.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -147,9 +148,12 @@ class ErrorSerializer(serializers.Serializer):
 
 class ConflictSerializer(ErrorSerializer):
     """409: `code` is e.g. "plan_running", "server_busy", "conflict", "protected"; with
-    "plan_running", `execution` is the id of the execution that runs the plan."""
+    "plan_running", `execution` is the id of the execution that runs the plan, with
+    "server_busy" the one that holds the servers listed in `servers`."""
 
     execution = serializers.UUIDField(required=False)
+    servers = serializers.ListField(child=serializers.CharField(), required=False,
+                                    help_text="With server_busy: the busy servers, as 'hostname (s-...)'.")
 
 
 FIELD_ERRORS_RESPONSE = OpenApiResponse(

@@ -127,18 +127,33 @@ def load_for_display(execution_id):
 
 # --- starting ----------------------------------------------------------------------------------
 
-def start_execution(*, plan: RecoveryPlan, mode: str, auto_approve: bool = False) -> Execution:
+def start_execution(*, plan: RecoveryPlan, mode: str, auto_approve: bool = False,
+                    accept_risks: bool = False) -> Execution:
     """execution_start as the CLI (no user, no permission check); refusals exit with 2."""
     try:
-        return execution_start(plan=plan, mode=mode, requested_by=None, auto_approve=auto_approve)
+        return execution_start(plan=plan, mode=mode, requested_by=None, auto_approve=auto_approve,
+                               accept_risks=accept_risks)
     except PlanNotReady as exc:
-        lines = [f"Plan '{plan.name}' is not ready; fix these first:"]
-        lines += [f"  - {check.message}" for check in exc.report.checks if check.severity == "error"]
-        raise bad_input("\n".join(lines))
+        raise bad_input(not_ready_message(plan, exc.report))
     except ExecutionError as exc:
         raise bad_input(exc.message)
     except ValidationError as exc:
         raise bad_input(" ".join(exc.messages))
+
+
+def not_ready_message(plan, report):
+    """Why a start was refused: the errors to fix, else the warnings --accept-risks accepts."""
+    if report.errors:
+        lines = [f"Plan '{plan.name}' is not ready; fix these first:"]
+        lines += [f"  - {check.message}" for check in report.errors]
+        if report.warnings:
+            lines.append("and these warnings would need --accept-risks:")
+            lines += [f"  - {check.message}" for check in report.warnings]
+        return "\n".join(lines)
+    lines = [f"Plan '{plan.name}' has {len(report.warnings)} risk(s); nothing was started. To start anyway, "
+             "accept them with --accept-risks:"]
+    lines += [f"  - {check.message}" for check in report.warnings]
+    return "\n".join(lines)
 
 
 def start_from_command(command, options, *, plan, mode):
@@ -146,7 +161,8 @@ def start_from_command(command, options, *, plan, mode):
     if options.get("cleanup") and not options["wait"]:
         raise bad_input("--cleanup cleans up once the drill has ended, so it needs --wait.")
     as_json = options["json"]
-    execution = start_execution(plan=plan, mode=mode, auto_approve=options.get("auto_approve", False))
+    execution = start_execution(plan=plan, mode=mode, auto_approve=options.get("auto_approve", False),
+                                accept_risks=options.get("accept_risks", False))
     if not options["wait"]:
         if as_json:
             print_json(command.stdout, ExecutionSerializer(load_for_display(execution.pk)).data)

@@ -11,14 +11,22 @@ class ExecutionError(ServiceError):
 
 
 class PlanNotReady(ExecutionError):
-    """Readiness checks found errors; `report` holds every check."""
+    """Readiness checks found errors, or warnings the start did not accept; `report` holds
+    every check. `only_risks` says that accepting the warnings (accept_risks) would start it."""
 
     code = "not_ready"
 
     def __init__(self, report):
-        errors = "; ".join(check.message for check in report.errors)
-        super().__init__(f"The plan is not ready: {errors}")
         self.report = report
+        self.only_risks = not report.errors
+        if self.only_risks:
+            risks = "; ".join(check.message for check in report.warnings)
+            message = (f"The plan has {len(report.warnings)} risk(s) to accept: {risks} "
+                       "Start again accepting these warnings (accept_risks) to go ahead.")
+        else:
+            errors = "; ".join(check.message for check in report.errors)
+            message = f"The plan is not ready: {errors}"
+        super().__init__(message)
 
     def as_json(self):
         return {**super().as_json(), "readiness": self.report.as_json()}
@@ -48,9 +56,22 @@ class PlanAlreadyRunning(ExecutionConflict):
 
 
 class ServerBusy(ExecutionConflict):
-    """A server of the plan is in another active execution."""
+    """Servers of the plan are held by another active execution; `execution` is the one
+    holding the first of them, `servers` names every busy server."""
 
     code = "server_busy"
+
+    def __init__(self, execution, servers):
+        names = ", ".join(servers)
+        super().__init__(
+            f"Server(s) {names} are held by running execution {execution.pk} of plan '{execution.plan_name}' "
+            f"({execution.status}); a server belongs to one running execution at a time."
+        )
+        self.execution = execution
+        self.servers = list(servers)
+
+    def as_json(self):
+        return {**super().as_json(), "execution": str(self.execution.pk), "servers": self.servers}
 
 
 class IdempotencyKeyReused(ExecutionConflict):

@@ -75,6 +75,10 @@ class Execution(StatusMixin, models.Model):
     rto_target_minutes = models.PositiveIntegerField()
     rpo_target_minutes = models.PositiveIntegerField()
     plan_snapshot = models.JSONField(default=dict, help_text="The plan as it was at start.")
+    accepted_risks = models.JSONField(
+        default=list, blank=True,
+        help_text="The readiness warnings the person who started it accepted (their messages).",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -238,6 +242,26 @@ class DrsJob(models.Model):
 
     def __str__(self):
         return self.job_id or f"intended {self.type.lower()} job {self.launch_token}"
+
+
+class ServerClaim(models.Model):
+    """A source server held by an active execution. The unique constraint, not a check in
+    Python, makes a server belong to at most one active execution: two starts racing in two
+    processes cannot both claim it. Claims are created with the execution (and again by a
+    retry) and deleted in the transaction that makes the execution terminal."""
+
+    target = models.ForeignKey("plans.Target", on_delete=models.PROTECT, related_name="+")
+    source_server_id = models.CharField(max_length=19)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="server_claims")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target", "source_server_id"], name="server_claim_one_execution"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_server_id} held by {self.execution_id}"
 
 
 class ExecutionEvent(models.Model):

@@ -1,37 +1,40 @@
 """Readiness as every caller that decides about a start needs it: the checks of
-plans.readiness plus those that need executions (the plan already running, a server in
-another running execution)."""
+plans.readiness plus those that need executions (the plan already running, a server held by
+another active execution)."""
 
 from plans.models import RecoveryPlan, SourceServer
 from plans.readiness import ERROR, ReadinessReport
 from plans.readiness import plan_readiness as plan_checks
 
 from .choices import EXECUTION_ACTIVE
-from .models import Execution, ServerLaunch
+from .models import Execution, ServerClaim
 
 
 def check_other_executions(report: ReadinessReport, plan: RecoveryPlan, servers: list[SourceServer]) -> None:
-    """Errors for an active execution of `plan` and for servers in other plans' active executions."""
+    """Errors for an active execution of `plan` and for servers claimed by other plans' active
+    executions (the claims are what the database enforces at start)."""
     running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
     if running:
         report.add(ERROR, "plan_running",
                    f"The plan is already running as execution {running.pk} ({running.status}).")
-    busy = (
-        ServerLaunch.objects.filter(
-            source_server_id__in=[s.drs_id for s in servers], execution__status__in=EXECUTION_ACTIVE
-        )
+    by_key = {(s.target_id, s.drs_id): s for s in servers}
+    claims = (
+        ServerClaim.objects.filter(source_server_id__in=[s.drs_id for s in servers])
         .exclude(execution__plan=plan)
         .select_related("execution")
+        .order_by("source_server_id")
     )
-    by_id = {s.drs_id: s for s in servers}
-    for launch in busy:
-        server = by_id.get(launch.source_server_id)
+    for claim in claims:
+        server = by_key.get((claim.target_id, claim.source_server_id))
+        if server is None:  # the same id in another target
+            continue
         report.add(ERROR, "server_in_other_execution",
-                   f"Server {launch.hostname or launch.source_server_id} is in running execution "
-                   f"{launch.execution.pk} of plan '{launch.execution.plan_name}'.", server)
+                   f"Server {server.display_name} ({server.drs_id}) is held by running execution "
+                   f"{claim.execution.pk} of plan '{claim.execution.plan_name}'.", server)
 
 
-def plan_readiness(*, plan: RecoveryPlan, live: bool = True) -> ReadinessReport:
+def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False) -> ReadinessReport:
     """Check that `plan` can start now: plans.readiness.plan_readiness with the checks of
-    other executions, in the order the report has always listed them."""
-    return plan_checks(plan=plan, live=live, server_checks=[check_other_executions])
+    other executions, in the order the report has always listed them. Only `refresh` writes
+    (it syncs the inventory first): reads (pages, GET) never pass it."""
+    return plan_checks(plan=plan, live=live, refresh=refresh, server_checks=[check_other_executions])

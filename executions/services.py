@@ -38,8 +38,15 @@ from .choices import (
     WaveStatus,
 )
 from .engine.hooks import announce_status_changes, status_change
-from .exceptions import ExecutionConflict, IdempotencyKeyReused, PlanAlreadyRunning, PlanNotReady, ServerBusy
-from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .exceptions import (
+    ExecutionConflict,
+    ExecutionError,
+    IdempotencyKeyReused,
+    PlanAlreadyRunning,
+    PlanNotReady,
+    ServerBusy,
+)
+from .models import DrsJob, Execution, ExecutionEvent, ServerClaim, ServerLaunch, WaveRun
 from .readiness import plan_readiness
 
 logger = logging.getLogger(__name__)
@@ -97,41 +104,86 @@ def _execution_lease(execution):
 # --- start ---------------------------------------------------------------------------------
 
 def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBaseUser | None, auto_approve: bool = False,
-                    idempotency_key: str | None = None) -> Execution:
+                    idempotency_key: str | None = None, accept_risks: bool = False) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
-    Refuses without the start permission of the mode, when readiness finds errors, when the
-    plan already runs, or when one of its servers is in another running execution. A repeated
-    `idempotency_key` returns the execution it first created instead of starting another."""
+    Refuses without the start permission of the mode, when readiness finds errors, when it
+    finds warnings and `accept_risks` is false, when the plan already runs, or when one of its
+    servers is held by another active execution (the database's server claims decide races).
+    Accepted warnings are stored on the execution and in its audit log, with who accepted
+    them. A repeated `idempotency_key` returns the execution it first created instead of
+    starting another, even when the first request is still being served."""
     if mode not in ExecutionMode.values:
         raise ValidationError({"mode": f"Unknown mode {mode!r}; use DRILL or RECOVERY."})
+    # Whoever may start this mode may accept its risks: this one check covers both.
     _require(requested_by, START_PERMISSION[mode])
+    try:
+        return _start(plan=plan, mode=mode, user=requested_by, auto_approve=auto_approve,
+                      idempotency_key=idempotency_key, accept_risks=accept_risks)
+    except (ExecutionError, IntegrityError):
+        # A concurrent request with the same key may have won between two of our checks: it
+        # is the same request, so it gets that execution rather than the refusal its win caused.
+        if idempotency_key and (existing := Execution.objects.filter(idempotency_key=idempotency_key).first()):
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
+        raise
+
+
+def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks):
     if idempotency_key:
         existing = Execution.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user)
+    _refuse_if_running(plan)
+    # A start is a POST: it may refresh the inventory, and must, to judge on fresh data.
+    report = plan_readiness(plan=plan, refresh=True)
+    codes = {check.code for check in report.errors}
+    if "plan_running" in codes:
+        _refuse_if_running(plan)
+    if "server_in_other_execution" in codes:
+        busy = [check.server for check in report.errors if check.code == "server_in_other_execution"]
+        _refuse_if_claimed([(server.target_id, server.drs_id) for server in busy if server])
+    if report.errors or (report.warnings and not accept_risks):
+        raise PlanNotReady(report)
+    try:
+        return _create_execution(plan=plan, mode=mode, user=user, auto_approve=auto_approve,
+                                 idempotency_key=idempotency_key, report=report)
+    except IntegrityError:
+        # A concurrent start won the race: the unique constraints say which one.
+        _refuse_if_running(plan)
+        _refuse_if_claimed([(server.target_id, server.drs_id) for server in report.servers])
+        raise
+
+
+def _refuse_if_running(plan):
     running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
     if running:
         raise PlanAlreadyRunning(running)
 
-    report = plan_readiness(plan=plan, live=True)
-    busy = [c for c in report.errors if c.code == "server_in_other_execution"]
-    if busy:
-        raise ServerBusy("; ".join(c.message for c in busy))
-    if not report.ok:
-        raise PlanNotReady(report)
-    try:
-        execution = _create_execution(plan=plan, mode=mode, user=requested_by, auto_approve=auto_approve,
-                                      idempotency_key=idempotency_key, report=report)
-    except IntegrityError:
-        # A concurrent start won the race: the unique constraints say which one.
-        if idempotency_key and (existing := Execution.objects.filter(idempotency_key=idempotency_key).first()):
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
-        running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
-        if running:
-            raise PlanAlreadyRunning(running)
-        raise
-    return execution
+
+def _refuse_if_claimed(servers, *, excluding=None):
+    """Raise ServerBusy naming the execution that holds the first claimed of `servers`
+    ((target id, source server id) pairs), if another than `excluding` claims one."""
+    wanted = set(servers)
+    claims = ServerClaim.objects.filter(source_server_id__in={drs_id for _, drs_id in wanted})
+    if excluding is not None:
+        claims = claims.exclude(execution=excluding)
+    claims = [claim for claim in claims.select_related("execution").order_by("created_at", "source_server_id")
+              if (claim.target_id, claim.source_server_id) in wanted]
+    if claims:
+        holder = claims[0].execution
+        names = [claim.source_server_id for claim in claims if claim.execution_id == holder.pk]
+        hostnames = dict(ServerLaunch.objects.filter(execution=holder, source_server_id__in=names)
+                         .values_list("source_server_id", "hostname"))
+        raise ServerBusy(holder, [f"{hostnames.get(name) or name} ({name})" for name in names])
+
+
+def _claim_servers(execution, launches):
+    """Claim `launches`' servers for `execution`: an IntegrityError when another active
+    execution holds one (the caller's transaction is then rolled back)."""
+    ServerClaim.objects.bulk_create([
+        ServerClaim(target_id=launch.target_id, source_server_id=launch.source_server_id, execution=execution)
+        for launch in launches
+    ])
 
 
 def _same_request_or_conflict(existing, *, plan, mode, user):
@@ -145,14 +197,15 @@ def _same_request_or_conflict(existing, *, plan, mode, user):
 
 @transaction.atomic
 def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report):
-    """Freeze the plan into wave runs and server launches, all or nothing."""
+    """Freeze the plan into wave runs and server launches, and claim its servers, all or
+    nothing. The report's warnings are the risks the start accepted."""
     specs = plan_wave_specs(plan=plan)
     waves = list(plan.waves.order_by("order").prefetch_related("optional_servers"))
     execution = Execution.objects.create(
         plan=plan, plan_name=plan.name, mode=mode, requested_by=user, requested_by_username=_actor_name(user),
         auto_approve=auto_approve, idempotency_key=idempotency_key or None,
         rto_target_minutes=plan.rto_target_minutes, rpo_target_minutes=plan.rpo_target_minutes,
-        plan_snapshot=_snapshot(plan, specs, waves),
+        plan_snapshot=_snapshot(plan, specs, waves), accepted_risks=[c.message for c in report.warnings],
     )
     wave_runs = WaveRun.objects.bulk_create([
         WaveRun(execution=execution, index=position, name=spec.name, depends_on=spec.dependencies(position),
@@ -174,11 +227,15 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
                     source_server_id=server.drs_id, hostname=server.hostname, critical=server.pk not in optional,
                 ))
     ServerLaunch.objects.bulk_create(launches)
+    _claim_servers(execution, launches)
     announce_status_changes([status_change(execution, None)] + [status_change(w, None) for w in wave_runs])
     warnings = [c.message for c in report.warnings]
     _record_action(execution, user, f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
                    + (" (gates approved automatically)" if auto_approve else "") + ".",
                    readiness_warnings=warnings)
+    if warnings:
+        _record_action(execution, user, f"{_actor_name(user)} accepted {len(warnings)} readiness risk(s) to start: "
+                       + " ".join(warnings), accepted_risks=warnings)
     _enqueue_advance(execution)
     return execution
 
@@ -252,7 +309,8 @@ def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> 
 
 def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Relaunch only the failed servers of failed, timed-out and partial waves, re-open the
-    waves skipped because of them, and go on."""
+    waves skipped because of them, and go on. The execution claims its servers again: a
+    ServerBusy (409) when another execution took one of them since it ended."""
     _require(user, ACTION_PERMISSIONS["retry"])
     with _execution_lease(execution):
         if execution.status not in EXECUTION_RETRYABLE:
@@ -261,18 +319,32 @@ def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> E
         if DrsJob.objects.filter(execution=execution, state__in=[JobState.INTENDED, JobState.ACTIVE],
                                  type=JobType.LAUNCH).exclude(drs_status=JobStatus.COMPLETED).exists():
             raise ExecutionConflict("DRS jobs of this execution are still running; retry once they have ended.")
-        with transaction.atomic():
-            relaunched, changes = _reset_for_retry(execution)
-            execution.check_transition(ExecutionStatus.RUNNING)
-            old = execution.status
-            execution.status = ExecutionStatus.RUNNING
-            execution.finished_at = None
-            execution.save(update_fields=["status", "finished_at"])
-            changes.append(status_change(execution, old))
-            announce_status_changes(changes)
-            _record_action(execution, user, f"Retried the execution: {relaunched} server(s) will be launched again.")
+        try:
+            with transaction.atomic():
+                _retry_in_transaction(execution, user)
+        except IntegrityError:
+            # Another execution claimed one of its servers while it was ended.
+            _refuse_if_claimed(list(execution.server_launches.values_list("target_id", "source_server_id")),
+                               excluding=execution)
+            raise
     _enqueue_advance(execution)
     return execution
+
+
+def _retry_in_transaction(execution, user):
+    """The retry's changes: its servers claimed again, the failed waves reset, RUNNING again."""
+    # Claims were released when it ended; a retry makes it active, so it holds its servers again.
+    ServerClaim.objects.filter(execution=execution).delete()
+    _claim_servers(execution, list(execution.server_launches.only("target_id", "source_server_id")))
+    relaunched, changes = _reset_for_retry(execution)
+    execution.check_transition(ExecutionStatus.RUNNING)
+    old = execution.status
+    execution.status = ExecutionStatus.RUNNING
+    execution.finished_at = None
+    execution.save(update_fields=["status", "finished_at"])
+    changes.append(status_change(execution, old))
+    announce_status_changes(changes)
+    _record_action(execution, user, f"Retried the execution: {relaunched} server(s) will be launched again.")
 
 
 def _reset_for_retry(execution):

@@ -80,7 +80,7 @@ class DashboardView(RoleRequiredMixin, View):
         for plan in plans:
             plan.last_drill = drills.get(plan.last_drill_id)
             plan.readiness = plan_readiness(plan=plan, live=False)
-            for check in plan.readiness.errors:
+            for check in plan.readiness.checks:
                 if check.code == "lag_above_rpo" and check.server is not None:
                     rpo_lagging.setdefault(check.server.pk, (check.server, []))[1].append(plan)
         states = list(
@@ -279,8 +279,21 @@ class PlanDetailView(RoleRequiredMixin, View):
         return render_plan_detail(request, plan)
 
 
+# Refreshing the inventory from DRS is a write: for those who may start or edit the plan.
+REFRESH_PERMISSIONS = (ACTION_PERMISSIONS["start_drill"], ACTION_PERMISSIONS["start_recovery"],
+                       "plans.change_recoveryplan")
+
+
+def can_refresh_readiness(user):
+    """Whether `user` may refresh the inventory from DRS on the plan page."""
+    return any(user.has_perm(permission) for permission in REFRESH_PERMISSIONS)
+
+
 def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
-    """The plan page, with the start form that was posted (and its errors) when there is one."""
+    """The plan page, with the start form that was posted (and its errors) when there is one.
+
+    A GET of the page writes nothing: readiness reads the stored inventory and asks DRS, read
+    only, for active jobs; the "Refresh from DRS" button POSTs for a fresh inventory."""
     specs = plan_wave_specs(plan=plan)
     readiness_error = None
     if report is None:
@@ -302,9 +315,27 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
         "recovery_form": start_form if start_form and start_form.data.get("mode") == "RECOVERY"
         else StartForm(plan=plan, initial={"mode": "RECOVERY", "idempotency_key": key + "-r"}),
         "start_error": start_error,
+        "can_refresh": can_refresh_readiness(request.user),
         "targets": sorted({server.target.name for server in report.servers}),
         "server_count": len(report.servers),
     })
+
+
+class PlanReadinessRefreshView(RoleRequiredMixin, View):
+    """"Refresh from DRS": sync the inventory of the plan's targets, then show its readiness
+    (the readiness card for htmx, else back to the plan page)."""
+
+    permission_required = "plans.view_recoveryplan"
+
+    def post(self, request, pk):
+        plan = get_object_or_404(RecoveryPlan, pk=pk)
+        if not can_refresh_readiness(request.user):
+            raise PermissionDenied
+        report = plan_readiness(plan=plan, refresh=True)
+        if request.headers.get("HX-Request"):
+            return render(request, "plans/_readiness.html", {"plan": plan, "report": report, "can_refresh": True})
+        messages.success(request, "Refreshed the inventory from DRS.")
+        return redirect(f"{plan.get_absolute_url()}#readiness")
 
 
 class PlanStartView(RoleRequiredMixin, View):
@@ -324,11 +355,13 @@ class PlanStartView(RoleRequiredMixin, View):
         try:
             execution = services.execution_start(
                 plan=plan, mode=data["mode"], requested_by=request.user, auto_approve=data["auto_approve"],
-                idempotency_key=data["idempotency_key"] or None,
+                idempotency_key=data["idempotency_key"] or None, accept_risks=data["accept_risks"],
             )
         except PlanNotReady as exc:
+            error = ("The plan has risks; nothing was started. To start anyway, tick \u201cAccept these risks\u201d:"
+                     if exc.only_risks else "The plan is not ready; nothing was started. Fix these first:")
             return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400,
-                                      start_error="The plan is not ready; nothing was started. Fix these first:")
+                                      start_error=error)
         except PlanAlreadyRunning as exc:
             messages.error(request, format_html(
                 '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()

@@ -1,8 +1,17 @@
 """Readiness of a recovery plan: can it start now, and what should its owner fix first?
 
+A finding is an `error` (the plan cannot start: no servers, a server unknown to DRS, a plan
+DRS's quotas can never run, and, from executions, the plan or a server already running) or a
+`warning` (a risk a recovery in an outage must be able to take: replication not CONTINUOUS,
+lag over the RPO, DRS unreachable for a check, a server held by a DRS job drsorch did not
+start). Warnings block a start unless the person starting it accepts them. `info` notes
+(a wave split into several jobs, overlapping selectors) neither block nor need accepting.
+
 These are the checks plans can make alone. `executions.readiness.plan_readiness` adds the
 checks that need executions (the plan or a server already running) through `server_checks`;
 every caller that decides whether a plan can start uses that one.
+
+Only `refresh=True` writes (the inventory): a page or API read must never pass it.
 """
 
 import logging
@@ -16,7 +25,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from drsorch.drs import gateway
-from drsorch.drs.constants import MAX_ACTIVE_JOBS_PER_TARGET, MAX_SERVERS_IN_ACTIVE_JOBS, MAX_SERVERS_PER_JOB
+from drsorch.drs.constants import (
+    MAX_ACTIVE_JOBS_PER_TARGET,
+    MAX_SERVERS_IN_ACTIVE_JOBS,
+    MAX_SERVERS_PER_JOB,
+    TAG_EXECUTION,
+)
 
 from . import services
 from .choices import ReplicationState
@@ -26,13 +40,16 @@ logger = logging.getLogger(__name__)
 
 ERROR = "error"
 WARNING = "warning"
+INFO = "info"
+SEVERITIES = (ERROR, WARNING, INFO)
 
 ACTIVE_JOB_LOOKBACK = timedelta(days=2)
 
 
 @dataclass
 class ReadinessCheck:
-    """One finding: `severity` is "error" (blocks a start) or "warning"."""
+    """One finding: `severity` is "error" (never startable), "warning" (a risk: blocks a start
+    unless accepted) or "info" (a note that blocks nothing)."""
 
     severity: str
     code: str
@@ -40,6 +57,7 @@ class ReadinessCheck:
     server: SourceServer | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """The check as the readiness JSON lists it."""
         return {
             "severity": self.severity,
             "code": self.code,
@@ -60,20 +78,30 @@ class ReadinessReport:
 
     @property
     def errors(self) -> list[ReadinessCheck]:
+        """The findings that make a start impossible."""
         return [c for c in self.checks if c.severity == ERROR]
 
     @property
     def warnings(self) -> list[ReadinessCheck]:
+        """The risks a start must accept (accept_risks) to go ahead."""
         return [c for c in self.checks if c.severity == WARNING]
 
     @property
     def ok(self) -> bool:
+        """No errors: the plan can start, once its warnings are accepted."""
         return not self.errors
 
+    @property
+    def startable_without_accepting(self) -> bool:
+        """Neither errors nor warnings: a start needs nothing accepted."""
+        return not self.errors and not self.warnings
+
     def add(self, severity: str, code: str, message: str, server: SourceServer | None = None) -> None:
+        """Record a finding."""
         self.checks.append(ReadinessCheck(severity, code, message, server))
 
     def as_json(self) -> dict[str, Any]:
+        """The readiness JSON of the API."""
         return {
             "plan": {"id": self.plan.pk, "name": self.plan.name},
             "ready": self.ok,
@@ -87,11 +115,14 @@ class ReadinessReport:
 ServerCheck = Callable[[ReadinessReport, RecoveryPlan, list[SourceServer]], None]
 
 
-def plan_readiness(*, plan: RecoveryPlan, live: bool = True,
+def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
                    server_checks: Sequence[ServerCheck] = ()) -> ReadinessReport:
-    """Check that `plan` can start now. With `live`, the inventory of the plan's targets is
-    refreshed from DRS and DRS is asked for active jobs first; without it only stored data
-    is used (fast enough for a dashboard).
+    """Check that `plan` can start now, from the stored inventory.
+
+    With `live`, DRS is also asked (read only) for the active jobs holding the plan's servers;
+    without it only stored data is used (fast enough for a dashboard). With `refresh` (a
+    write: only POSTs and starts pass it) the inventory of the plan's targets is first
+    synced from DRS; `refresh` implies `live`.
 
     `server_checks` run right after the checks of each server's replication, in order, with
     the report, the plan and its resolved servers.
@@ -110,12 +141,15 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True,
 
     servers = [server for position in sorted(resolved) for server in resolved[position]]
     targets = {server.target_id: server.target for server in servers}
-    if live:
+    if refresh:
+        live = True
         _refresh_inventory(report, targets.values())
         fresh = SourceServer.objects.in_bulk([s.pk for s in servers])
         servers = [fresh[s.pk] for s in servers if s.pk in fresh]
     report.servers = servers
 
+    if not servers and not report.errors:
+        report.add(ERROR, "no_servers", "The plan resolves to no source servers: there is nothing to launch.")
     _check_servers(report, plan, servers)
     for check in server_checks:
         check(report, plan, servers)
@@ -132,8 +166,15 @@ def _refresh_inventory(report, targets):
             services.source_servers_sync(target=target)
         except (BotoCoreError, ClientError) as exc:
             report.add(WARNING, "inventory_stale",
-                       f"Could not refresh the inventory of target '{target.name}' from DRS ({exc}); "
-                       "checks use the last synced data.")
+                       f"DRS could not be reached to refresh the inventory of target '{target.name}' ({exc}); "
+                       "the replication checks use the last synced data.")
+
+
+def snapshot_age(server: SourceServer) -> str:
+    """How old the snapshot a recovery started now would launch `server` from, from its lag."""
+    if server.lag_seconds is None:
+        return "the age of the snapshot a recovery now starts from is unknown"
+    return f"a recovery now starts from a snapshot about {max(1, round(server.lag_seconds / 60))} min old"
 
 
 def _check_servers(report, plan, servers):
@@ -142,14 +183,16 @@ def _check_servers(report, plan, servers):
         if not server.in_drs:
             report.add(ERROR, "unknown_to_drs", f"Server {name} is no longer known to DRS.", server)
             continue
+        # In an outage replication stops (DISCONNECTED, STALLED) and DRS still launches from
+        # the last snapshot: a risk to accept, never a reason to refuse a recovery.
         if server.replication_state != ReplicationState.CONTINUOUS:
-            report.add(ERROR, "replication_unhealthy",
-                       f"Server {name} replication is {server.replication_state}; it must be CONTINUOUS.",
-                       server)
+            report.add(WARNING, "replication_unhealthy",
+                       f"Server {name} replication is {server.replication_state}, not CONTINUOUS; "
+                       f"{snapshot_age(server)}.", server)
         if server.lag_exceeds(plan.rpo_target_minutes):
-            report.add(ERROR, "lag_above_rpo",
+            report.add(WARNING, "lag_above_rpo",
                        f"Server {name} lags {server.lag_seconds // 60} min behind, above the plan's RPO "
-                       f"target of {plan.rpo_target_minutes} min.", server)
+                       f"target of {plan.rpo_target_minutes} min; {snapshot_age(server)}.", server)
 
 
 def _check_active_drs_jobs(report, targets, servers):
@@ -159,16 +202,25 @@ def _check_active_drs_jobs(report, targets, servers):
     for target in targets:
         wanted = ids_by_target.get(target.pk, {})
         try:
-            for job in gateway.active_jobs_since(target=target, since=timezone.now() - ACTIVE_JOB_LOOKBACK):
-                for participant in job.get("participatingServers", []):
-                    server = wanted.get(participant.get("sourceServerID"))
-                    if server:
-                        report.add(ERROR, "server_in_active_job",
-                                   f"Server {server.display_name} ({server.drs_id}) is in active DRS "
-                                   f"job {job['jobID']}; DRS allows one active job per server.", server)
+            jobs = gateway.active_jobs_since(target=target, since=timezone.now() - ACTIVE_JOB_LOOKBACK)
         except (BotoCoreError, ClientError) as exc:
             report.add(WARNING, "jobs_unchecked",
-                       f"Could not list active DRS jobs of target '{target.name}' ({exc}).")
+                       f"DRS could not be reached to list the active jobs of target '{target.name}' ({exc}); "
+                       "a server may be held by a DRS job.")
+            continue
+        for job in jobs:
+            # A job of a drsorch execution holds servers of that execution, which the
+            # executions' own check reports; any other job is DRS's or someone else's.
+            if TAG_EXECUTION in (job.get("tags") or {}):
+                continue
+            for participant in job.get("participatingServers", []):
+                server = wanted.get(participant.get("sourceServerID"))
+                if server:
+                    report.add(WARNING, "server_in_active_job",
+                               f"Server {server.display_name} ({server.drs_id}) is held by active DRS job "
+                               f"{job['jobID']}, which no drsorch execution started (a launch from outside "
+                               "drsorch, or a clean-up); DRS allows one active job per server, so the engine "
+                               "waits for that job to end before launching it.", server)
 
 
 def _check_quotas(report, specs, resolved, servers):
@@ -189,7 +241,7 @@ def _check_quotas(report, specs, resolved, servers):
                        f"Wave '{spec.name}' needs {jobs} DRS jobs, above the limit of {MAX_ACTIVE_JOBS_PER_TARGET} "
                        "concurrent jobs.")
         elif count > MAX_SERVERS_PER_JOB:
-            report.add(WARNING, "split_jobs",
+            report.add(INFO, "split_jobs",
                        f"Wave '{spec.name}' has {count} servers; it is launched as {jobs} DRS jobs of at "
                        f"most {MAX_SERVERS_PER_JOB} servers.")
 
@@ -205,7 +257,7 @@ def _check_overlapping_selectors(report, specs):
     for i, first in enumerate(ordered):
         for second in ordered[i + 1:]:
             if first.target_id == second.target_id and _selectors_overlap(first.tag_selector, second.tag_selector):
-                report.add(WARNING, "overlapping_selectors",
+                report.add(INFO, "overlapping_selectors",
                            f"Protection groups '{first.name}' and '{second.name}' have overlapping tag "
                            f"selectors ({first.tag_selector} and {second.tag_selector}): a server carrying "
                            "both sets of tags would be in both.")

@@ -14,7 +14,7 @@ STATUS_TONES = {
     "FAILED": "bad", "CANCELLED": "muted", "SKIPPED": "muted", "TERMINATED": "muted", "NOT_STARTED": "idle",
     "STALLED": "bad", "DISCONNECTED": "bad", "STOPPED": "bad", "PAUSED": "warn", "BACKLOG": "warn",
     "INITIAL_SYNC": "warn", "INITIATING": "warn", "CREATING_SNAPSHOT": "warn", "RESCAN": "warn",
-    "UNKNOWN": "muted", "error": "bad", "warning": "warn",
+    "UNKNOWN": "muted", "error": "bad", "warning": "warn", "info": "idle",
 }
 
 

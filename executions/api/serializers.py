@@ -75,6 +75,10 @@ class ExecutionSerializer(serializers.Serializer):
     finished_at = UtcDateTimeField(allow_null=True)
     rto_target_minutes = serializers.IntegerField()
     elapsed_seconds = serializers.SerializerMethodField()
+    accepted_risks = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The readiness warnings accepted to start it (accept_risks), as they read then; empty if none.",
+    )
     waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
 
     @extend_schema_field(OpenApiTypes.DOUBLE)
@@ -103,6 +107,12 @@ class ExecutionStartSerializer(serializers.Serializer):
     auto_approve = serializers.BooleanField(
         default=False, help_text="Pass every approval gate without waiting for someone to approve it."
     )
+    accept_risks = serializers.BooleanField(
+        default=False,
+        help_text="Start despite the readiness warnings (replication not CONTINUOUS, lag over the RPO, DRS "
+        "unreachable for a check, a server held by a DRS job drsorch did not start); they are recorded on "
+        "the execution. Errors are never accepted.",
+    )
 
 
 class PlanExecuteSerializer(serializers.Serializer):
@@ -111,6 +121,12 @@ class PlanExecuteSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=ExecutionMode.choices)
     auto_approve = serializers.BooleanField(
         default=False, help_text="Pass every approval gate without waiting for someone to approve it."
+    )
+    accept_risks = serializers.BooleanField(
+        default=False,
+        help_text="Start despite the readiness warnings (replication not CONTINUOUS, lag over the RPO, DRS "
+        "unreachable for a check, a server held by a DRS job drsorch did not start); they are recorded on "
+        "the execution. Errors are never accepted.",
     )
 
 

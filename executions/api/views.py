@@ -61,13 +61,18 @@ START_RESPONSES = {
         description="Started (or, with a repeated Idempotency-Key, the execution started before). "
         "The Location header is the execution's URL: poll it until `status` is terminal.",
     ),
-    400: FIELD_ERRORS_RESPONSE,
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="Invalid input (field errors, e.g. `{\"plan\": [\"...\"]}`), or the plan is not ready "
+        "(`code` not_ready, with the `readiness` report): its errors, or warnings the request did not accept "
+        "with `accept_risks` (the `detail` says so).",
+    ),
     **ERROR_RESPONSES,
     409: OpenApiResponse(
         ConflictSerializer,
-        description="The plan already runs (`code` plan_running, `execution` its id), a server is in "
-        "another running execution (server_busy), or the Idempotency-Key was used for another "
-        "request (idempotency_key_reused).",
+        description="The plan already runs (`code` plan_running, `execution` its id), a server is held by "
+        "another running execution (`code` server_busy, `execution` the holder, `servers` the busy servers), "
+        "or the Idempotency-Key was used for another request (idempotency_key_reused).",
     ),
 }
 ACTION_RESPONSES = {
@@ -78,7 +83,7 @@ ACTION_RESPONSES = {
 }
 
 
-def start_execution(request, *, plan, mode, auto_approve):
+def start_execution(request, *, plan, mode, auto_approve, accept_risks=False):
     """Start `plan` for the requesting user and answer 202 with the execution JSON and its
     Location; shared by POST executions/ and POST plans/<id>/execute/."""
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "").strip() or None
@@ -87,7 +92,8 @@ def start_execution(request, *, plan, mode, auto_approve):
             {IDEMPOTENCY_KEY_HEADER: [f"Use at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
         )
     execution = services.execution_start(
-        plan=plan, mode=mode, requested_by=request.user, auto_approve=auto_approve, idempotency_key=key
+        plan=plan, mode=mode, requested_by=request.user, auto_approve=auto_approve, idempotency_key=key,
+        accept_risks=accept_risks,
     )
     execution = executions_for_json().get(pk=execution.pk)
     location = request.build_absolute_uri(reverse("api-execution-detail", args=[execution.pk]))
@@ -213,25 +219,48 @@ class PlanEndpointView(generics.GenericAPIView):
     pagination_class = None
 
 
+# Refreshing the inventory is a write: for those who may start drills or recoveries or edit plans.
+REFRESH_PERMISSIONS = (*START_PERMISSIONS, "plans.change_recoveryplan")
+READINESS_RESPONSES = {200: ReadinessSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE}
+
+
 @extend_schema(tags=["plans"])
 class PlanReadinessView(PlanEndpointView):
-    """Whether a plan can start now (plans' checks and those of other executions)."""
+    """Whether a plan can start now (plans' checks and those of other executions). GET only
+    reads; POST refreshes the inventory from DRS first."""
 
-    required_permissions = ["plans.view_recoveryplan"]
+    @property
+    def required_permissions(self):
+        if self.request.method == "POST":
+            return ["plans.view_recoveryplan", REFRESH_PERMISSIONS]
+        return ["plans.view_recoveryplan"]
 
     @extend_schema(
         summary="Check readiness",
-        description="Whether the plan can start now: replication health, lag against the RPO, DRS quotas, "
-        "other executions and active DRS jobs. `ready` is false when any check has severity error.",
+        description="Whether the plan can start now, from the stored inventory: replication health, lag "
+        "against the RPO, DRS quotas, other executions and (with `live`) active DRS jobs, read without "
+        "writing anything. `ready` is false when any check has severity error; warnings block a start "
+        "unless it accepts them (`accept_risks`). POST to refresh the inventory from DRS first.",
         parameters=[OpenApiParameter("live", OpenApiTypes.BOOL, default=True,
                                      description=ReadinessQuerySerializer().fields["live"].help_text)],
-        responses={200: ReadinessSerializer, 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={**READINESS_RESPONSES, 400: FIELD_ERRORS_RESPONSE},
     )
     def get(self, request, pk=None):
         plan = self.get_object()
         query = ReadinessQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(plan_readiness(plan=plan, live=query.validated_data["live"]).as_json())
+
+    @extend_schema(
+        summary="Refresh the inventory and check readiness",
+        description="Syncs the inventory of the plan's targets from DRS (a write), then answers like GET with "
+        "`live`. For users who may start drills or recoveries or edit plans.",
+        request=None,
+        responses=READINESS_RESPONSES,
+    )
+    def post(self, request, pk=None):
+        plan = self.get_object()
+        return Response(plan_readiness(plan=plan, refresh=True).as_json())
 
 
 @extend_schema(tags=["plans"])

@@ -22,8 +22,8 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from drsorch.drs.constants import JobStatus
-from executions.choices import JOB_OPEN, EventKind, JobType, LaunchPhase, WaveStatus
-from executions.models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+from executions.choices import EXECUTION_TERMINAL, JOB_OPEN, EventKind, JobType, LaunchPhase, WaveStatus
+from executions.models import DrsJob, Execution, ExecutionEvent, ServerClaim, ServerLaunch, WaveRun
 from plans.models import Target
 
 from .hooks import StatusChange, announce_status_changes, status_change
@@ -259,6 +259,12 @@ class TickRows:
                 changed, names = self._changes(kept, fields)
                 update_rows(model, changed, names)
             insert_rows_ignoring_duplicates(ExecutionEvent, [e for e in self.events if e.execution_id in held])
+            # An execution that ends frees its servers in the same transaction (one DELETE,
+            # only in a tick where some execution ended), so no start ever sees it half-ended.
+            ended = [pk for pk in held if self.executions[pk].status in EXECUTION_TERMINAL
+                     and self.original[(Execution, pk)]["status"] not in EXECUTION_TERMINAL]
+            if ended:
+                ServerClaim.objects.filter(execution_id__in=ended).delete()
             announce_status_changes(change for change in self.status_changes if change.execution_id in held)
         for execution_id in set(self.executions) - held:
             logger.warning("Lease of execution %s expired during the tick; its changes were dropped.", execution_id)

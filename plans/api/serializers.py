@@ -265,8 +265,13 @@ class RecoveryPlanSerializer(serializers.ModelSerializer):
 
 
 class ReadinessCheckSerializer(serializers.Serializer):
-    severity = serializers.ChoiceField(choices=["error", "warning"], help_text="An error blocks a start.")
-    code = serializers.CharField(help_text="e.g. replication_unhealthy, lag_above_rpo, plan_running.")
+    severity = serializers.ChoiceField(
+        choices=["error", "warning", "info"],
+        help_text="error: the plan cannot start. warning: a risk that blocks a start unless it is accepted "
+        "(accept_risks). info: a note that blocks nothing.",
+    )
+    code = serializers.CharField(help_text="e.g. replication_unhealthy, lag_above_rpo, plan_running, "
+                                 "server_in_other_execution.")
     message = serializers.CharField()
     source_server_id = serializers.CharField(allow_null=True)
     hostname = serializers.CharField(allow_null=True)
@@ -276,7 +281,7 @@ class ReadinessSerializer(serializers.Serializer):
     """Can the plan start now, and what should be fixed first."""
 
     plan = ObjectRefSerializer()
-    ready = serializers.BooleanField()
+    ready = serializers.BooleanField(help_text="No errors: it can start (accepting the warnings, if any).")
     checked_at = serializers.DateTimeField(allow_null=True)
     server_count = serializers.IntegerField()
     checks = ReadinessCheckSerializer(many=True)
@@ -287,5 +292,6 @@ class ReadinessQuerySerializer(serializers.Serializer):
 
     live = serializers.BooleanField(
         default=True,
-        help_text="Refresh the inventory and ask DRS for active jobs first (true), or use stored data only.",
+        help_text="Also ask DRS (read only) for the active jobs holding the plan's servers (true), or use "
+        "stored data only. The inventory is never refreshed by a GET: POST does that.",
     )

@@ -14,7 +14,7 @@ from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_grou
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 EXECUTION_KEYS = {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                  "rto_target_minutes", "elapsed_seconds", "waves"}
+                  "rto_target_minutes", "elapsed_seconds", "accepted_risks", "waves"}
 PLAN_KEYS = {"id", "name"}
 WAVE_KEYS = {"index", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
 SERVER_KEYS = {"source_server_id", "hostname", "critical", "launch_status", "phase", "job_id",
@@ -117,21 +117,56 @@ def test_a_server_in_another_running_execution_answers_409(api, groups, plan, ex
     response = start(api("Operator"), other)
 
     assert response.status_code == 409
-    assert response.json()["code"] == "server_busy"
-    assert "db-01" in response.json()["detail"]
+    body = response.json()
+    assert body["code"] == "server_busy"
+    assert body["execution"] == str(execution.pk) and str(execution.pk) in body["detail"]
+    assert "db-01" in body["detail"] and body["servers"] == [f"db-01 ({groups[0].servers.get().drs_id})"]
 
 
-def test_a_plan_that_is_not_ready_answers_400_with_the_readiness_report(api, sandbox_servers, plan):
+def test_warnings_refuse_a_start_unless_accepted_and_are_recorded(api, sandbox_servers, plan):
     from drsorch.sandbox.services import sandbox_server_update
 
-    sandbox_server_update(source_server_id=sandbox_servers[0].drs_id, replication_state="STALLED")
-    response = start(api("Operator"), plan)
+    sandbox_server_update(source_server_id=sandbox_servers[0].drs_id, replication_state="STALLED", lag_seconds=1800)
+    client = api("Operator")
+    response = start(client, plan)
 
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "not_ready"
-    assert body["readiness"]["ready"] is False
-    assert any(check["code"] == "replication_unhealthy" for check in body["readiness"]["checks"])
+    assert body["code"] == "not_ready" and "accept_risks" in body["detail"]
+    assert body["readiness"]["ready"] is True  # no error: only risks to accept
+    warnings = [c for c in body["readiness"]["checks"] if c["severity"] == "warning"]
+    assert {c["code"] for c in warnings} == {"replication_unhealthy", "lag_above_rpo"}
+    assert "a recovery now starts from a snapshot about 30 min old" in warnings[0]["message"]
+    assert not Execution.objects.exists()
+
+    response = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL", "accept_risks": True},
+                           format="json")
+    assert response.status_code == 202, response.json()
+    assert response.json()["accepted_risks"] == [c["message"] for c in warnings]
+    execution = Execution.objects.get()
+    event = execution.events.get(data__has_key="accepted_risks")
+    assert event.actor.username == "operator" and event.data["accepted_risks"] == execution.accepted_risks
+
+
+def test_errors_cannot_be_accepted(api, sandbox_servers, plan):
+    from drsorch.sandbox.models import SandboxSourceServer
+
+    # Gone from DRS: the start's refresh finds it unknown, whatever accept_risks says.
+    SandboxSourceServer.objects.filter(source_server_id=sandbox_servers[0].drs_id).delete()
+    response = start(api("Operator"), plan, accept_risks=True)
+
+    assert response.status_code == 400
+    assert response.json()["readiness"]["ready"] is False
+    assert "unknown_to_drs" in {c["code"] for c in response.json()["readiness"]["checks"]}
+    assert not Execution.objects.exists()
+
+
+def test_an_operator_cannot_accept_the_risks_of_a_recovery(api, sandbox_servers, plan):
+    from drsorch.sandbox.services import sandbox_server_update
+
+    sandbox_server_update(source_server_id=sandbox_servers[0].drs_id, replication_state="DISCONNECTED")
+    assert start(api("Operator"), plan, mode="RECOVERY", accept_risks=True).status_code == 403
+    assert not Execution.objects.exists()
 
 
 @pytest.mark.parametrize("body, field", [
@@ -176,6 +211,7 @@ def test_list_is_paginated_and_filtered(api, clock, groups, plan, execution):
     client = api("Viewer")
     execution.status = ExecutionStatus.CANCELLED
     execution.save()
+    execution.server_claims.all().delete()  # what the engine does when it ends an execution
     clock.shift(60)
     recovery = execution_start(plan=other, mode="RECOVERY", requested_by=None)
 

@@ -23,6 +23,7 @@ def test_spectacular_validates_without_warnings(tmp_path):
                              ("DELETE", "{id}/")]:
             assert (method, f"/api/v1/{resource}/{path}") in operations
     assert {("POST", "/api/v1/source-servers/sync/"), ("GET", "/api/v1/plans/{id}/readiness/"),
+            ("POST", "/api/v1/plans/{id}/readiness/"),
             ("POST", "/api/v1/plans/{id}/execute/"), ("GET", "/api/v1/executions/"), ("POST", "/api/v1/executions/"),
             ("GET", "/api/v1/executions/{id}/"), ("GET", "/api/v1/executions/{id}/events/")} <= operations
     for verb in ["approve", "cancel", "retry", "cleanup"]:
@@ -35,7 +36,7 @@ def test_the_schema_describes_the_execution_json_and_the_idempotency_key(client)
 
     assert set(components["Execution"]["properties"]) == {
         "id", "plan", "mode", "status", "requested_by", "started_at", "finished_at", "rto_target_minutes",
-        "elapsed_seconds", "waves"}
+        "elapsed_seconds", "accepted_risks", "waves"}
     assert set(components["Execution"]["required"]) == set(components["Execution"]["properties"])
     assert set(components["ServerLaunch"]["properties"]) == {
         "source_server_id", "hostname", "critical", "launch_status", "phase", "job_id", "recovery_instance_id",

@@ -47,6 +47,21 @@ def make_plan(make_sandbox_servers, sandbox_target):
 
 
 @pytest.fixture
+def shared(make_sandbox_servers, sandbox_target):
+    """Two plans sharing db-01 through tag selectors: "First" (db-01, web-01) and "Second"
+    (db-01, app-01)."""
+    make_sandbox_servers("db-01", tags={"First": "yes", "Second": "yes"})
+    make_sandbox_servers("web-01", tags={"First": "yes"})
+    make_sandbox_servers("app-01", tags={"Second": "yes"})
+
+    def plan(name):
+        group = protection_group_save(name=f"{name} group", target=sandbox_target, tag_selector={name: "yes"})
+        return plan_save(name=name, waves=[WaveSpec(name="All", protection_groups=[group])])
+
+    return plan("First"), plan("Second")
+
+
+@pytest.fixture
 def drive(clock):
     """Tick the engine, moving time `step` seconds between ticks, until the execution ends
     (or `until(execution)` holds). Returns the refreshed execution."""

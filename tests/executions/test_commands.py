@@ -168,19 +168,43 @@ def test_unknown_plan_exits_2(demo):
     assert not Execution.objects.exists()
 
 
-def test_readiness_failure_exits_2_with_each_error(demo):
+def test_unaccepted_risks_exit_2_naming_each_warning(demo):
     servers = {s["hostname"]: s["source_server_id"] for s in sandbox_status()["servers"]}
-    sandbox_server_update(source_server_id=servers["db-01"], replication_state="STALLED")
+    sandbox_server_update(source_server_id=servers["db-01"], replication_state="STALLED", lag_seconds=300)
     sandbox_server_update(source_server_id=servers["web-02"], lag_seconds=3600)
 
     result = run("drill", DEMO_PLAN_NAME, "--wait", "--json")
 
     assert result.code == 2
     assert result.out == ""
-    assert "is not ready" in result.err
-    assert f"  - Server db-01 ({servers['db-01']}) replication is STALLED; it must be CONTINUOUS." in result.err
+    assert "has 2 risk(s); nothing was started" in result.err and "--accept-risks" in result.err
+    assert (f"  - Server db-01 ({servers['db-01']}) replication is STALLED, not CONTINUOUS; a recovery now "
+            "starts from a snapshot about 5 min old.") in result.err
     assert f"  - Server web-02 ({servers['web-02']}) lags 60 min behind" in result.err
     assert not Execution.objects.exists()
+
+
+def test_accept_risks_starts_and_records_them(demo):
+    servers = {s["hostname"]: s["source_server_id"] for s in sandbox_status()["servers"]}
+    sandbox_server_update(source_server_id=servers["db-01"], replication_state="DISCONNECTED", lag_seconds=900)
+    plan = RecoveryPlan.objects.get(name=DEMO_PLAN_NAME)
+
+    refused = run("recover", DEMO_PLAN_NAME, "--confirm", plan.name, "--json")
+    assert refused.code == 2 and "replication is DISCONNECTED" in refused.err
+
+    result = run("recover", DEMO_PLAN_NAME, "--confirm", plan.name, "--accept-risks", "--json")
+
+    assert result.code == 0, result.err
+    assert len(result.json["accepted_risks"]) == 1 and "DISCONNECTED" in result.json["accepted_risks"][0]
+    assert Execution.objects.get().accepted_risks == result.json["accepted_risks"]
+
+
+def test_errors_exit_2_even_with_accept_risks(demo):
+    first = run("drill", DEMO_PLAN_NAME)
+    result = run("drill", DEMO_PLAN_NAME, "--accept-risks")
+
+    assert first.code == 0
+    assert result.code == 2 and "already running" in result.err
 
 
 def test_a_running_plan_cannot_start_twice(demo):
@@ -305,7 +329,7 @@ def test_list_and_show(demo):
     as_json = run("execution", "show", str(execution.pk), "--json")
     assert as_json.json == listed.json[0]
     assert set(as_json.json) == {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                                 "rto_target_minutes", "elapsed_seconds", "waves"}
+                                 "rto_target_minutes", "elapsed_seconds", "accepted_risks", "waves"}
 
 
 @pytest.mark.parametrize("ident, message", [

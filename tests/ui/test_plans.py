@@ -6,6 +6,7 @@ from django.urls import reverse
 from executions.choices import ExecutionStatus
 from executions.models import Execution
 from plans.models import RecoveryPlan
+from plans.services import source_servers_sync
 from tests.factories import build_execution
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -132,8 +133,10 @@ def test_plan_detail_shows_readiness_errors(login, demo):
     from drsorch.sandbox.services import sandbox_server_update
 
     sandbox_server_update(source_server_id=server.drs_id, replication_state="STALLED")
+    source_servers_sync(target=demo["target"])  # the page shows the stored inventory
     body = login("Viewer").get(demo["plan"].get_absolute_url()).content.decode()
-    assert "replication is STALLED; it must be CONTINUOUS" in body
+    assert "replication is STALLED, not CONTINUOUS; a recovery now starts from a snapshot about" in body
+    assert "Refresh from DRS" not in body  # a Viewer may not refresh the inventory
 
 
 def test_plan_detail_survives_drs_errors(login, demo, monkeypatch):
@@ -202,15 +205,45 @@ def test_commander_recovers_only_after_typing_the_plan_name(login, demo):
 
 
 def test_readiness_errors_are_shown_and_nothing_starts(login, demo):
-    from drsorch.sandbox.services import sandbox_server_update
+    demo["servers"][0].in_drs = False
+    demo["servers"][0].save()
+    from drsorch.sandbox.models import SandboxSourceServer
 
-    sandbox_server_update(source_server_id=demo["servers"][0].drs_id, replication_state="STALLED")
-    response = start(login("Operator"), demo["plan"])
+    SandboxSourceServer.objects.filter(source_server_id=demo["servers"][0].drs_id).delete()
+    response = start(login("Operator"), demo["plan"], accept_risks="on")
     assert response.status_code == 400
     body = response.content.decode()
     assert "The plan is not ready; nothing was started." in body
-    assert "replication is STALLED" in body
+    assert "is no longer known to DRS" in body
     assert not Execution.objects.exists()
+
+
+def test_the_start_form_accepts_the_warnings_it_lists(login, demo):
+    from drsorch.sandbox.services import sandbox_server_update
+
+    sandbox_server_update(source_server_id=demo["servers"][0].drs_id, replication_state="DISCONNECTED",
+                          lag_seconds=1200)
+    client = login("Operator")
+    page = client.get(demo["plan"].get_absolute_url()).content.decode()
+    assert 'name="accept_risks"' not in page  # the stored inventory is still healthy
+    client.post(reverse("plans:plan_readiness_refresh", args=[demo["plan"].pk]))
+    page = client.get(demo["plan"].get_absolute_url()).content.decode()
+    assert 'name="accept_risks"' in page and "Accept these risks" in page
+    assert "replication is DISCONNECTED, not CONTINUOUS; a recovery now starts from a snapshot about 20 min old" in page
+
+    response = start(client, demo["plan"])
+    assert response.status_code == 400
+    assert "The plan has risks; nothing was started." in response.content.decode()
+    assert not Execution.objects.exists()
+
+    response = start(client, demo["plan"], accept_risks="on")
+    execution = Execution.objects.get()
+    assert response.status_code == 302 and response["Location"] == execution.get_absolute_url()
+    assert len(execution.accepted_risks) == 2 and "DISCONNECTED" in execution.accepted_risks[0]
+    assert "lags 20 min behind" in execution.accepted_risks[1]
+    for url in (execution.get_absolute_url(), reverse("executions:report", args=[execution.pk])):
+        body = client.get(url).content.decode()
+        assert 'id="accepted-risks"' in body and "replication is DISCONNECTED" in body
 
 
 def test_a_running_plan_links_to_its_execution(login, demo):

@@ -1,4 +1,4 @@
-"""`manage.py drill PLAN [--wait] [--json] [--auto-approve] [--cleanup]`: start a DRILL."""
+"""`manage.py drill PLAN [--accept-risks] [--wait] [--json] [--auto-approve] [--cleanup]`: start a DRILL."""
 
 import sys
 
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         "Start a DRILL of a recovery plan (by name or id). With --wait, follow it to its end, "
         "advancing it itself whether or not a worker runs, and show progress. Exit codes: 0 "
         "SUCCEEDED (or started, without --wait), 1 ended otherwise, 2 bad input (unknown plan, "
-        "plan not ready, plan already running), 130 interrupted."
+        "plan not ready or risks not accepted, plan or server already running), 130 interrupted."
     )
 
     def add_arguments(self, parser):
@@ -22,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true",
                             help="Print the execution JSON: at the end with --wait, else at once. Progress "
                                  "goes to stderr.")
+        parser.add_argument("--accept-risks", action="store_true",
+                            help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
+                                 "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
+                                 "they are recorded on the execution. Errors are never accepted.")
         parser.add_argument("--auto-approve", action="store_true", help="Open approval gates automatically.")
         parser.add_argument("--cleanup", action="store_true",
                             help="With --wait: terminate the drill's recovery instances once it has ended.")

@@ -1,4 +1,4 @@
-"""`manage.py recover PLAN --confirm PLAN_NAME [--wait] [--json]`: start a RECOVERY."""
+"""`manage.py recover PLAN --confirm PLAN_NAME [--accept-risks] [--wait] [--json]`: start a RECOVERY."""
 
 import sys
 
@@ -12,14 +12,18 @@ class Command(BaseCommand):
     help = (
         "Start a RECOVERY of a recovery plan (by name or id): launches production instances in "
         "the recovery account. Refuses unless --confirm repeats the plan's name exactly. Exit "
-        "codes: 0 SUCCEEDED (or started, without --wait), 1 ended otherwise, 2 bad input or no "
-        "confirmation, 130 interrupted."
+        "codes: 0 SUCCEEDED (or started, without --wait), 1 ended otherwise, 2 bad input, no "
+        "confirmation, plan not ready or risks not accepted, 130 interrupted."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("plan", help="The plan's name (quote it) or numeric id.")
         parser.add_argument("--confirm", metavar="PLAN_NAME", default=None,
                             help="The plan's exact name, to confirm that a real recovery is meant.")
+        parser.add_argument("--accept-risks", action="store_true",
+                            help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
+                                 "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
+                                 "they are recorded on the execution. Errors are never accepted.")
         parser.add_argument("--wait", action="store_true", help="Follow (and drive) the recovery to its end.")
         parser.add_argument("--json", action="store_true",
                             help="Print the execution JSON: at the end with --wait, else at once. Progress "
