@@ -229,6 +229,9 @@ class PlanReadinessView(PlanEndpointView):
     """Whether a plan can start now (plans' checks and those of other executions). GET only
     reads; POST refreshes the inventory from DRS first."""
 
+    # POST takes no body; OPTIONS (DRF's metadata) describes the answer's fields.
+    serializer_class = ReadinessSerializer
+
     @property
     def required_permissions(self):
         if self.request.method == "POST":
