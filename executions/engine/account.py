@@ -67,5 +67,6 @@ def read_target(rows: TickRows, target: Target) -> TargetView:
     jobs = list(gateway.jobs_since(target=target, since=rows.now - ACTIVE_JOB_LOOKBACK))
     view = TargetView.from_jobs(jobs)
     rows.drs_views[target.pk] = view
-    rows.quota_use[target.pk] = view.quota_use(rows.our_open_jobs.get(target.pk, []))
+    # In place: the launcher holds this dict while it fills the target's room.
+    rows.quota_use[target.pk].update(view.quota_use(rows.our_open_jobs.get(target.pk, [])))
     return view
