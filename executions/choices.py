@@ -116,6 +116,7 @@ class LaunchPhase(models.TextChoices):
 
     WAITING = "", "—"
     QUEUED = "QUEUED", "Queued"
+    HELD = "HELD", "Held by another DRS job"
     STARTING = "STARTING", "Starting job"
     SNAPSHOT = "SNAPSHOT", "Taking snapshot"
     CONVERSION = "CONVERSION", "Converting"
@@ -136,6 +137,10 @@ class JobState(models.TextChoices):
     ACTIVE = "ACTIVE", "Active in DRS"
     COMPLETED = "COMPLETED", "Completed"
     ABANDONED = "ABANDONED", "Never reached DRS"
+    # DRS could not be asked (unreachable target, failing credentials) for longer than the
+    # engine waits: whether the job exists is unknown. Its servers were failed, never
+    # relaunched automatically; a person's retry decides.
+    UNKNOWN = "UNKNOWN", "Outcome unknown (DRS unreachable)"
 
 
 JOB_OPEN = frozenset({JobState.INTENDED, JobState.ACTIVE})

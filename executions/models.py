@@ -83,6 +83,11 @@ class Execution(StatusMixin, models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cleaned_up_at = models.DateTimeField(null=True, blank=True)
+    # Targets whose DRS calls failed in the last ticks because DRS could not be reached or
+    # asked (endpoint, credentials, permissions to read jobs): {"<target id>": {"since": ISO,
+    # "ticks": consecutive failed ticks, "error": the cause}}. The engine gives up on a target
+    # after a bounded time (engine.jobs.give_up_unreachable), so nothing waits forever.
+    drs_trouble = models.JSONField(default=dict, blank=True)
     # An advance holds the execution for a short lease, so two workers (or a worker and
     # `drill --wait`) never advance one execution at the same time.
     lease_owner = models.CharField(max_length=64, blank=True)

@@ -14,7 +14,7 @@ from typing import Any
 from drsorch.aws import AwsTarget, aws_calls_made, client_for
 
 from .constants import MAX_JOB_IDS_PER_CALL, TAG_LAUNCH_TOKEN, JobStatus
-from .times import format_drs_time
+from .times import format_drs_time, parse_drs_time
 
 Job = dict[str, Any]
 
@@ -67,15 +67,42 @@ def active_jobs_since(*, target: AwsTarget, since: datetime) -> list[Job]:
     return [job for job in jobs_since(target=target, since=since) if job.get("status") != JobStatus.COMPLETED]
 
 
-def find_jobs_by_launch_token(*, target: AwsTarget, since: datetime, tokens: set[str]) -> dict[str, Job]:
+def list_tags_for_resource(*, target: AwsTarget, arn: str) -> dict[str, str]:
+    """ListTagsForResource: the tags of one DRS resource (a job, a source server...) by ARN."""
+    return client_for(target, "drs").list_tags_for_resource(resourceArn=arn).get("tags") or {}
+
+
+def job_tags(*, target: AwsTarget, job: Job) -> dict[str, str]:
+    """A job's tags: DescribeJobs' `tags`, or, when it answered without the key (DRS does not
+    always return them), ListTagsForResource on the job's ARN."""
+    if "tags" in job or not job.get("arn"):
+        return job.get("tags") or {}
+    return list_tags_for_resource(target=target, arn=job["arn"])
+
+
+def find_jobs_by_launch_token(*, target: AwsTarget, since: datetime, tokens: set[str],
+                              jobs: Iterable[Job] | None = None) -> dict[str, Job]:
     """Jobs created since `since` that carry one of our launch tokens, by token. Used to adopt
-    a job whose id was never stored (a crash, a lost answer, a conflict)."""
+    a job whose id was never stored (a crash, a lost answer, a conflict). `jobs` is a listing
+    already read (newest first, reaching back at least to `since` minus a minute).
+
+    Jobs listed without tags are asked for theirs (ListTagsForResource), but only LAUNCH jobs
+    created since `since` minus a minute, so the calls stay as few as our recent launches."""
     found = {}
     # A minute of slack: DRS's clock and ours may disagree by a few seconds.
-    for job in jobs_since(target=target, since=since - timedelta(minutes=1)):
-        launch_token = (job.get("tags") or {}).get(TAG_LAUNCH_TOKEN)
+    since = since - timedelta(minutes=1)
+    listing = jobs_since(target=target, since=since) if jobs is None else jobs
+    for job in listing:
+        created = parse_drs_time(job.get("creationDateTime"))
+        if created is not None and created < since:
+            continue
+        if job.get("type", "LAUNCH") != "LAUNCH":
+            continue
+        launch_token = job_tags(target=target, job=job).get(TAG_LAUNCH_TOKEN)
         if launch_token in tokens:
             found[launch_token] = job
+            if len(found) == len(tokens):
+                break
     return found
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
 from drsorch.drs.constants import JobStatus, LaunchActionRunStatus
+from drsorch.drs.errors import ErrorKind
 from drsorch.drs.times import parse_drs_time
-from executions.choices import JOB_OPEN, EventKind, JobState, JobType, LaunchPhase, LaunchStatus
+from executions.choices import JOB_OPEN, EventKind, JobState, JobType, LaunchPhase, LaunchStatus, WaveStatus
 from executions.models import DrsJob, Execution, ServerLaunch
 from plans.models import Target
 
@@ -32,6 +33,13 @@ logger = logging.getLogger(__name__)
 # is made in a single attempt (no botocore retries) bounded by the connect and read timeouts
 # (35 s), so a call made under a renewed lease has ended before the lease can pass to another.
 INTENT_GRACE_SECONDS = LEASE_SECONDS
+
+# How long DRS may stay unreachable (endpoint, credentials, a permission to read jobs) for an
+# execution before the engine stops waiting for it on that target: at least this many
+# consecutive failed ticks and this much time, so one blip never fails anything and a cancel
+# or a failing drill still ends within a few minutes.
+UNREACHABLE_GIVE_UP_SECONDS = 120
+UNREACHABLE_GIVE_UP_TICKS = 3
 
 
 def launch_settled(rows: TickRows, execution: Execution, launch: ServerLaunch) -> bool:
@@ -58,19 +66,30 @@ def launch_failed(execution: Execution, launch: ServerLaunch) -> bool:
 
 def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
     """One DescribeJobs per target for the open jobs (or `jobs`); adopt or drop unconfirmed
-    intents."""
+    intents. A target DRS does not answer is noted against the executions of its jobs."""
     by_target = defaultdict(list)
     for job in (jobs if jobs is not None else rows.jobs.values()):
         by_target[job.target_id].append(job)
     for target_id, target_jobs in by_target.items():
         target = rows.targets[target_id]
+        executions = {job.execution_id for job in target_jobs}
         try:
             _poll_target(rows, target, target_jobs)
         except Exception as exc:
-            if not drs_errors.is_transient(exc):
-                raise
-            # Throttling and 5xx never fail an execution: the next tick asks again.
-            logger.info("DRS did not answer for target %s this tick: %s", target.name, exc)
+            kind = drs_errors.classify(exc)
+            if kind in (ErrorKind.RETRY, ErrorKind.QUOTA):
+                # Throttling and 5xx never fail an execution: the next tick asks again.
+                logger.info("DRS did not answer for target %s this tick: %s", target.name, exc)
+                continue
+            # Unreachable, failing credentials, or a permission missing to read jobs or their
+            # tags: the jobs exist (or may) in DRS, so nothing is failed now; after a bounded
+            # time give_up_unreachable() ends the wait, naming this cause.
+            logger.warning("Cannot follow the DRS jobs of target %s: %s", target.name, exc)
+            for execution_id in executions:
+                rows.call_failed(execution_id, target_id, drs_errors.explain(exc, operation="DescribeJobs"))
+        else:
+            for execution_id in executions:
+                rows.call_answered(execution_id, target_id)
 
 
 def _poll_target(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
@@ -134,6 +153,59 @@ def abandon(rows: TickRows, job: DrsJob, reason: str, *, fail_servers: bool = Fa
                wave=wave, data={"launch_token": str(job.launch_token)})
 
 
+def give_up_unreachable(rows: TickRows) -> None:
+    """End the wait for targets DRS has not answered for longer than the bound: fail the
+    servers still waiting to launch there and close the open launch jobs and intents as
+    "outcome unknown", so every execution (a cancelled one too) ends and a retry is allowed.
+
+    Exactly once: an intent may be *abandoned* (its servers launched again automatically) only
+    when DRS proved it created nothing, or when DRS, reachable, shows no job with its token
+    after the grace time. Here DRS cannot be asked, so neither holds: the StartRecovery may
+    have created a job. The intent is recorded as UNKNOWN and its servers FAILED, never
+    relaunched by the engine; a person's retry (which sees the recorded cause) decides."""
+    for execution in rows.executions.values():
+        trouble = execution.drs_trouble or {}
+        due = {key: entry for key, entry in trouble.items()
+               if entry.get("ticks", 0) >= UNREACHABLE_GIVE_UP_TICKS
+               and (rows.now - parse_drs_time(entry["since"])).total_seconds() >= UNREACHABLE_GIVE_UP_SECONDS}
+        for key, entry in due.items():
+            _give_up_target(rows, execution, int(key) if key.isdigit() else key, entry)
+        if due:
+            execution.drs_trouble = {key: entry for key, entry in trouble.items() if key not in due}
+            rows.touch(execution)
+
+
+def _give_up_target(rows: TickRows, execution: Execution, target_id: object, entry: dict[str, Any]) -> None:
+    since = parse_drs_time(entry["since"])
+    cause = f"DRS of target '{rows.targets[target_id].name}' could not be reached for " \
+            f"{(rows.now - since).total_seconds() / 60:.0f} min: {entry.get('error', 'no answer')}"
+    for job in list(rows.jobs.values()):
+        if (job.execution_id != execution.pk or job.target_id != target_id or job.type != JobType.LAUNCH
+                or job.state not in JOB_OPEN):
+            continue
+        what = f"DRS job {job.job_id}" if job.job_id else "The StartRecovery of this launch"
+        reason = (f"{cause}. {what} may or may not have launched these servers (outcome unknown); "
+                  "they are not relaunched automatically: check DRS, then retry.")
+        job.state = JobState.UNKNOWN
+        job.error = reason
+        rows.touch(job)
+        for launch in rows.launches_by_job.pop(job.pk, {}).values():
+            if not launch.is_terminal:
+                rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, error=reason)
+        rows.event(execution.pk, EventKind.ERROR, f"Launch outcome unknown: {reason}", wave=rows.wave_of(job),
+                   data={"launch_token": str(job.launch_token), "job_id": job.job_id or ""})
+    waves = {w.pk: w for w in rows.waves[execution.pk] if w.status == WaveStatus.LAUNCHING}
+    failed = 0
+    for launch in rows.launches[execution.pk]:
+        if (launch.wave_run_id in waves and launch.target_id == target_id and launch.job_id is None
+                and launch.status == LaunchStatus.NOT_STARTED):
+            rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                            error=f"{cause}. Not launched.")
+            failed += 1
+    if failed:
+        rows.event(execution.pk, EventKind.ERROR, f"{failed} server(s) not launched: {cause}.")
+
+
 def apply_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
     """Copy what DRS says of a job and its servers onto our rows."""
     if job.drs_status != data.get("status", job.drs_status):
@@ -188,32 +260,57 @@ def apply_participant(rows: TickRows, execution: Execution, launch: ServerLaunch
                         error=launch.error or "DRS reported the launch as FAILED.")
 
 
+def _action_label(run: dict[str, Any]) -> str:
+    action = run.get("action") or {}
+    name, code = action.get("name"), action.get("actionCode")
+    label = f"'{name}' ({code})" if name and code else f"'{name or code or run.get('runId', 'unnamed')}'"
+    return f"{label}: {run.get('failureReason') or 'no reason given'}"
+
+
 def _apply_post_launch(rows: TickRows, execution: Execution, launch: ServerLaunch,
                        participant: dict[str, Any]) -> None:
+    """Follow a launched server's post-launch actions (drs-facts 6). In a recovery the server
+    is done when they end: a failed mandatory action fails it, naming the action(s); a failed
+    action DRS marks `optional` does not (it is recorded). A drill records the status only."""
     runs = (participant.get("launchActionsStatus") or {}).get("runs") or []
     statuses = {run.get("status") for run in runs}
+    failed = [run for run in runs if run.get("status") == LaunchActionRunStatus.FAILED]
+    mandatory = [run for run in failed if not (run.get("action") or {}).get("optional")]
+    optional = [run for run in failed if run not in mandatory]
     if not runs:
         state = ""
     elif LaunchActionRunStatus.IN_PROGRESS in statuses:
         state = LaunchActionRunStatus.IN_PROGRESS
-    elif LaunchActionRunStatus.FAILED in statuses:
+    elif mandatory:
         state = LaunchActionRunStatus.FAILED
     else:
         state = LaunchActionRunStatus.SUCCEEDED
     if state == launch.post_launch_status:
         return
     launch.post_launch_status = state
-    if not execution.is_drill:
-        if state == LaunchActionRunStatus.IN_PROGRESS:
-            launch.phase = LaunchPhase.POST_LAUNCH
-        elif state == LaunchActionRunStatus.FAILED:
-            reasons = "; ".join(r.get("failureReason", "") for r in runs
-                                if r.get("status") == LaunchActionRunStatus.FAILED)
-            launch.phase = LaunchPhase.FAILED
-            launch.error = f"Post-launch actions failed: {reasons or 'no reason given'}"
-        else:
-            launch.phase = LaunchPhase.READY
     rows.touch(launch)
+    if state == LaunchActionRunStatus.IN_PROGRESS:
+        if not execution.is_drill:
+            launch.phase = LaunchPhase.POST_LAUNCH
+        return
+    wave = next((w for w in rows.waves[execution.pk] if w.pk == launch.wave_run_id), None)
+    who = launch.hostname or launch.source_server_id
+    if mandatory:
+        failures = "; ".join(_action_label(run) for run in mandatory)
+        message = f"Post-launch action(s) failed: {failures}"
+        if not execution.is_drill:
+            launch.phase = LaunchPhase.FAILED
+            launch.error = message
+        rows.event(execution.pk, EventKind.ERROR if not execution.is_drill else EventKind.ENGINE,
+                   f"{who}: {message}" + (" (a drill: the launch is what counts)" if execution.is_drill else ""),
+                   wave=wave, source_server_id=launch.source_server_id)
+    elif not execution.is_drill:
+        launch.phase = LaunchPhase.READY
+    if optional:
+        rows.event(execution.pk, EventKind.ENGINE,
+                   f"{who}: optional post-launch action(s) failed, which does not fail the server: "
+                   + "; ".join(_action_label(run) for run in optional),
+                   wave=wave, source_server_id=launch.source_server_id)
 
 
 def _finish_terminate_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ ConflictException means "look again", never "launch again".
 
 The quota limits are module globals read at call time (tests lower them with monkeypatch).
 
-May import: jobs, rows, lease (and drs, models, choices). Never job_log, waves or ticks.
+May import: account, jobs, rows, lease (and drs, models, choices). Never job_log, waves or ticks.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from drsorch.drs import constants as drs_constants
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
 from drsorch.drs.constants import MAX_ACTIVE_JOBS_PER_TARGET, MAX_SERVERS_IN_ACTIVE_JOBS, MAX_SERVERS_PER_JOB
+from drsorch.drs.errors import ErrorKind
 from executions.choices import EventKind, ExecutionStatus, JobState, JobType, LaunchPhase, LaunchStatus, WaveStatus
 from executions.models import DrsJob, Execution, ServerLaunch, WaveRun
 from plans.models import Target
 
+from .account import TargetView, read_target
 from .jobs import abandon, adopt
 from .lease import LEASE_SECONDS, LeaseLost, renew_lease
 from .rows import TickRows
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # A StartRecovery is one attempt bounded by connect (5 s) and read (30 s) timeouts.
 MAX_START_RECOVERY_SECONDS = 35
+# The holder of a server that conflicts although no listed active job holds it.
+UNKNOWN_HOLDER = ""
 
 
 class Launcher:
@@ -75,6 +79,17 @@ class Launcher:
 
     def _submit_for_target(self, execution: Execution, wave: WaveRun, target: Target,
                            launches: list[ServerLaunch]) -> None:
+        view = self._view(execution, wave, target, launches)
+        if view is None:
+            return
+        free = []
+        for launch in launches:
+            holder = view.busy.get(launch.source_server_id)
+            if holder:
+                self._hold(execution, wave, launch, holder)
+            else:
+                free.append(launch)
+        launches = free
         use = self.rows.quota_use[target.pk]
         while launches:
             room = min(MAX_SERVERS_PER_JOB, MAX_SERVERS_IN_ACTIVE_JOBS - use["servers"])
@@ -89,6 +104,57 @@ class Launcher:
             use["servers"] += len(batch)
             self.launch_batch(execution, wave, target, batch)
 
+    def _view(self, execution: Execution, wave: WaveRun, target: Target,
+              launches: list[ServerLaunch]) -> TargetView | None:
+        """The account's active jobs on `target`, read at most once per tick (None when DRS did
+        not answer: the servers wait, or fail at once when the answer is final)."""
+        if target.pk in self.rows.drs_views:
+            view = self.rows.drs_views[target.pk]
+        else:
+            try:
+                view = read_target(self.rows, target)
+            except Exception as exc:
+                self.rows.drs_views[target.pk] = view = None
+                self.rows.drs_view_errors[target.pk] = exc
+        if view is not None:
+            self.rows.call_answered(execution.pk, target.pk)
+            return view
+        exc = self.rows.drs_view_errors[target.pk]
+        self._not_launched(execution, wave, target, launches, exc, operation="DescribeJobs")
+        return None
+
+    def _not_launched(self, execution: Execution, wave: WaveRun, target: Target, launches: list[ServerLaunch],
+                      exc: Exception, *, operation: str) -> None:
+        """What happens to servers whose launch a DRS error stopped before any job was made."""
+        kind = drs_errors.classify(exc)
+        cause = drs_errors.explain(exc, operation=operation)
+        if kind == ErrorKind.FINAL:
+            for launch in launches:
+                self.rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                                     error=f"Not launched: {cause}")
+            self.rows.event(execution.pk, EventKind.ERROR, f"{len(launches)} server(s) of wave '{wave.name}' not "
+                            f"launched: {cause}", wave=wave, data={"operation": operation})
+            return
+        if kind == ErrorKind.UNREACHABLE:
+            self.rows.call_failed(execution.pk, target.pk, cause)
+        for launch in launches:
+            wanted = cause if kind in (ErrorKind.UNREACHABLE, ErrorKind.QUOTA) else launch.error
+            if launch.phase != LaunchPhase.QUEUED or launch.error != wanted:
+                launch.phase, launch.error = LaunchPhase.QUEUED, wanted
+                self.rows.touch(launch)
+
+    def _hold(self, execution: Execution, wave: WaveRun, launch: ServerLaunch, holder: str) -> None:
+        """`launch` waits for DRS job `holder` to end: DRS runs one active job per server."""
+        error = (f"Waiting for DRS job {holder}, which holds this server; it is launched once that job ends."
+                 if holder != UNKNOWN_HOLDER else
+                 "Held by a DRS job not found among the account's recent jobs; tried again on the next poll.")
+        if launch.phase == LaunchPhase.HELD and launch.error == error:
+            return
+        launch.phase, launch.error = LaunchPhase.HELD, error
+        self.rows.touch(launch)
+        self.rows.event(execution.pk, EventKind.ENGINE, f"{launch.hostname or launch.source_server_id}: {error}",
+                        wave=wave, source_server_id=launch.source_server_id, data={"held_by": holder})
+
     def launch_batch(self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]) -> None:
         """Renew the lease, record the intent, then call StartRecovery once for `batch`."""
         self._ensure_lease(execution)
@@ -102,8 +168,9 @@ class Launcher:
                                           source_server_ids=[launch.source_server_id for launch in batch],
                                           is_drill=execution.is_drill, tags=tags)
         except Exception as exc:
-            self._launch_refused(job, target, exc)
+            self._launch_refused(execution, wave, target, job, batch, exc)
             return
+        self.rows.call_answered(execution.pk, target.pk)
         self.jobs_started += 1
         adopt(self.rows, job, data, how="started")
 
@@ -146,22 +213,33 @@ class Launcher:
         self.rows.remember(batch)
         return job
 
-    def _launch_refused(self, job: DrsJob, target: Target, exc: Exception) -> None:
+    def _launch_refused(self, execution: Execution, wave: WaveRun, target: Target, job: DrsJob,
+                        batch: list[ServerLaunch], exc: Exception) -> None:
         """Decide from StartRecovery's error whether DRS acted: adopt, drop, fail or keep the intent."""
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or str(exc)
-        if drs_errors.is_conflict(exc):
-            # A server is in an active job: maybe ours, from an answer we never saw. Look first.
-            found = gateway.find_jobs_by_launch_token(target=target, since=job.requested_at,
-                                                  tokens={str(job.launch_token)})
-            if str(job.launch_token) in found:
-                adopt(self.rows, job, found[str(job.launch_token)], how="found after a conflict")
-            else:
-                abandon(self.rows, job, f"DRS refused: {message}. The servers are retried on the next poll.")
-        elif drs_errors.is_rejected(exc):
-            abandon(self.rows, job,
-                    f"DRS refused for now ({drs_errors.error_code(exc)}): {message}. Retrying on the next poll.")
-        elif drs_errors.is_permanent(exc):
-            abandon(self.rows, job, f"DRS cannot launch these servers: {message}", fail_servers=True)
+        kind = drs_errors.classify(exc)
+        cause = drs_errors.explain(exc, operation="StartRecovery")
+        if kind == ErrorKind.CONFLICT:
+            self._conflict(execution, wave, target, job, batch, exc)
+        elif kind == ErrorKind.QUOTA:
+            # DRS counts jobs we cannot see (another region's console, a job older than the
+            # lookback): nothing more starts on this target this tick.
+            self.rows.quota_use[target.pk]["jobs"] = MAX_ACTIVE_JOBS_PER_TARGET
+            abandon(self.rows, job, f"{cause} Retrying on the next poll.")
+            self._not_launched(execution, wave, target, batch, exc, operation="StartRecovery")
+        elif kind == ErrorKind.FINAL:
+            # Tags are never dropped to get past a TagResource denial or a tag the request
+            # cannot carry: without its launch-token tag a job whose answer is lost (a crash)
+            # could not be adopted, and its servers would be launched twice. The permission is
+            # what to fix (docs/architecture.md, "Exactly once").
+            abandon(self.rows, job, cause, fail_servers=True)
+            self.rows.event(execution.pk, EventKind.ERROR, f"StartRecovery refused for good: {cause}", wave=wave,
+                            data={"error_code": drs_errors.error_code(exc), "action": drs_errors.denied_action(exc)})
+        elif drs_errors.unsent(exc):
+            # Throttled, or the request never left (endpoint unreachable, no credentials):
+            # DRS created nothing, so the servers simply wait; unreachability is counted
+            # towards the bound after which they fail (jobs.give_up_unreachable).
+            abandon(self.rows, job, f"{cause} Retrying on the next poll.")
+            self._not_launched(execution, wave, target, batch, exc, operation="StartRecovery")
         else:
             # The call may or may not have reached DRS: keep the intent; the next tick looks the
             # job up by its launch token and adopts it, or drops the intent after the grace time.
@@ -169,3 +247,53 @@ class Launcher:
             self.rows.event(job.execution_id, EventKind.ENGINE,
                             f"StartRecovery answer lost ({exc}); the job will be looked up by its launch token.",
                             wave=self.rows.wave_of(job))
+
+    def _conflict(self, execution: Execution, wave: WaveRun, target: Target, job: DrsJob,
+                  batch: list[ServerLaunch], exc: Exception) -> None:
+        """A server of `batch` is in an active DRS job, and DRS does not say which. Perhaps it
+        is ours, from an answer we never saw: look the launch token up first. Otherwise find
+        the held servers among the account's active jobs (read again now), let them wait for
+        their job, and launch the rest of the batch in this tick; when no listed job holds any
+        of them, split the batch in two and launch each half (each a new intent)."""
+        try:
+            view = read_target(self.rows, target)
+            found = gateway.find_jobs_by_launch_token(target=target, since=job.requested_at,
+                                                      tokens={str(job.launch_token)}, jobs=view.jobs)
+        except Exception as read_exc:
+            # ConflictException proves DRS created nothing for this call: dropping is safe.
+            abandon(self.rows, job, f"DRS refused: {drs_errors.error_message(exc)}. Retrying on the next poll.")
+            self._not_launched(execution, wave, target, batch, read_exc, operation="DescribeJobs")
+            return
+        if str(job.launch_token) in found:
+            adopt(self.rows, job, found[str(job.launch_token)], how="found after a conflict")
+            return
+        self._release(job, batch, f"DRS refused: {drs_errors.error_message(exc)}.")
+        held = [launch for launch in batch if launch.source_server_id in view.busy]
+        rest = [launch for launch in batch if launch.source_server_id not in view.busy]
+        use = self.rows.quota_use[target.pk]
+        if held:
+            for launch in held:
+                self._hold(execution, wave, launch, view.busy[launch.source_server_id])
+            if rest:
+                use["jobs"] += 1
+                use["servers"] += len(rest)
+                self.launch_batch(execution, wave, target, rest)
+        elif len(batch) == 1:
+            self._hold(execution, wave, batch[0], UNKNOWN_HOLDER)
+        else:
+            middle = len(batch) // 2
+            for half in (batch[:middle], batch[middle:]):
+                use["jobs"] += 1
+                use["servers"] += len(half)
+                self.launch_batch(execution, wave, target, half)
+
+    def _release(self, job: DrsJob, batch: list[ServerLaunch], reason: str) -> None:
+        """Drop an intent DRS refused and free its servers in the database at once, so that
+        they can be claimed by a new intent in this very tick (a conflict's split batch)."""
+        abandon(self.rows, job, f"{reason} The servers not held by another job are launched again now.")
+        with transaction.atomic():
+            DrsJob.objects.filter(pk=job.pk, state=JobState.INTENDED).update(state=JobState.ABANDONED,
+                                                                               error=job.error)
+            ServerLaunch.objects.filter(pk__in=[launch.pk for launch in batch], job=job).update(
+                job=None, phase=LaunchPhase.QUEUED, error="")
+        self.rows.remember([job, *batch])

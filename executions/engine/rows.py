@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Count, Model, Q, Sum
+from django.db.models import Model, Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
@@ -41,7 +41,7 @@ SAVED_FIELDS: dict[type[Model], list[str]] = {
     WaveRun: ["status", "approved_at", "started_at", "deadline_at", "wait_until", "finished_at"],
     DrsJob: ["state", "drs_status", "job_id", "drs_created_at", "drs_ended_at", "log_items_seen", "log_read_at",
              "error"],
-    Execution: ["status", "started_at", "finished_at", "cleaned_up_at"],
+    Execution: ["status", "started_at", "finished_at", "cleaned_up_at", "drs_trouble"],
 }
 
 Row = ServerLaunch | WaveRun | DrsJob | Execution
@@ -100,6 +100,11 @@ def _values(obj: Row, fields: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(obj, f"{name}_id" if name == "job" else name) for name in fields}
 
 
+def _target_key(key: str) -> object:
+    """A target id as `drs_trouble` stores it (a JSON key) back to the primary key."""
+    return int(key) if key.isdigit() else key
+
+
 def _label(obj: Execution | WaveRun | ServerLaunch) -> str:
     if isinstance(obj, Execution):
         return "Execution"
@@ -131,7 +136,18 @@ class TickRows:
             Q(wave_run_id__in=list(self.loaded_waves)) | Q(job_id__in=list(self.jobs))
             | Q(phase=LaunchPhase.TERMINATING)))
         self.targets: dict[object, Target] = Target.objects.in_bulk()  # a handful of rows
+        # Our open LAUNCH jobs per target (DRS job id or None, servers), over every execution:
+        # what the account's job listing may not show yet (intents) or any more (old jobs).
+        self.our_open_jobs: defaultdict[object, list[tuple[str | None, int]]] = defaultdict(list)
         self.quota_use = self._load_quota_use()
+        # What DRS says of each target this tick (launching.TargetView, read at most once per
+        # target and tick, only for targets with launches to make); None when the read failed.
+        self.drs_views: dict[object, Any] = {}
+        self.drs_view_errors: dict[object, Exception] = {}
+        # DRS calls of this tick per (execution, target): the cause of a failure DRS could not
+        # answer (unreachable, credentials, permissions), or a success; see settle_trouble().
+        self.call_failures: dict[tuple[object, object], str] = {}
+        self.call_successes: set[tuple[object, object]] = set()
         self.remember(w for group in self.waves.values() for w in group)
         self.remember(self.jobs.values())
         self.remember(self.executions.values())
@@ -194,17 +210,49 @@ class TickRows:
         return [launch for launch in self.launches[execution.pk] if launch.wave_run_id == wave.pk]
 
     def _load_quota_use(self) -> defaultdict[object, dict[str, int]]:
-        """Jobs and servers in active DRS jobs per target, over every execution."""
+        """Jobs and servers in our active DRS jobs per target, over every execution (one query
+        whose rows are our open jobs, not servers). The launcher replaces a target's numbers
+        with DRS's own count of the account's jobs when it reads them (launching.TargetView)."""
         rows = (
             DrsJob.objects.filter(state__in=JOB_OPEN, type=JobType.LAUNCH)
             .exclude(drs_status=JobStatus.COMPLETED)
-            .values("target_id")
-            .annotate(jobs=Count("pk"), servers=Sum("server_count"))
+            .values_list("target_id", "job_id", "server_count")
         )
         use: defaultdict[object, dict[str, int]] = defaultdict(lambda: {"jobs": 0, "servers": 0})
-        for row in rows:
-            use[row["target_id"]] = {"jobs": row["jobs"], "servers": row["servers"] or 0}
+        for target_id, job_id, server_count in rows:
+            self.our_open_jobs[target_id].append((job_id, server_count))
+            use[target_id] = {"jobs": use[target_id]["jobs"] + 1, "servers": use[target_id]["servers"] + server_count}
         return use
+
+    # --- DRS trouble ----------------------------------------------------------------------
+
+    def call_failed(self, execution_id: object, target_id: object, cause: str) -> None:
+        """A DRS call of this tick for `execution_id` on `target_id` could not get an answer
+        that counts (unreachable endpoint, failing credentials, a permission to read)."""
+        self.call_failures[(execution_id, target_id)] = cause
+
+    def call_answered(self, execution_id: object, target_id: object) -> None:
+        """A DRS call of this tick for `execution_id` on `target_id` was answered."""
+        self.call_successes.add((execution_id, target_id))
+
+    def settle_trouble(self) -> None:
+        """Fold this tick's DRS calls into each execution's `drs_trouble`: a failed tick counts
+        (any failure makes the tick failed, even beside an answered call: the failing call is
+        what the execution needs), an answered one clears the target."""
+        for execution in self.executions.values():
+            trouble = dict(execution.drs_trouble or {})
+            for key in list(trouble):
+                pair = (execution.pk, _target_key(key))
+                if pair in self.call_successes and pair not in self.call_failures:
+                    trouble.pop(key)
+            for (execution_id, target_id), cause in self.call_failures.items():
+                if execution_id != execution.pk:
+                    continue
+                entry = trouble.get(str(target_id)) or {"since": self.now.isoformat(), "ticks": 0}
+                trouble[str(target_id)] = {**entry, "ticks": entry["ticks"] + 1, "error": cause}
+            if trouble != (execution.drs_trouble or {}):
+                execution.drs_trouble = trouble
+                self.touch(execution)
 
     # --- loading --------------------------------------------------------------------------
 

@@ -64,9 +64,12 @@ def advance(rows: TickRows, *, launch_deadline: float | None = None) -> int:
     `launch_deadline` is a time.monotonic() after which no further job starts (None: no limit)."""
     launcher = Launcher(rows, deadline=launch_deadline)
     jobs.poll_jobs(rows)
+    # Targets DRS has not answered for too long stop holding their executions (bounded wait).
+    jobs.give_up_unreachable(rows)
     _step_executions(rows, launcher)
     # Logs last: no decision waits on them, so the next wave's StartRecovery does not either.
     job_log.read_all_logs(rows)
+    rows.settle_trouble()
     rows.save()
     return launcher.jobs_started
 

@@ -1,6 +1,7 @@
 """The engine through the sandbox and the real boto3 client: outcomes, gates, faults, quotas."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -12,7 +13,7 @@ from drsorch.drs import gateway
 from drsorch.sandbox.services import sandbox_configure
 from executions import engine
 from executions.choices import EventKind, JobState, LaunchStatus
-from executions.engine import launching
+from executions.engine import account, launching
 from executions.engine.rows import TickRows
 from executions.engine.ticks import advance
 from executions.exceptions import ExecutionConflict, PlanAlreadyRunning
@@ -333,13 +334,16 @@ def test_quota_of_active_jobs_queues_instead_of_failing(clock, drive, make_plan,
     assert DrsJob.objects.filter(execution=execution).count() == 3
 
 
-def test_drs_quota_error_is_retried_not_failed(clock, drive, make_plan, sandbox_target):
-    """Jobs drsorch does not know of fill DRS's 20-job quota; our launch waits for room."""
+def test_drs_quota_error_is_retried_not_failed(clock, drive, make_plan, sandbox_target, monkeypatch):
+    """Jobs drsorch cannot see (older than the lookback of the account's jobs) fill DRS's
+    20-job quota; StartRecovery's quota error makes our launch wait for room."""
+    monkeypatch.setattr(account, "ACTIVE_JOB_LOOKBACK", timedelta(0))
     plan = make_plan("Crowded", [("Web", ["web-01"], {})])
     others = make_plan("Others", [("Other", [f"o-{n:02d}" for n in range(20)], {})])
     drs_client = client_for(sandbox_target, "drs")
     for launch_server in others.waves.get().resolved_servers():
         drs_client.start_recovery(sourceServers=[{"sourceServerID": launch_server.drs_id}], isDrill=True)
+    clock.shift(1)  # the outside jobs are older than the (zero) lookback now
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     assert DrsJob.objects.get(execution=execution).state == JobState.ABANDONED
