@@ -18,6 +18,18 @@ TAG_WAVE = "drsorch:wave"
 TAG_LAUNCH_TOKEN = "drsorch:launch-token"
 
 
+# The job log events (botocore's JobLogEvent enum) that say a server, or the whole job when
+# they name no server, did not make it: each carries its reason in eventData.rawError.
+FAILURE_LOG_EVENTS = frozenset({
+    "SERVER_SKIPPED", "CLEANUP_FAIL", "SNAPSHOT_FAIL", "USING_PREVIOUS_SNAPSHOT_FAILED", "CONVERSION_FAIL",
+    "LAUNCH_FAILED", "JOB_CANCEL", "DEPLOY_NETWORK_CONFIGURATION_FAILED", "UPDATE_NETWORK_CONFIGURATION_FAILED",
+    "UPDATE_LAUNCH_TEMPLATE_FAILED", "NETWORK_RECOVERY_FAIL",
+})
+# A relaunch replaces the server's earlier recovery instance (DRS keeps one per source server):
+# these events name the replaced instance in eventData.targetInstanceID.
+REPLACEMENT_LOG_EVENTS = frozenset({"CLEANUP_START", "CLEANUP_END"})
+
+
 class JobStatus(models.TextChoices):
     """A DRS job's `status`."""
 
