@@ -10,6 +10,7 @@ MAX_SERVERS_IN_ACTIVE_JOBS = 500
 # Page sizes DRS accepts.
 MAX_JOB_IDS_PER_CALL = 1000
 MAX_INSTANCES_PER_TERMINATE = 200
+MAX_SOURCE_SERVER_IDS_PER_FILTER = 200
 
 # The tags drsorch puts on the DRS jobs it starts; the launch token is how a job whose id
 # was never stored (a crash, a lost answer) is found and adopted.

@@ -25,7 +25,7 @@ from typing import Any
 
 from drsorch.aws import AwsTarget, aws_calls_made, client_for
 
-from .constants import MAX_JOB_IDS_PER_CALL, TAG_LAUNCH_TOKEN, JobStatus
+from .constants import MAX_JOB_IDS_PER_CALL, MAX_SOURCE_SERVER_IDS_PER_FILTER, TAG_LAUNCH_TOKEN, JobStatus
 from .errors import describe, is_worth_retrying_soon
 from .times import format_drs_time
 
@@ -86,6 +86,20 @@ def terminate_recovery_instances(*, target: AwsTarget, recovery_instance_ids: It
     Terminating twice is harmless, so botocore's retries are welcome here."""
     response = client_for(target, "drs").terminate_recovery_instances(recoveryInstanceIDs=list(recovery_instance_ids))
     return response["job"]
+
+
+def recovery_instances(*, target: AwsTarget, source_server_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The recovery instances DRS knows of these source servers (200 ids a call), every page:
+    where an instance id is found when neither the job nor its log named it (drs-facts 4, 8)."""
+    paginator = client_for(target, "drs").get_paginator("describe_recovery_instances")
+    server_ids = sorted(set(source_server_ids))
+    return [
+        item
+        for start in range(0, len(server_ids), MAX_SOURCE_SERVER_IDS_PER_FILTER)
+        for page in paginator.paginate(
+            filters={"sourceServerIDs": server_ids[start:start + MAX_SOURCE_SERVER_IDS_PER_FILTER]})
+        for item in page.get("items", [])
+    ]
 
 
 def describe_jobs(*, target: AwsTarget, job_ids: Iterable[str]) -> dict[str, Job]:
