@@ -9,6 +9,7 @@ only the ones listed before it (docs/architecture.md has the map):
 - rows: the rows of a tick, change tracking and the bulk save;
 - jobs: following DRS jobs, adopting or abandoning intents;
 - job_log: DRS job logs as phases and events;
+- cleanup: drill clean-ups sent as TERMINATE jobs and followed;
 - launching: quotas, intents and StartRecovery;
 - waves: the wave and execution state machine;
 - ticks: `tick()`, which runs them in order.
