@@ -185,25 +185,34 @@ def follow_from_command(command, execution, *, as_json, cleanup=False, until_cle
     progress = command.stderr if as_json else command.stdout
     renderer = ProgressRenderer(progress, tty=progress.isatty())
     execution = follow(execution, renderer=renderer, until_cleaned=until_cleaned)
+    cleaned = True
     if cleanup:
-        execution = clean_up_and_follow(execution, renderer=renderer)
+        execution, cleaned = clean_up_and_follow(execution, renderer=renderer)
     renderer.close()
     if as_json:
         print_json(command.stdout, ExecutionSerializer(execution).data)
-    return exit_code_of(execution)
+    code = exit_code_of(execution)
+    return code if cleaned else max(code, EXIT_ENDED_OTHERWISE)
 
 
 def clean_up_and_follow(execution, *, renderer):
+    """Clean up the ended drill and follow the worker's termination; (execution, False) when
+    instances were left running."""
     try:
         execution_cleanup(execution=execution, user=None)
     except ExecutionError as exc:
         renderer.message(f"No clean-up: {exc.message}")
-        return execution
+        return execution, True
     renderer.message("Cleaning up the drill's recovery instances…")
     execution = follow(execution, renderer=renderer, until_cleaned=True)
     if execution.cleaned_up_at:
         renderer.message("Clean-up finished: the drill's recovery instances are terminated.")
-    return execution
+    else:
+        failed = [launch for launch in execution.server_launches.all() if launch.status == LaunchStatus.LAUNCHED]
+        renderer.message(f"Clean-up ended with {len(failed)} recovery instance(s) not terminated: "
+                         + "; ".join(f"{launch.hostname or launch.source_server_id}: {launch.error}"
+                                     for launch in failed[:5]))
+    return execution, execution.cleaned_up_at is not None
 
 
 # --- following ---------------------------------------------------------------------------------

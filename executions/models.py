@@ -197,6 +197,10 @@ class ServerLaunch(StatusMixin, models.Model):
     )
     phase = models.CharField(max_length=20, choices=LaunchPhase.choices, blank=True, default=LaunchPhase.WAITING)
     job = models.ForeignKey("DrsJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="servers")
+    cleanup_job = models.ForeignKey(
+        "DrsJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="cleaned_servers",
+        help_text="The TERMINATE job its recovery instance was sent in, once a clean-up sent it.",
+    )
     recovery_instance_id = models.CharField(max_length=32, blank=True)
     launched_at = models.DateTimeField(null=True, blank=True)
     post_launch_status = models.CharField(max_length=20, blank=True)

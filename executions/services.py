@@ -17,8 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from drsorch.drs import gateway
-from drsorch.drs.constants import MAX_INSTANCES_PER_TERMINATE, JobStatus
+from drsorch.drs.constants import JobStatus
 from drsorch.roles import ACTION_PERMISSIONS
 from plans.models import RecoveryPlan
 from plans.services import plan_wave_specs
@@ -372,8 +371,12 @@ def _reset_for_retry(execution):
 
 
 def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
-    """Terminate the recovery instances *this* drill launched (and nothing else), in batches
-    of 200 per target; the poller follows the TERMINATE jobs until they complete."""
+    """Ask for the recovery instances *this* drill launched (and nothing else) to be terminated.
+
+    Records the clean-up -- its launches go to phase TERMINATING and each target gets a
+    clean-up request -- and leaves the DRS calls to the worker (engine/cleanup.py), which
+    retries throttling, finds instance ids DRS did not give, and skips instances a later launch
+    already replaced. No DRS call is made here, so a throttled DRS never fails the request."""
     _require(user, ACTION_PERMISSIONS["cleanup"])
     with _execution_lease(execution):
         if not execution.is_drill:
@@ -381,30 +384,28 @@ def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) ->
                                     "production now.")
         if execution.status in EXECUTION_ACTIVE:
             raise ExecutionConflict("The drill is still running; wait for its end or cancel it first.")
+        # LAUNCHED with or without an instance id: DRS does not always name it in the job,
+        # and the worker finds it.
         launches = list(execution.server_launches.filter(status=LaunchStatus.LAUNCHED)
-                        .exclude(recovery_instance_id="").exclude(phase=LaunchPhase.TERMINATING)
-                        .select_related("target"))
+                        .exclude(phase=LaunchPhase.TERMINATING).only("pk", "target_id", "recovery_instance_id"))
         if not launches:
             raise ExecutionConflict("This drill has no running recovery instances to clean up.")
-        by_target = {}
+        counts = {}
         for launch in launches:
-            by_target.setdefault(launch.target, []).append(launch)
-        for target, target_launches in by_target.items():
-            for start in range(0, len(target_launches), MAX_INSTANCES_PER_TERMINATE):
-                _terminate_batch(execution, target, target_launches[start:start + MAX_INSTANCES_PER_TERMINATE])
-        _record_action(execution, user, f"Started clean-up of {len(launches)} recovery instance(s).",
-                       recovery_instance_ids=[launch.recovery_instance_id for launch in launches])
+            counts[launch.target_id] = counts.get(launch.target_id, 0) + 1
+        with transaction.atomic():
+            ServerLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).update(
+                phase=LaunchPhase.TERMINATING, cleanup_job=None, error="")
+            DrsJob.objects.bulk_create([
+                DrsJob(execution=execution, target_id=target_id, type=JobType.TERMINATE, state=JobState.INTENDED,
+                       is_drill=True, server_count=count)
+                for target_id, count in counts.items()
+            ])
+            if execution.cleaned_up_at:
+                execution.cleaned_up_at = None
+                execution.save(update_fields=["cleaned_up_at"])
+            _record_action(execution, user, f"Started clean-up of {len(launches)} recovery instance(s).",
+                           recovery_instance_ids=[launch.recovery_instance_id for launch in launches
+                                                  if launch.recovery_instance_id])
     _enqueue_advance(execution)
     return execution
-
-
-def _terminate_batch(execution, target, launches):
-    # Terminating twice is harmless, so unlike StartRecovery no intent is needed first.
-    data = gateway.terminate_recovery_instances(
-        target=target, recovery_instance_ids=[launch.recovery_instance_id for launch in launches])
-    with transaction.atomic():
-        DrsJob.objects.create(
-            execution=execution, target=target, type=JobType.TERMINATE, job_id=data["jobID"],
-            state=JobState.ACTIVE, drs_status=data.get("status", ""), is_drill=True, server_count=len(launches),
-        )
-        ServerLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).update(phase=LaunchPhase.TERMINATING)

@@ -179,9 +179,14 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
         "cleanup": execution.is_drill and execution.is_terminal and not execution.cleaned_up_at and has_instances
         and user.has_perm(ACTION_PERMISSIONS["cleanup"]),
     }
+    # A clean-up runs after the execution ended: the page keeps polling until it is over.
+    terminating = sum(1 for item in launches if item.phase == LaunchPhase.TERMINATING)
+    terminated = sum(1 for item in launches if item.status == LaunchStatus.TERMINATED)
     return {
         "execution": execution, "waves": waves, "launches": launches, "events": events, "now": now,
-        "active": active, "elapsed": elapsed, "rto_seconds": rto_seconds,
+        "active": active, "polling": active or bool(terminating),
+        "cleanup": {"running": bool(terminating), "terminated": terminated, "total": terminated + terminating},
+        "elapsed": elapsed, "rto_seconds": rto_seconds,
         "rto_percent": min(100, round(100 * elapsed / rto_seconds)) if rto_seconds else 0,
         "over_rto": elapsed > rto_seconds,
         "actions": actions, "any_action": bool(actions["approve"]) or any(

@@ -122,6 +122,17 @@ class SourceServer(models.Model):
     def lag_exceeds(self, minutes):
         return self.lag_seconds is not None and self.lag_seconds > minutes * 60
 
+    @property
+    def reported_lag(self):
+        """The lagDuration DRS last reported, as it wrote it ("" when it reported none)."""
+        return ((self.raw or {}).get("dataReplicationInfo") or {}).get("lagDuration") or ""
+
+    @property
+    def lag_unknown(self):
+        """DRS reported a lag drsorch cannot read (years or months, or malformed): the lag is
+        unknown, which must never be shown or judged as no lag."""
+        return self.lag_seconds is None and bool(self.reported_lag)
+
 
 def servers_matching_tags(queryset, selector):
     """Narrow `queryset` to servers carrying every tag of `selector` with the same value.

@@ -43,7 +43,11 @@ WARNING = "warning"
 INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
-ACTIVE_JOB_LOOKBACK = timedelta(days=2)
+# How far back the active-job check lists DRS jobs (DescribeJobs has no status filter, only
+# dates). DRS jobs run minutes to hours (a launch step times out within hours), so a job a
+# month old that is still active does not happen, while two days missed any older job still
+# holding servers. A month of jobs is a few pages of reads, made only by readiness.
+ACTIVE_JOB_LOOKBACK = timedelta(days=30)
 
 
 @dataclass
@@ -189,6 +193,11 @@ def _check_servers(report, plan, servers):
             report.add(WARNING, "replication_unhealthy",
                        f"Server {name} replication is {server.replication_state}, not CONTINUOUS; "
                        f"{snapshot_age(server)}.", server)
+        if server.lag_unknown:
+            report.add(WARNING, "lag_unknown",
+                       f"Server {name} reports a replication lag drsorch cannot read ({server.reported_lag!r}); "
+                       f"its lag against the plan's RPO target of {plan.rpo_target_minutes} min is unknown.",
+                       server)
         if server.lag_exceeds(plan.rpo_target_minutes):
             report.add(WARNING, "lag_above_rpo",
                        f"Server {name} lags {server.lag_seconds // 60} min behind, above the plan's RPO "

@@ -2,6 +2,10 @@
 
 import logging
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from drsorch.drs.errors import describe
+
 from .models import Target
 from .services import source_servers_sync
 
@@ -18,6 +22,10 @@ def sync_inventory():
     for target in Target.objects.order_by("name"):
         try:
             source_servers_sync(target=target)
+        except (BotoCoreError, ClientError) as exc:
+            # DRS refused or failed even after the gateway's retries: the next run tries again.
+            logger.warning("Inventory sync of target %s failed: %s", target.name, describe(exc))
+            continue
         except Exception:
             logger.exception("Inventory sync of target %s failed", target.name)
             continue

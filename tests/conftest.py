@@ -92,3 +92,13 @@ def sandbox_crash(monkeypatch):
 
     monkeypatch.setattr(faults, "crash_process", crash)
     return faults.SimulatedCrash
+
+
+@pytest.fixture(autouse=True)
+def read_retry_pauses(monkeypatch):
+    """The pauses the DRS gateway took before asking a throttled read again: recorded, never slept."""
+    from drsorch.drs import gateway
+
+    pauses = []
+    monkeypatch.setattr(gateway, "sleep", pauses.append)
+    return pauses

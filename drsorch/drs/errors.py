@@ -27,9 +27,10 @@ REJECTED_CODES = frozenset({
     "ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException",
     "RequestLimitExceeded", "AccessDeniedException", "UninitializedAccountException",
 })
+# DRS (or AWS in front of it) asking the caller to slow down.
+THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 # Answers that will not change by asking again: the server cannot be launched as asked.
 PERMANENT_CODES = frozenset({"ValidationException", "ResourceNotFoundException"})
-THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 QUOTA_CODES = frozenset({"ServiceQuotaExceededException"})
 FINAL_CODES = frozenset({"AccessDeniedException", "UninitializedAccountException", *PERMANENT_CODES})
 # The credentials are refused before DRS looks at the request (STS AssumeRole's answers, and
@@ -154,6 +155,11 @@ def is_permanent(exc: BaseException) -> bool:
     return error_code(exc) in PERMANENT_CODES
 
 
+def is_throttled(exc: BaseException) -> bool:
+    """DRS asked the caller to slow down: it acted on nothing."""
+    return error_code(exc) in THROTTLING_CODES
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A server of the request is in an active DRS job (DRS does not say which)."""
     return error_code(exc) == "ConflictException"
@@ -168,3 +174,21 @@ def is_transient(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return status >= 500 or error_code(exc) in REJECTED_CODES
     return isinstance(exc, BotoCoreError)
+
+
+def is_worth_retrying_soon(exc: BaseException) -> bool:
+    """Throttling, 5xx and network trouble: a read may be asked again after a short pause. Unlike
+    `is_transient`, a denial or an uninitialized region is not: it will not change in seconds."""
+    if isinstance(exc, (ConnectionError, ReadTimeoutError)):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or error_code(exc) in THROTTLING_CODES
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the error: `ThrottlingException: Rate exceeded`."""
+    code = error_code(exc)
+    message = " ".join(error_message(exc).split())
+    return f"{code}: {message}" if code else message or type(exc).__name__

@@ -1,22 +1,67 @@
 """Every DRS call drsorch makes (engine, readiness, inventory sync, clean-up) goes through here.
 
 One module, so that the rules of calling DRS live in one place: which calls must never be
-retried blindly, how listings are paginated (boto3 paginators, never hand-written nextToken
-loops), and how calls are counted (`drsorch.aws` counts every call with a botocore event hook;
-the benchmark prints calls per tick). Tests replace nothing here: the sandbox answers behind
-the same boto3 client.
+retried blindly, how listings are paginated (boto3 paginators, except the read-retried
+listings below, which must resume at the page that failed), and how calls are counted
+(`drsorch.aws` counts every call with a botocore event hook; the benchmark prints calls per
+tick). Tests replace nothing here but `sleep`: the sandbox answers behind the same boto3 client.
+
+Where retries live. The engine's calls are made once per tick: a throttled poll or launch is
+simply asked again at the next tick, which is the engine's backoff, and the engine must see
+every throttle (the sandbox client makes a single attempt on purpose). The calls of a person
+waiting for an answer -- the inventory sync and readiness's list of active jobs -- have no
+next tick, so they retry here: a throttled or failed page is asked again after
+READ_RETRY_DELAYS, resuming at that page (restarting a listing whose every other page is
+throttled would never end). For AWS targets botocore's adaptive retries come first; these
+pauses come after them. The calls stay read-only: nothing is done twice.
 """
 
-from collections.abc import Iterable, Iterator
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from drsorch.aws import AwsTarget, aws_calls_made, client_for
 
-from .constants import MAX_JOB_IDS_PER_CALL, TAG_LAUNCH_TOKEN, JobStatus
+from .constants import MAX_JOB_IDS_PER_CALL, MAX_SOURCE_SERVER_IDS_PER_FILTER, TAG_LAUNCH_TOKEN, JobStatus
+from .errors import describe, is_worth_retrying_soon
 from .times import format_drs_time, parse_drs_time
 
+logger = logging.getLogger(__name__)
+
 Job = dict[str, Any]
+
+# Pauses before asking a throttled read again (seconds); after the last, the error is raised.
+READ_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+sleep = time.sleep  # replaced by tests, which never sleep
+
+
+def _read_with_retries(call: Callable[[], dict[str, Any]], *, what: str) -> dict[str, Any]:
+    """`call()`, asked again after each of READ_RETRY_DELAYS while DRS throttles or fails."""
+    for delay in READ_RETRY_DELAYS:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_worth_retrying_soon(exc):
+                raise
+            logger.info("%s: %s; asking again in %s s.", what, describe(exc), delay)
+            sleep(delay)
+    return call()
+
+
+def _pages_with_retries(client: Any, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a listing, each retried on its own (see the module's docstring)."""
+    method = getattr(client, operation)
+    token = None
+    while True:
+        page = _read_with_retries(functools.partial(method, **params, **({"nextToken": token} if token else {})),
+                                  what=f"DRS {operation}")
+        yield page
+        token = page.get("nextToken")
+        if not token:
+            return
 
 
 def calls_made() -> int:
@@ -43,6 +88,20 @@ def terminate_recovery_instances(*, target: AwsTarget, recovery_instance_ids: It
     return response["job"]
 
 
+def recovery_instances(*, target: AwsTarget, source_server_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The recovery instances DRS knows of these source servers (200 ids a call), every page:
+    where an instance id is found when neither the job nor its log named it (drs-facts 4, 8)."""
+    paginator = client_for(target, "drs").get_paginator("describe_recovery_instances")
+    server_ids = sorted(set(source_server_ids))
+    return [
+        item
+        for start in range(0, len(server_ids), MAX_SOURCE_SERVER_IDS_PER_FILTER)
+        for page in paginator.paginate(
+            filters={"sourceServerIDs": server_ids[start:start + MAX_SOURCE_SERVER_IDS_PER_FILTER]})
+        for item in page.get("items", [])
+    ]
+
+
 def describe_jobs(*, target: AwsTarget, job_ids: Iterable[str]) -> dict[str, Job]:
     """The jobs with these ids, by id, in as few calls as DRS allows (1000 ids a call)."""
     paginator = client_for(target, "drs").get_paginator("describe_jobs")
@@ -63,8 +122,11 @@ def jobs_since(*, target: AwsTarget, since: datetime) -> Iterator[Job]:
 
 
 def active_jobs_since(*, target: AwsTarget, since: datetime) -> list[Job]:
-    """The jobs created since `since` that DRS has not completed (they hold their servers)."""
-    return [job for job in jobs_since(target=target, since=since) if job.get("status") != JobStatus.COMPLETED]
+    """The jobs created since `since` that DRS has not completed (they hold their servers).
+    For readiness: every page is retried on throttling."""
+    client = client_for(target, "drs")
+    return [job for page in _pages_with_retries(client, "describe_jobs", filters={"fromDate": format_drs_time(since)})
+            for job in page.get("items", []) if job.get("status") != JobStatus.COMPLETED]
 
 
 def list_tags_for_resource(*, target: AwsTarget, arn: str) -> dict[str, str]:
@@ -114,13 +176,11 @@ def job_log_items(*, target: AwsTarget, job_id: str) -> list[dict[str, Any]]:
 
 def source_servers(*, target: AwsTarget) -> list[dict[str, Any]] | None:
     """Every DescribeSourceServers item of the target; None when DRS was never initialized
-    in its account and region (drs-facts: that means "no servers", not an outage)."""
+    in its account and region (drs-facts: that means "no servers", not an outage). Every
+    page is retried on throttling."""
     client = client_for(target, "drs")
     try:
-        return [
-            item
-            for page in client.get_paginator("describe_source_servers").paginate(filters={})
-            for item in page.get("items", [])
-        ]
+        return [item for page in _pages_with_retries(client, "describe_source_servers", filters={})
+                for item in page.get("items", [])]
     except client.exceptions.UninitializedAccountException:
         return None

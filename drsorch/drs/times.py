@@ -5,8 +5,11 @@ from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
 
+# Weeks, days, hours, minutes, seconds. Years and months are left out on purpose: their length
+# in seconds depends on the calendar, and DRS does not use them for lags, so such a value is
+# unreadable (None: "unknown"), never guessed and never 0.
 _DURATION_RE = re.compile(
-    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
+    r"^P(?:(?P<weeks>\d+(?:\.\d+)?)W)?(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
     r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
 
@@ -29,9 +32,11 @@ def format_drs_time(value: datetime) -> str:
 
 
 def parse_duration_seconds(value: str | None) -> int | None:
-    """Seconds of an ISO-8601 duration such as PT5M30S or P1DT2H; None when absent or unreadable."""
+    """Seconds of an ISO-8601 duration such as PT5M30S, P1DT2H or P1W; None when absent or
+    unreadable (years and months included: see _DURATION_RE)."""
     match = _DURATION_RE.match(value or "")
-    if not match or value in ("P", "PT"):
+    if not match or value in ("P", "PT") or value.endswith("T"):
         return None
     parts = {key: float(number or 0) for key, number in match.groupdict().items()}
-    return int(parts["days"] * 86400 + parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"])
+    return int(parts["weeks"] * 604800 + parts["days"] * 86400 + parts["hours"] * 3600
+               + parts["minutes"] * 60 + parts["seconds"])

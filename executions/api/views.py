@@ -81,6 +81,7 @@ ACTION_RESPONSES = {
     **NOT_FOUND_RESPONSE,
     **CONFLICT_RESPONSE,
 }
+CLEANUP_RESPONSES = {202: ExecutionSerializer, **{k: v for k, v in ACTION_RESPONSES.items() if k != 200}}
 
 
 def start_execution(request, *, plan, mode, auto_approve, accept_risks=False):
@@ -178,11 +179,14 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
     def retry(self, request, pk=None):
         return self.rendered(services.execution_retry(execution=self.get_object(), user=request.user))
 
-    @extend_schema(summary="Clean up", description="Terminates the recovery instances a drill launched.",
-                   request=None, responses=ACTION_RESPONSES)
+    @extend_schema(summary="Clean up", description="Starts terminating the recovery instances a drill launched "
+                   "and answers 202 at once: the worker terminates them (retrying throttling); their "
+                   "`launch_status` turns TERMINATED as DRS does it.",
+                   request=None, responses=CLEANUP_RESPONSES)
     @action(detail=True, methods=["post"])
     def cleanup(self, request, pk=None):
-        return self.rendered(services.execution_cleanup(execution=self.get_object(), user=request.user))
+        return self.rendered(services.execution_cleanup(execution=self.get_object(), user=request.user),
+                             status_code=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Audit log of an execution",

@@ -10,6 +10,7 @@ only the ones listed before it (docs/architecture.md has the map):
 - jobs: following DRS jobs, adopting or abandoning intents;
 - job_log: DRS job logs as phases and events;
 - account: the account's active jobs on a target (busy servers, DRS's quota count);
+- cleanup: drill clean-ups sent as TERMINATE jobs and followed;
 - launching: quotas, intents and StartRecovery;
 - waves: the wave and execution state machine;
 - ticks: `tick()`, which runs them in order.

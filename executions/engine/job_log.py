@@ -9,6 +9,7 @@ May import: rows, times (and drs, models, choices). Never jobs, launching, waves
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -16,9 +17,10 @@ from typing import Any
 
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
+from drsorch.drs.constants import FAILURE_LOG_EVENTS, REPLACEMENT_LOG_EVENTS
 from drsorch.drs.times import parse_drs_time
 from executions.choices import EventKind, JobState, JobType, LaunchPhase, LaunchStatus
-from executions.models import DrsJob
+from executions.models import DrsJob, ServerLaunch
 from plans.models import Target
 
 from .rows import TickRows
@@ -37,7 +39,40 @@ PHASE_OF_LOG_EVENT = {
     "CONVERSION_END": LaunchPhase.CONVERSION,
     "LAUNCH_START": LaunchPhase.LAUNCHING,
 }
-FAILURE_LOG_EVENTS = {"LAUNCH_FAILED", "SNAPSHOT_FAIL", "CONVERSION_FAIL", "USING_PREVIOUS_SNAPSHOT_FAILED"}
+# What a failure event means when DRS gives no rawError with it.
+FAILURE_MEANING = {
+    "SERVER_SKIPPED": "DRS skipped the server",
+    "CLEANUP_FAIL": "DRS could not terminate the server's previous recovery instance",
+    "JOB_CANCEL": "the DRS job was cancelled",
+    "DEPLOY_NETWORK_CONFIGURATION_FAILED": "the network configuration could not be deployed",
+    "UPDATE_NETWORK_CONFIGURATION_FAILED": "the network configuration could not be updated",
+    "UPDATE_LAUNCH_TEMPLATE_FAILED": "the launch template could not be updated",
+    "NETWORK_RECOVERY_FAIL": "network recovery failed",
+}
+DEDUPE_KEY_MAX = 200  # ExecutionEvent.dedupe_key's length
+
+
+def log_item_key(job_id: str, item: dict[str, Any]) -> str:
+    """The dedupe key of a job log item, from its content: DRS may list the items of a log in
+    another order, or insert some, between two reads, so a position identifies nothing."""
+    data = item.get("eventData") or {}
+    key = ":".join([job_id, item.get("event", ""), str(item.get("logDateTime", "")),
+                    data.get("sourceServerID", ""), data.get("targetInstanceID", "")])
+    if len(key) <= DEDUPE_KEY_MAX:
+        return key
+    return f"{job_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def describe_log_item(job_id: str, name: str, who: str, data: dict[str, Any]) -> str:
+    """The event log's line for one job log item."""
+    text = f"{job_id}: {name}" + (f" ({who})" if who else "")
+    if name in REPLACEMENT_LOG_EVENTS and data.get("targetInstanceID"):
+        verb = "terminating" if name == "CLEANUP_START" else "terminated"
+        text += (f": DRS is {verb} the previous recovery instance {data['targetInstanceID']}, "
+                 "replaced by this launch (DRS keeps one recovery instance per source server)")
+    elif name in FAILURE_LOG_EVENTS:
+        text += f": {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
+    return text
 
 
 def read_all_logs(rows: TickRows) -> None:
@@ -73,32 +108,42 @@ def read_logs(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
 
 
 def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
-    """Turn the log items of `job` into launch phases, failure reasons and (new) DRS events."""
+    """Turn the log items of `job` into launch phases, failure reasons, recovery instance ids
+    and DRS events (each recorded once, whatever the order DRS lists them in)."""
     launches = rows.launches_by_job.get(job.pk, {})
     wave = rows.wave_of(job)
-    for position, item in enumerate(items):
+    for item in items:
         name = item.get("event", "")
-        server_id = (item.get("eventData") or {}).get("sourceServerID", "")
+        data = item.get("eventData") or {}
+        server_id = data.get("sourceServerID", "")
         launch = launches.get(server_id)
         targets = [launch] if launch else (list(launches.values()) if not server_id else [])
         for each in targets:
-            if name in FAILURE_LOG_EVENTS and each.status != LaunchStatus.LAUNCHED:
-                # The log holds the reason DRS gives nowhere else; it may arrive after the
-                # job already reported the server FAILED.
-                raw = (item.get("eventData") or {}).get("rawError") or name
-                each.error = f"{name}: {raw}"
-                rows.touch(each)
-            elif (name in PHASE_OF_LOG_EVENT and each.phase != PHASE_OF_LOG_EVENT[name]
-                  and each.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)):
-                each.phase = PHASE_OF_LOG_EVENT[name]
-                rows.touch(each)
-        if position >= job.log_items_seen:
-            who = (launch.hostname or server_id) if launch else server_id
-            rows.event(
-                job.execution_id, EventKind.DRS, f"{job.job_id}: {name}" + (f" ({who})" if who else ""),
-                wave=wave, source_server_id=server_id, data=item.get("eventData") or {},
-                dedupe_key=f"{job.job_id}:{position}", at=parse_drs_time(item.get("logDateTime")),
-            )
+            _apply_item(rows, each, name, data)
+        who = (launch.hostname or server_id) if launch else server_id
+        rows.event(
+            job.execution_id, EventKind.DRS,
+            describe_log_item(job.job_id, name, who, data),
+            wave=wave, source_server_id=server_id, data=data,
+            dedupe_key=log_item_key(job.job_id, item), at=parse_drs_time(item.get("logDateTime")),
+        )
     job.log_items_seen = max(job.log_items_seen, len(items))
     job.log_read_at = rows.now
     rows.touch(job)
+
+
+def _apply_item(rows: TickRows, launch: ServerLaunch, name: str, data: dict[str, Any]) -> None:
+    if name in FAILURE_LOG_EVENTS and launch.status != LaunchStatus.LAUNCHED:
+        # The log holds the reason DRS gives nowhere else; it may arrive after the job
+        # already reported the server FAILED.
+        launch.error = f"{name}: {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
+        rows.touch(launch)
+    elif (name in PHASE_OF_LOG_EVENT and launch.phase != PHASE_OF_LOG_EVENT[name]
+          and launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)):
+        launch.phase = PHASE_OF_LOG_EVENT[name]
+        rows.touch(launch)
+    if name == "LAUNCH_START" and data.get("targetInstanceID") and not launch.recovery_instance_id:
+        # DRS does not always fill participatingServers[].recoveryInstanceID (drs-facts 8):
+        # the instance it launches is named here too, and a clean-up needs it.
+        launch.recovery_instance_id = data["targetInstanceID"]
+        rows.touch(launch)

@@ -1,8 +1,8 @@
 """Following DRS jobs: one DescribeJobs per target, copied onto the tick's rows.
 
 Polls the open jobs, adopts or abandons the intents of StartRecovery calls, applies each
-participating server's launch status, recovery instance and post-launch runs, and completes
-clean-up (TERMINATE) jobs. Also says when a launch is settled or failed, which both a job's
+participating server's launch status, recovery instance and post-launch runs (clean-up jobs
+are cleanup.py's). Also says when a launch is settled or failed, which both a job's
 end and the wave state machine depend on.
 
 May import: rows, lease, times (and drs, models, choices). Never job_log, launching, waves or ticks.
@@ -218,9 +218,7 @@ def apply_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
         rows.touch(job)
     execution = rows.executions[job.execution_id]
     if job.type == JobType.TERMINATE:
-        if data.get("status") == JobStatus.COMPLETED:
-            _finish_terminate_job(rows, job, data)
-        return
+        return  # clean-up jobs are cleanup.py's (ticks.py does not pass them here)
     launches = rows.launches_by_job.get(job.pk, {})
     for participant in data.get("participatingServers", []):
         launch = launches.get(participant.get("sourceServerID"))
@@ -312,22 +310,3 @@ def _apply_post_launch(rows: TickRows, execution: Execution, launch: ServerLaunc
                    + "; ".join(_action_label(run) for run in optional),
                    wave=wave, source_server_id=launch.source_server_id)
 
-
-def _finish_terminate_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
-    terminated = {p.get("sourceServerID") for p in data.get("participatingServers", [])}
-    for launch in rows.launches[job.execution_id]:
-        if launch.phase == LaunchPhase.TERMINATING and launch.target_id == job.target_id and (
-            not terminated or launch.source_server_id in terminated
-        ):
-            rows.set_status(launch, LaunchStatus.TERMINATED, phase=LaunchPhase.TERMINATED, terminated_at=rows.now)
-    job.state = JobState.COMPLETED
-    job.drs_ended_at = parse_drs_time(data.get("endDateTime")) or rows.now
-    rows.touch(job)
-    execution = rows.executions[job.execution_id]
-    still_open = [j for j in rows.jobs.values()
-                  if j.execution_id == execution.pk and j.type == JobType.TERMINATE and j.state in JOB_OPEN]
-    if not still_open:
-        execution.cleaned_up_at = rows.now
-        rows.touch(execution)
-        rows.event(execution.pk, EventKind.STATUS,
-                   "Clean-up finished: the drill's recovery instances are terminated.")

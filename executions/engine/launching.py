@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 # A StartRecovery is one attempt bounded by connect (5 s) and read (30 s) timeouts.
 MAX_START_RECOVERY_SECONDS = 35
+# A throttled StartRecovery is asked again at once this many times within the tick. A tick
+# makes its calls in a fixed order (the account's jobs, then StartRecovery), so without this a
+# throttle that recurs with that rhythm would refuse every StartRecovery, tick after tick.
+THROTTLED_START_RETRIES = 2
 # The holder of a server that conflicts although no listed active job holds it.
 UNKNOWN_HOLDER = ""
 
@@ -163,13 +167,19 @@ class Launcher:
             return
         tags = {drs_constants.TAG_EXECUTION: str(execution.pk), drs_constants.TAG_WAVE: str(wave.index),
                 drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token)}
-        try:
-            data = gateway.start_recovery(target=target,
-                                          source_server_ids=[launch.source_server_id for launch in batch],
-                                          is_drill=execution.is_drill, tags=tags)
-        except Exception as exc:
-            self._launch_refused(execution, wave, target, job, batch, exc)
-            return
+        for attempt in range(THROTTLED_START_RETRIES + 1):
+            try:
+                data = gateway.start_recovery(target=target,
+                                              source_server_ids=[launch.source_server_id for launch in batch],
+                                              is_drill=execution.is_drill, tags=tags)
+                break
+            except Exception as exc:
+                # Unlike a lost answer, a ThrottlingException proves DRS created nothing: the
+                # same intent may be sent again without risking a second launch.
+                if attempt < THROTTLED_START_RETRIES and drs_errors.is_throttled(exc):
+                    continue
+                self._launch_refused(execution, wave, target, job, batch, exc)
+                return
         self.rows.call_answered(execution.pk, target.pk)
         self.jobs_started += 1
         adopt(self.rows, job, data, how="started")

@@ -37,7 +37,7 @@ WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.WAITING})
 # The fields a tick may change, per model, in the order the rows are saved.
 SAVED_FIELDS: dict[type[Model], list[str]] = {
     ServerLaunch: ["status", "phase", "job", "recovery_instance_id", "launched_at", "post_launch_status", "error",
-                   "attempts", "terminated_at"],
+                   "attempts", "terminated_at", "cleanup_job"],
     WaveRun: ["status", "approved_at", "started_at", "deadline_at", "wait_until", "finished_at"],
     DrsJob: ["state", "drs_status", "job_id", "drs_created_at", "drs_ended_at", "log_items_seen", "log_read_at",
              "error"],
@@ -45,6 +45,7 @@ SAVED_FIELDS: dict[type[Model], list[str]] = {
 }
 
 Row = ServerLaunch | WaveRun | DrsJob | Execution
+FOREIGN_KEYS = frozenset({"job", "cleanup_job"})  # saved fields compared by their id
 
 
 def update_rows(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
@@ -97,7 +98,7 @@ def _execution_id(obj: Row) -> object:
 
 
 def _values(obj: Row, fields: Iterable[str]) -> dict[str, Any]:
-    return {name: getattr(obj, f"{name}_id" if name == "job" else name) for name in fields}
+    return {name: getattr(obj, f"{name}_id" if name in FOREIGN_KEYS else name) for name in fields}
 
 
 def _target_key(key: str) -> object:

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from drsorch.drs import gateway
+from executions.choices import JobType
 from executions.models import Execution
 
-from . import job_log, jobs, waves
+from . import cleanup, job_log, jobs, waves
 from .launching import Launcher
 from .lease import LeaseLost, claim_executions, executions_needing_work, release_executions, worker_identity
 from .rows import TickRows
@@ -63,10 +64,12 @@ def advance(rows: TickRows, *, launch_deadline: float | None = None) -> int:
 
     `launch_deadline` is a time.monotonic() after which no further job starts (None: no limit)."""
     launcher = Launcher(rows, deadline=launch_deadline)
-    jobs.poll_jobs(rows)
+    jobs.poll_jobs(rows, [job for job in rows.jobs.values() if job.type == JobType.LAUNCH])
     # Targets DRS has not answered for too long stop holding their executions (bounded wait).
     jobs.give_up_unreachable(rows)
     _step_executions(rows, launcher)
+    # Clean-ups after the launches: a person waiting for a launch goes first.
+    cleanup.step_cleanups(rows)
     # Logs last: no decision waits on them, so the next wave's StartRecovery does not either.
     job_log.read_all_logs(rows)
     rows.settle_trouble()

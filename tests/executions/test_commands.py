@@ -24,6 +24,7 @@ from executions.models import DrsJob, Execution
 from executions.tasks import launch_budget_seconds
 from plans.demo import DEMO_PLAN_NAME, sandbox_seed
 from plans.models import RecoveryPlan, Wave
+from tests.executions.test_cleanup import running_instances
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
 
@@ -471,3 +472,16 @@ def test_watch_adopts_the_job_of_a_drill_that_crashed_after_start_recovery(demo,
     intent.refresh_from_db()
     assert intent.state == JobState.COMPLETED and intent.job_id
     assert RecoveryPlan.objects.get().executions.get().wave_runs.filter(status=WaveStatus.SUCCEEDED).count() == 3
+
+
+def test_drill_wait_cleanup_under_throttling_terminates_every_instance(demo):
+    sandbox_configure(throttle_rate=0.5)
+
+    result = run("drill", DEMO_PLAN_NAME, "--wait", "--cleanup", "--json")
+
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err + result.out
+    assert {s["launch_status"] for w in result.json["waves"] for s in w["servers"]} == {"TERMINATED"}
+    assert "clean-up 12/12 terminated" in result.err
+    sandbox_configure(throttle_rate=0)
+    assert not running_instances()

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from drsorch.drs.times import parse_duration_seconds
 from drsorch.sandbox.models import SandboxSourceServer
 from drsorch.sandbox.services import (
+    sandbox_configure,
     sandbox_server_update,
     sandbox_servers_create,
     sandbox_set_region_initialized,
@@ -140,5 +141,38 @@ def test_sync_servers_command(sandbox_target):
 
 
 def test_sync_servers_names_an_unknown_target(sandbox_target):
-    with pytest.raises(CommandError, match="Unknown target 'Nowhere'"):
+    with pytest.raises(CommandError, match="Unknown target 'Nowhere'") as refused:
         call_command("sync_servers", "--target", "Nowhere")
+    assert refused.value.returncode == 2
+
+
+# --- throttling ----------------------------------------------------------------------------------
+
+def test_sync_under_throttling_retries_each_throttled_page(sandbox_target, read_retry_pauses):
+    # Three pages, every other DRS call throttled: restarting the listing would never end.
+    simulate(sandbox_target, *[f"host-{n:04d}" for n in range(430)])
+    sandbox_configure(throttle_rate=0.5)
+    result = source_servers_sync(target=sandbox_target)
+    assert result.created == 430
+    assert read_retry_pauses  # it was throttled, and paused instead of failing
+
+
+def test_sync_servers_command_under_lasting_throttling_exits_1_with_one_line(sandbox_target, read_retry_pauses):
+    simulate(sandbox_target, "db-01")
+    sandbox_configure(throttle_rate=1.0)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("sync_servers", stdout=out, stderr=err)
+    assert exited.value.code == 1
+    assert err.getvalue() == (f"{sandbox_target.name}: sync failed, DRS could not be read: "
+                              "ThrottlingException: Rate exceeded\n")
+    assert "Traceback" not in err.getvalue() + out.getvalue()
+    assert len(read_retry_pauses) == 4 and read_retry_pauses == sorted(read_retry_pauses)  # backing off
+
+
+def test_sync_inventory_task_logs_a_throttled_target_and_moves_on(sandbox_target, caplog):
+    simulate(sandbox_target, "db-01")
+    sandbox_configure(throttle_rate=1.0)
+    assert tasks.sync_inventory() == 0
+    assert f"Inventory sync of target {sandbox_target.name} failed: ThrottlingException: Rate exceeded" in caplog.text
+    assert "Traceback" not in caplog.text
