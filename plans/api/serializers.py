@@ -44,7 +44,8 @@ class ModelCleanMixin:
 class TagsField(serializers.JSONField):
     """An object of AWS tag key to tag value, both strings."""
 
-    default_error_messages = {"invalid": "Give an object of tag key to value, e.g. {\"Tier\": \"db\"}."}
+    # DRF formats these messages with str.format: the example's braces are doubled.
+    default_error_messages = {"invalid": "Give an object of tag key to value, e.g. {{\"Tier\": \"db\"}}."}
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

@@ -313,3 +313,13 @@ def test_sync_reports_a_target_drs_cannot_be_reached_for(api, sandbox_target, sa
     results = api("Planner").post("/api/v1/source-servers/sync/", {}, format="json").json()["results"]
     assert {r["target"]["name"]: bool(r["error"]) for r in results} == {"Sandbox test": False, "unreachable": True}
 
+
+
+def test_a_tag_selector_that_is_not_json_in_a_form_post_is_400(api, sandbox_target):
+    """A multipart form sends the selector as text; text that is not JSON is a 400 naming the
+    field (the error message's example braces once broke its formatting: a 500)."""
+    response = api("Planner").post("/api/v1/protection-groups/", {
+        "name": "Broken selector", "target": sandbox_target.pk, "tag_selector": "not json {",
+    }, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["tag_selector"] == ['Give an object of tag key to value, e.g. {"Tier": "db"}.']
