@@ -65,8 +65,8 @@ def step_cleanups(rows: TickRows) -> None:
             _follow_sent(rows, target, [job for job in jobs if job.state == JobState.ACTIVE])
         except (BotoCoreError, ClientError) as exc:
             # The jobs run on in DRS whatever we read; they are read again next tick.
-            logger.warning("Could not follow the clean-up jobs of target %s: %s", target.name,
-                           drs_errors.describe(exc))
+            logger.info("Could not follow the clean-up jobs of target %s: %s", target.name,
+                        drs_errors.describe(exc))
         for request in (job for job in jobs if job.state == JobState.INTENDED):
             try:
                 _send(rows, target, request)
