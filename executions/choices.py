@@ -28,6 +28,9 @@ EXECUTION_TERMINAL = frozenset({
 EXECUTION_ACTIVE = frozenset(set(ExecutionStatus.values) - EXECUTION_TERMINAL)
 # Ended executions with failed waves can be retried.
 EXECUTION_RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.PARTIAL, ExecutionStatus.TIMED_OUT})
+# Only these can meet an RTO or RPO target: a failed, timed-out or cancelled execution recovered
+# nothing it can vouch for, however fast it ended.
+EXECUTION_CAN_MEET_TARGETS = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.PARTIAL})
 
 EXECUTION_TRANSITIONS = {
     ExecutionStatus.PENDING: {ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED,

@@ -313,7 +313,7 @@ def wave_lines(execution):
     lines = []
     for wave in waves:
         launched, failed, total = counts.get(wave.pk, (0, 0, 0))
-        line = f"  {wave.index}  {wave.name:<{width}}  {wave.status:<16}  {launched}/{total} launched"
+        line = f"  {wave.number}  {wave.name:<{width}}  {wave.status:<16}  {launched}/{total} launched"
         if failed:
             line += f", {failed} failed"
         lines.append(line)
@@ -321,7 +321,7 @@ def wave_lines(execution):
 
 
 def approval_hint(execution, wave):
-    return (f"Wave {wave.index} '{wave.name}' waits for approval. Approve it (from another shell, the web UI "
+    return (f"Wave {wave.number} '{wave.name}' waits for approval. Approve it (from another shell, the web UI "
             f"or the API) with:\n  manage.py execution approve {execution.pk}")
 
 
@@ -393,7 +393,7 @@ class ProgressRenderer:
             state = (wave.status, launched, failed)
             if self.seen_waves.get(wave.pk) != state:
                 self.seen_waves[wave.pk] = state
-                line = f"{stamp} Wave {wave.index} '{wave.name}': {wave.status}, {launched}/{total} launched"
+                line = f"{stamp} Wave {wave.number} '{wave.name}': {wave.status}, {launched}/{total} launched"
                 out.append(line + (f", {failed} failed" if failed else ""))
         if execution.status != self.seen_execution:
             self.seen_execution = execution.status

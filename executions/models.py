@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from .choices import (
     EXECUTION_ACTIVE,
+    EXECUTION_CAN_MEET_TARGETS,
     EXECUTION_TERMINAL,
     EXECUTION_TRANSITIONS,
     LAUNCH_TERMINAL,
@@ -83,6 +84,11 @@ class Execution(StatusMixin, models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cleaned_up_at = models.DateTimeField(null=True, blank=True)
+    # The evidence, on DRS's clock, set when the execution ends (a retry clears it): from the
+    # start to the last critical server's launch, and the oldest recovery snapshot a server
+    # was launched from, measured from the start.
+    rto_achieved_seconds = models.FloatField(null=True, blank=True)
+    rpo_worst_seconds = models.FloatField(null=True, blank=True)
     # Targets whose DRS calls failed in the last ticks because DRS could not be reached or
     # asked (endpoint, credentials, permissions to read jobs): {"<target id>": {"since": ISO,
     # "ticks": consecutive failed ticks, "error": the cause}}. The engine gives up on a target
@@ -135,12 +141,36 @@ class Execution(StatusMixin, models.Model):
         end = self.finished_at or now or timezone.now()
         return max(0.0, (end - self.started_at).total_seconds())
 
-    @property
-    def rto_met(self):
-        """True/False once finished; None while it runs."""
-        if not self.finished_at or not self.started_at:
+    def verdict(self, seconds: float | None, target_minutes: int, *, status: str | None = None) -> bool | None:
+        """None while it runs; False unless it ended (or ends, `status`) SUCCEEDED or PARTIAL
+        within the target; None when the measure is unknown."""
+        status = status or self.status
+        if status not in EXECUTION_TERMINAL:
             return None
-        return self.elapsed_seconds() <= self.rto_target_minutes * 60
+        if status not in EXECUTION_CAN_MEET_TARGETS:
+            return False
+        if seconds is None:
+            return None
+        return seconds <= target_minutes * 60
+
+    @property
+    def rto_achieved(self) -> float | None:
+        """Seconds from the start to the last critical server's launch on DRS's clock (the
+        whole elapsed time for executions that ended before this was recorded)."""
+        if self.rto_achieved_seconds is not None:
+            return self.rto_achieved_seconds
+        return self.elapsed_seconds() if self.finished_at and self.started_at else None
+
+    @property
+    def rto_met(self) -> bool | None:
+        """The RTO verdict: None while it runs, never True for a failed, timed-out or cancelled
+        execution (a drill that did not recover proves nothing about the RTO)."""
+        return self.verdict(self.rto_achieved, self.rto_target_minutes)
+
+    @property
+    def rpo_met(self) -> bool | None:
+        """The RPO verdict on the worst server, with the same rules as `rto_met`."""
+        return self.verdict(self.rpo_worst_seconds, self.rpo_target_minutes)
 
 
 class WaveRun(StatusMixin, models.Model):
@@ -170,7 +200,13 @@ class WaveRun(StatusMixin, models.Model):
         constraints = [models.UniqueConstraint(fields=["execution", "index"], name="wave_run_unique_index")]
 
     def __str__(self):
-        return f"{self.index}: {self.name}"
+        return f"{self.number}: {self.name}"
+
+    @property
+    def number(self) -> int:
+        """The 1-based number every page, event, audit entry and report shows; `index` (from 0)
+        stays the key that dependencies, the API's `wave_index` and DRS job tags use."""
+        return self.index + 1
 
     @property
     def is_terminal(self):
@@ -202,7 +238,11 @@ class ServerLaunch(StatusMixin, models.Model):
         help_text="The TERMINATE job its recovery instance was sent in, once a clean-up sent it.",
     )
     recovery_instance_id = models.CharField(max_length=32, blank=True)
-    launched_at = models.DateTimeField(null=True, blank=True)
+    launched_at = models.DateTimeField(null=True, blank=True, help_text="When DRS launched it, on DRS's clock.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When DRS ended this launch (launched or failed), on DRS's clock.")
+    snapshot_at = models.DateTimeField(
+        null=True, blank=True, help_text="The point-in-time snapshot DRS launched it from.")
     post_launch_status = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -251,6 +291,25 @@ class DrsJob(models.Model):
 
     def __str__(self):
         return self.job_id or f"intended {self.type.lower()} job {self.launch_token}"
+
+
+class LaunchAttempt(models.Model):
+    """One launch of a server in one DRS job, on DRS's clock. A retry adds one and never
+    overwrites the earlier: the evidence keeps every failure and the retry that followed."""
+
+    launch = models.ForeignKey(ServerLaunch, on_delete=models.CASCADE, related_name="launch_attempts")
+    job = models.ForeignKey(DrsJob, on_delete=models.CASCADE, related_name="attempts")
+    launch_status = models.CharField(max_length=20, choices=LaunchStatus.choices)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When DRS created the job.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When DRS launched or failed it.")
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["launch", "job"], name="launch_attempt_unique_job")]
+
+    def __str__(self):
+        return f"{self.launch} in {self.job}: {self.launch_status}"
 
 
 class ServerClaim(models.Model):

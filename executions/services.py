@@ -279,7 +279,7 @@ def execution_approve(*, execution: Execution, user: AbstractBaseUser | None,
             wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes)
             wave.save(update_fields=["status", "approved_by", "approved_at", "started_at", "deadline_at"])
             changes.append(status_change(wave, old))
-            _record_action(execution, user, f"Approved wave {wave.index} '{wave.name}'.", wave_index=wave.index)
+            _record_action(execution, user, f"Approved wave {wave.number} '{wave.name}'.", wave_index=wave.index)
         if execution.status == ExecutionStatus.WAITING_APPROVAL:
             execution.status = ExecutionStatus.RUNNING
             execution.save(update_fields=["status"])
@@ -340,7 +340,9 @@ def _retry_in_transaction(execution, user):
     old = execution.status
     execution.status = ExecutionStatus.RUNNING
     execution.finished_at = None
-    execution.save(update_fields=["status", "finished_at"])
+    # The verdict is the retried execution's, measured again when it ends.
+    execution.rto_achieved_seconds = execution.rpo_worst_seconds = None
+    execution.save(update_fields=["status", "finished_at", "rto_achieved_seconds", "rpo_worst_seconds"])
     changes.append(status_change(execution, old))
     announce_status_changes(changes)
     _record_action(execution, user, f"Retried the execution: {relaunched} server(s) will be launched again.")
@@ -358,7 +360,8 @@ def _reset_for_retry(execution):
         for launch in again:
             launch.check_transition(LaunchStatus.NOT_STARTED)
         relaunched += again.update(status=LaunchStatus.NOT_STARTED, job=None, phase=LaunchPhase.WAITING, error="",
-                                   post_launch_status="", recovery_instance_id="", launched_at=None)
+                                   post_launch_status="", recovery_instance_id="", launched_at=None,
+                                   ended_at=None, snapshot_at=None)
         wave.check_transition(WaveStatus.PENDING)
         # Waves whose gate was already approved keep the approval.
         old = wave.status

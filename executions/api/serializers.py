@@ -40,6 +40,14 @@ class ExecutionPlanSerializer(serializers.Serializer):
     name = serializers.CharField(source="plan_name", help_text="The plan's name when the execution started.")
 
 
+class LaunchAttemptSerializer(serializers.Serializer):
+    job_id = serializers.CharField(source="job.job_id", allow_null=True)
+    launch_status = serializers.ChoiceField(choices=LaunchStatus.choices)
+    error = NullIfBlankCharField()
+    started_at = UtcDateTimeField(allow_null=True, help_text="When DRS created the job.")
+    ended_at = UtcDateTimeField(allow_null=True, help_text="When DRS launched or failed the server.")
+
+
 class ServerLaunchSerializer(serializers.Serializer):
     source_server_id = serializers.CharField()
     hostname = serializers.CharField()
@@ -48,18 +56,52 @@ class ServerLaunchSerializer(serializers.Serializer):
     phase = serializers.CharField(help_text="Where the launch is, e.g. SNAPSHOT, CONVERSION, READY; empty at first.")
     job_id = serializers.CharField(source="job.job_id", allow_null=True)
     recovery_instance_id = NullIfBlankCharField()
-    launched_at = UtcDateTimeField(allow_null=True)
+    launched_at = UtcDateTimeField(allow_null=True, help_text="When DRS launched it, on DRS's clock.")
     error = NullIfBlankCharField()
+    snapshot_at = UtcDateTimeField(allow_null=True, help_text="The recovery snapshot DRS launched it from.")
+    attempts = LaunchAttemptSerializer(
+        source="launch_attempts.all", many=True,
+        help_text="Every launch of it in this execution, oldest first; a retry adds one.")
 
 
 class ExecutionWaveSerializer(serializers.Serializer):
     index = serializers.IntegerField()
+    number = serializers.IntegerField(help_text="The 1-based number every page, event and report uses.")
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=WaveStatus.choices)
     depends_on = serializers.ListField(child=serializers.IntegerField(), help_text="Indexes of waves it waits for.")
     started_at = UtcDateTimeField(allow_null=True)
     finished_at = UtcDateTimeField(allow_null=True)
     servers = ServerLaunchSerializer(source="server_launches.all", many=True)
+
+
+class RtoSerializer(serializers.Serializer):
+    target_minutes = serializers.IntegerField(source="rto_target_minutes")
+    achieved_seconds = serializers.SerializerMethodField(
+        help_text="From the start to the last critical server's launch, on DRS's clock; null while it runs.")
+    met = serializers.BooleanField(
+        source="rto_met", allow_null=True,
+        help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
+
+    @extend_schema_field(OpenApiTypes.DOUBLE)
+    def get_achieved_seconds(self, execution) -> float | None:
+        achieved = execution.rto_achieved
+        return None if achieved is None else round(achieved, 1)
+
+
+class RpoSerializer(serializers.Serializer):
+    target_minutes = serializers.IntegerField(source="rpo_target_minutes")
+    worst_seconds = serializers.SerializerMethodField(
+        help_text="The oldest recovery snapshot a server was launched from, measured from the start "
+        "(or the requested point in time); null while it runs or when DRS did not say.")
+    met = serializers.BooleanField(
+        source="rpo_met", allow_null=True,
+        help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
+
+    @extend_schema_field(OpenApiTypes.DOUBLE)
+    def get_worst_seconds(self, execution) -> float | None:
+        worst = execution.rpo_worst_seconds
+        return None if worst is None else round(worst, 1)
 
 
 class ExecutionSerializer(serializers.Serializer):
@@ -79,6 +121,8 @@ class ExecutionSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="The readiness warnings accepted to start it (accept_risks), as they read then; empty if none.",
     )
+    rto = RtoSerializer(source="*")
+    rpo = RpoSerializer(source="*")
     waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
 
     @extend_schema_field(OpenApiTypes.DOUBLE)

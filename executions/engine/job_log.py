@@ -119,7 +119,7 @@ def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
         launch = launches.get(server_id)
         targets = [launch] if launch else (list(launches.values()) if not server_id else [])
         for each in targets:
-            _apply_item(rows, each, name, data)
+            _apply_item(rows, each, name, data, parse_drs_time(item.get("logDateTime")))
         who = (launch.hostname or server_id) if launch else server_id
         rows.event(
             job.execution_id, EventKind.DRS,
@@ -132,11 +132,13 @@ def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
     rows.touch(job)
 
 
-def _apply_item(rows: TickRows, launch: ServerLaunch, name: str, data: dict[str, Any]) -> None:
+def _apply_item(rows: TickRows, launch: ServerLaunch, name: str, data: dict[str, Any],
+                at: datetime | None) -> None:
     if name in FAILURE_LOG_EVENTS and launch.status != LaunchStatus.LAUNCHED:
         # The log holds the reason DRS gives nowhere else; it may arrive after the job
-        # already reported the server FAILED.
+        # already reported the server FAILED. Its time is when DRS failed the launch.
         launch.error = f"{name}: {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
+        launch.ended_at = at or launch.ended_at
         rows.touch(launch)
     elif (name in PHASE_OF_LOG_EVENT and launch.phase != PHASE_OF_LOG_EVENT[name]
           and launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)):

@@ -5,7 +5,7 @@ participating server's launch status, recovery instance and post-launch runs (cl
 are cleanup.py's). Also says when a launch is settled or failed, which both a job's
 end and the wave state machine depend on.
 
-May import: rows, lease, times (and drs, models, choices). Never job_log, launching, waves or ticks.
+May import: rows, lease, evidence, times (and drs, models, choices). Never job_log, launching, waves or ticks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from executions.choices import JOB_OPEN, EventKind, JobState, JobType, LaunchPha
 from executions.models import DrsJob, Execution, ServerLaunch
 from plans.models import Target
 
+from . import evidence
 from .lease import LEASE_SECONDS
 from .rows import TickRows
 
@@ -99,6 +100,7 @@ def _poll_target(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
         for job in active:
             if job.job_id in found:
                 apply_job(rows, job, found[job.job_id])
+        evidence.read_instances(rows, target, evidence.instance_reads_due(rows, active))
     stale_intents = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in rows.new_intents]
     if stale_intents:
         resolve_intents(rows, target, stale_intents)
@@ -128,6 +130,10 @@ def adopt(rows: TickRows, job: DrsJob, data: dict[str, Any], *, how: str) -> Non
     DrsJob.objects.filter(pk=job.pk, state=JobState.INTENDED).update(
         job_id=job.job_id, state=JobState.ACTIVE, drs_status=job.drs_status, drs_created_at=job.drs_created_at
     )
+    evidence.adopted_start(rows, job)
+    # Each server's attempt in this job is recorded from now on (rows.save), whatever follows.
+    for launch in rows.launches_by_job.get(job.pk, {}).values():
+        rows.touch(launch)
     wave = rows.wave_of(job)
     rows.event(job.execution_id, EventKind.ENGINE,
                f"DRS job {job.job_id} ({how}) launches {job.server_count} server(s) of wave '{wave.name}'.",
@@ -220,26 +226,29 @@ def apply_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
     if job.type == JobType.TERMINATE:
         return  # clean-up jobs are cleanup.py's (ticks.py does not pass them here)
     launches = rows.launches_by_job.get(job.pk, {})
+    ended = parse_drs_time(data.get("endDateTime"))
     for participant in data.get("participatingServers", []):
         launch = launches.get(participant.get("sourceServerID"))
         if launch:
-            apply_participant(rows, execution, launch, participant)
+            apply_participant(rows, execution, launch, participant, job_ended_at=ended)
     if data.get("status") == JobStatus.COMPLETED:
         for launch in launches.values():
             if launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED):
-                rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, ended_at=ended or rows.now,
                                 error=launch.error or f"DRS completed job {job.job_id} without launching it.")
         if all(launch_settled(rows, execution, launch) for launch in launches.values()):
             # Done for the state machine; the job closes once its final log is read
             # (job_log.read_logs), so its events are complete without costing this tick a call.
-            job.drs_ended_at = job.drs_ended_at or parse_drs_time(data.get("endDateTime")) or rows.now
+            job.drs_ended_at = job.drs_ended_at or ended or rows.now
             rows.final_log_due.add(job.pk)
             rows.touch(job)
 
 
 def apply_participant(rows: TickRows, execution: Execution, launch: ServerLaunch,
-                      participant: dict[str, Any]) -> None:
-    """Copy one participating server's launch status and recovery instance onto its launch."""
+                      participant: dict[str, Any], *, job_ended_at: Any = None) -> None:
+    """Copy one participating server's launch status and recovery instance onto its launch.
+    Times are DRS's where the job gives one; otherwise the tick's, until the recovery instance
+    (evidence.read_instances, this tick) or the job log (LAUNCH_FAILED) gives DRS's own."""
     status = participant.get("launchStatus")
     instance_id = participant.get("recoveryInstanceID")
     if instance_id and launch.recovery_instance_id != instance_id:
@@ -251,10 +260,13 @@ def apply_participant(rows: TickRows, execution: Execution, launch: ServerLaunch
         rows.set_status(launch, LaunchStatus.IN_PROGRESS)
     elif status == LaunchStatus.LAUNCHED:
         if launch.status != LaunchStatus.LAUNCHED:
-            rows.set_status(launch, LaunchStatus.LAUNCHED, launched_at=rows.now, phase=LaunchPhase.READY, error="")
+            at = evidence.participant_launch_time(participant) or rows.now
+            rows.set_status(launch, LaunchStatus.LAUNCHED, launched_at=at, ended_at=at, phase=LaunchPhase.READY,
+                            error="")
         _apply_post_launch(rows, execution, launch, participant)
     elif status == LaunchStatus.FAILED and launch.status != LaunchStatus.FAILED:
         rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                        ended_at=launch.ended_at or job_ended_at or rows.now,
                         error=launch.error or "DRS reported the launch as FAILED.")
 
 

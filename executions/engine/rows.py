@@ -22,8 +22,16 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from drsorch.drs.constants import JobStatus
-from executions.choices import EXECUTION_TERMINAL, JOB_OPEN, EventKind, JobType, LaunchPhase, WaveStatus
-from executions.models import DrsJob, Execution, ExecutionEvent, ServerClaim, ServerLaunch, WaveRun
+from executions.choices import EXECUTION_TERMINAL, JOB_OPEN, EventKind, JobType, LaunchPhase, LaunchStatus, WaveStatus
+from executions.models import (
+    DrsJob,
+    Execution,
+    ExecutionEvent,
+    LaunchAttempt,
+    ServerClaim,
+    ServerLaunch,
+    WaveRun,
+)
 from plans.models import Target
 
 from .hooks import StatusChange, announce_status_changes, status_change
@@ -36,12 +44,13 @@ WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.WAITING})
 
 # The fields a tick may change, per model, in the order the rows are saved.
 SAVED_FIELDS: dict[type[Model], list[str]] = {
-    ServerLaunch: ["status", "phase", "job", "recovery_instance_id", "launched_at", "post_launch_status", "error",
-                   "attempts", "terminated_at", "cleanup_job"],
+    ServerLaunch: ["status", "phase", "job", "recovery_instance_id", "launched_at", "ended_at", "snapshot_at",
+                   "post_launch_status", "error", "attempts", "terminated_at", "cleanup_job"],
     WaveRun: ["status", "approved_at", "started_at", "deadline_at", "wait_until", "finished_at"],
     DrsJob: ["state", "drs_status", "job_id", "drs_created_at", "drs_ended_at", "log_items_seen", "log_read_at",
              "error"],
-    Execution: ["status", "started_at", "finished_at", "cleaned_up_at", "drs_trouble"],
+    Execution: ["status", "started_at", "finished_at", "cleaned_up_at", "drs_trouble", "rto_achieved_seconds",
+                "rpo_worst_seconds"],
 }
 
 Row = ServerLaunch | WaveRun | DrsJob | Execution
@@ -110,7 +119,7 @@ def _label(obj: Execution | WaveRun | ServerLaunch) -> str:
     if isinstance(obj, Execution):
         return "Execution"
     if isinstance(obj, WaveRun):
-        return f"Wave {obj.index} '{obj.name}'"
+        return f"Wave {obj.number} '{obj.name}'"
     return f"Server {obj.hostname or obj.source_server_id}"
 
 
@@ -297,6 +306,24 @@ class TickRows:
                 names |= diff
         return changed, [f for f in fields if f in names]
 
+    def _save_attempts(self, held: set[object]) -> None:
+        """Upsert the attempt (launch, DRS job) of every changed launch that a DRS job carries:
+        one statement whatever the number of servers, only in ticks where launches changed.
+        A retry gives a launch another job, hence another attempt: nothing is overwritten."""
+        attempts = []
+        for launch in self.dirty[ServerLaunch].values():
+            job = self.jobs.get(launch.job_id)
+            if (launch.execution_id not in held or job is None or not job.job_id or job.type != JobType.LAUNCH
+                    or launch.status == LaunchStatus.TERMINATED):
+                continue  # a clean-up's TERMINATED is not a launch outcome: the attempt keeps it
+            status = LaunchStatus.PENDING if launch.status == LaunchStatus.NOT_STARTED else launch.status
+            attempts.append(LaunchAttempt(launch_id=launch.pk, job_id=job.pk, launch_status=status, error=launch.error,
+                                          started_at=job.drs_created_at, ended_at=launch.ended_at))
+        if attempts:
+            LaunchAttempt.objects.bulk_create(
+                attempts, update_conflicts=True, unique_fields=["launch", "job"],
+                update_fields=["launch_status", "error", "started_at", "ended_at"])
+
     def save(self) -> None:
         """Write the tick's changes, but only for executions whose lease we still hold: a tick
         that ran past its lease must not overwrite the worker that took over. Their status
@@ -308,6 +335,7 @@ class TickRows:
                 changed, names = self._changes(kept, fields)
                 update_rows(model, changed, names)
             insert_rows_ignoring_duplicates(ExecutionEvent, [e for e in self.events if e.execution_id in held])
+            self._save_attempts(held)
             # An execution that ends frees its servers in the same transaction (one DELETE,
             # only in a tick where some execution ended), so no start ever sees it half-ended.
             ended = [pk for pk in held if self.executions[pk].status in EXECUTION_TERMINAL

@@ -17,6 +17,7 @@ from datetime import timedelta
 from executions.choices import JOB_OPEN, WAVE_SATISFIES_DEPENDENTS, EventKind, ExecutionStatus, WaveStatus
 from executions.models import Execution, ServerLaunch, WaveRun
 
+from . import evidence
 from .jobs import launch_failed, launch_settled, poll_jobs
 from .rows import TickRows
 
@@ -50,13 +51,13 @@ def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
         if blocked:
             return rows.set_status(
                 wave, WaveStatus.SKIPPED,
-                f"Wave {wave.index} '{wave.name}' skipped: wave '{blocked[0].name}' ended {blocked[0].status}.",
+                f"Wave {wave.number} '{wave.name}' skipped: wave '{blocked[0].name}' ended {blocked[0].status}.",
                 finished_at=rows.now)
         if all(d.status in WAVE_SATISFIES_DEPENDENTS for d in deps):
             if wave.approval_required and not wave.approved_at:
                 if not execution.auto_approve:
                     return rows.set_status(wave, WaveStatus.WAITING_APPROVAL,
-                                           f"Wave {wave.index} '{wave.name}' waits for approval.")
+                                           f"Wave {wave.number} '{wave.name}' waits for approval.")
                 wave.approved_at = rows.now
                 rows.event(execution.pk, EventKind.ACTION,
                            f"Gate of wave '{wave.name}' approved automatically (auto-approve).", wave=wave)
@@ -76,7 +77,7 @@ def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
 def start_wave(rows: TickRows, wave: WaveRun) -> bool:
     """Put `wave` in LAUNCHING with its deadline; its servers go to DRS in this tick."""
     return rows.set_status(
-        wave, WaveStatus.LAUNCHING, f"Wave {wave.index} '{wave.name}' is launching.",
+        wave, WaveStatus.LAUNCHING, f"Wave {wave.number} '{wave.name}' is launching.",
         started_at=wave.started_at or rows.now,
         deadline_at=rows.now + timedelta(minutes=wave.timeout_minutes),
     )
@@ -98,9 +99,9 @@ def step_launching_wave(rows: TickRows, execution: Execution, wave: WaveRun, can
         if outcome != WaveStatus.FAILED and wave.wait_after_minutes and not cancelling:
             return rows.set_status(
                 wave, WaveStatus.WAITING,
-                f"Wave {wave.index} '{wave.name}' is done; waiting {wave.wait_after_minutes} min before "
+                f"Wave {wave.number} '{wave.name}' is done; waiting {wave.wait_after_minutes} min before "
                 "its dependents.", wait_until=rows.now + timedelta(minutes=wave.wait_after_minutes))
-        return rows.set_status(wave, outcome, finished_at=rows.now)
+        return rows.set_status(wave, outcome, finished_at=evidence.wave_finished_at(rows, execution, launches))
     if cancelling and not any(launch.job_id for launch in launches if not launch.is_terminal):
         return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
     if wave.deadline_at and rows.now >= wave.deadline_at:
@@ -115,14 +116,15 @@ def time_out_wave(rows: TickRows, execution: Execution, wave: WaveRun, launches:
     if open_jobs:
         poll_jobs(rows, list({job.pk: job for job in open_jobs}.values()))
     if all(launch_settled(rows, execution, launch) for launch in launches):
-        return rows.set_status(wave, wave_outcome(rows, execution, wave), finished_at=rows.now)
+        return rows.set_status(wave, wave_outcome(rows, execution, wave),
+                               finished_at=evidence.wave_finished_at(rows, execution, launches))
     for launch in launches:
         if not launch_settled(rows, execution, launch):
             phase = launch.get_phase_display() if launch.phase else "not started"
             launch.error = f"Timed out after {wave.timeout_minutes} min ({phase})."
             rows.touch(launch)
     return rows.set_status(wave, WaveStatus.TIMED_OUT,
-                           f"Wave {wave.index} '{wave.name}' timed out after {wave.timeout_minutes} min.",
+                           f"Wave {wave.number} '{wave.name}' timed out after {wave.timeout_minutes} min.",
                            finished_at=rows.now)
 
 
@@ -149,7 +151,13 @@ def step_execution_status(rows: TickRows, execution: Execution) -> None:
     else:
         final = ExecutionStatus.SUCCEEDED
     elapsed = (rows.now - (execution.started_at or rows.now)).total_seconds()
-    verdict = "met" if elapsed <= execution.rto_target_minutes * 60 else "missed"
+    # Every launch of the execution, not only the waves this tick loaded (one query, in the
+    # tick it ends), with this tick's unsaved changes over the stored rows.
+    current = {launch.pk: launch for launch in rows.launches[execution.pk]}
+    stored = ServerLaunch.objects.filter(execution=execution).only("critical", "launched_at", "snapshot_at")
+    evidence.record_verdict_inputs(execution, [current.get(launch.pk, launch) for launch in stored])
+    verdict = {True: "met", False: "missed", None: "unknown"}[execution.verdict(
+        execution.rto_achieved, execution.rto_target_minutes, status=final)]
     rows.set_status(
         execution, final,
         f"Execution ended {final} after {elapsed / 60:.1f} min; RTO target of "

@@ -62,7 +62,7 @@ def launch_timeline(execution, waves, now):
         tick += step
     y = AXIS_H
     for wave in waves:
-        parts.append(f'<text class="wavehead" x="4" y="{y + 15}">{wave.index + 1}. {escape(wave.name[:18])}'
+        parts.append(f'<text class="wavehead" x="4" y="{y + 15}">{wave.number}. {escape(wave.name[:18])}'
                      f'<title>{escape(wave.name)}: {escape(wave.get_status_display())}</title></text>')
         if wave.started_at:
             left = round(LABEL_W + (wave.started_at - origin).total_seconds() * scale, 1)
@@ -95,7 +95,7 @@ def server_rows(launches):
         optional = "" if s.critical else ' <span class="small muted">optional</span>'
         launched = timezone.localtime(s.launched_at).strftime("%H:%M:%S") if s.launched_at else "—"
         rows.append(
-            f"<tr><td>{s.wave.index + 1}</td><td>{escape(s.hostname or s.source_server_id)}{optional}<br>"
+            f"<tr><td>{s.wave.number}</td><td>{escape(s.hostname or s.source_server_id)}{optional}<br>"
             f'<span class="mono small muted">{escape(s.source_server_id)}</span></td>'
             f"<td>{escape(s.get_phase_display())}</td>"
             f'<td><span class="badge tone-{tone(s.status)}">{escape(s.get_status_display())}</span></td>'

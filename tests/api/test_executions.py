@@ -14,11 +14,12 @@ from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_grou
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 EXECUTION_KEYS = {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                  "rto_target_minutes", "elapsed_seconds", "accepted_risks", "waves"}
+                  "rto_target_minutes", "elapsed_seconds", "accepted_risks", "rto", "rpo", "waves"}
 PLAN_KEYS = {"id", "name"}
-WAVE_KEYS = {"index", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
+WAVE_KEYS = {"index", "number", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
 SERVER_KEYS = {"source_server_id", "hostname", "critical", "launch_status", "phase", "job_id",
-               "recovery_instance_id", "launched_at", "error"}
+               "recovery_instance_id", "launched_at", "error", "snapshot_at", "attempts"}
+ATTEMPT_KEYS = {"job_id", "launch_status", "error", "started_at", "ended_at"}
 TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
@@ -30,15 +31,21 @@ def assert_execution_json(body):
     assert body["status"] in ExecutionStatus.values
     assert isinstance(body["elapsed_seconds"], float)
     assert isinstance(body["rto_target_minutes"], int)
+    assert set(body["rto"]) == {"target_minutes", "achieved_seconds", "met"}
+    assert set(body["rpo"]) == {"target_minutes", "worst_seconds", "met"}
+    if body["status"] not in TERMINAL:
+        assert body["rto"]["met"] is None and body["rpo"]["met"] is None
     assert body["waves"]
     for wave in body["waves"]:
         assert set(wave) == WAVE_KEYS
         assert wave["status"] in WaveStatus.values
         assert all(isinstance(dep, int) for dep in wave["depends_on"])
+        assert wave["number"] == wave["index"] + 1
         assert wave["servers"]
         for server in wave["servers"]:
             assert set(server) == SERVER_KEYS
             assert isinstance(server["critical"], bool)
+            assert all(set(attempt) == ATTEMPT_KEYS for attempt in server["attempts"])
 
 
 def start(client, plan, mode="DRILL", key=None, **body):

@@ -117,7 +117,7 @@ def test_drill_wait_json_succeeds_wave_after_wave_launching_each_server_once(dem
     assert all(s["launch_status"] == "LAUNCHED" and s["recovery_instance_id"] for s in servers)
     assert set(launch_counts().values()) == {1}
     # progress went to stderr, as plain lines (not a terminal)
-    assert "Wave 2 'Web': SUCCEEDED, 4/4 launched" in result.err
+    assert "Wave 3 'Web': SUCCEEDED, 4/4 launched" in result.err
     assert "Execution SUCCEEDED" in result.err and "\x1b[" not in result.err
 
 
@@ -139,7 +139,7 @@ def test_drill_on_a_terminal_redraws_a_block(demo):
     assert result.code == 0
     assert "\x1b[2K" in result.out and "\r\x1b[4A" in result.out  # header + 3 waves, redrawn in place
     last_block = result.out.rsplit("\r\x1b[4A", 1)[-1]
-    assert "SUCCEEDED" in last_block and "2  Web" in last_block and "4/4 launched" in last_block
+    assert "SUCCEEDED" in last_block and "3  Web" in last_block and "4/4 launched" in last_block
 
 
 def test_drill_without_wait_prints_the_json_at_once_and_accepts_the_plan_id(demo):
@@ -252,9 +252,9 @@ def test_gate_waits_for_an_approval_from_another_call(demo, hooks):
     execution = Execution.objects.get()
     assert result.code == 0, result.out
     assert execution.status == ExecutionStatus.SUCCEEDED
-    assert "Wave 1 'Application' waits for approval" in result.out
+    assert "Wave 2 'Application' waits for approval" in result.out
     assert f"manage.py execution approve {execution.pk}" in result.out
-    assert "Wave 1 'Application': WAITING_APPROVAL" in result.out
+    assert "Wave 2 'Application': WAITING_APPROVAL" in result.out
     assert len(approvals) == 1 and approvals[0].code == 0
     assert "Approved the waiting wave" in approvals[0].out
     wave = execution.wave_runs.get(index=1)
@@ -330,7 +330,8 @@ def test_list_and_show(demo):
     as_json = run("execution", "show", str(execution.pk), "--json")
     assert as_json.json == listed.json[0]
     assert set(as_json.json) == {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                                 "rto_target_minutes", "elapsed_seconds", "accepted_risks", "waves"}
+                                 "rto_target_minutes", "elapsed_seconds", "accepted_risks", "rto", "rpo",
+                                 "waves"}
 
 
 @pytest.mark.parametrize("ident, message", [

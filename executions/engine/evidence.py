@@ -1,0 +1,128 @@
+"""The evidence on DRS's clock: when DRS launched each server, from which snapshot, and the
+RTO and RPO an execution achieved.
+
+A poller notices a launch up to a poll interval late, and a worker that adopts a job after a
+crash notices it later still; the evidence a drill exists to produce must not count that. So
+times come from DRS (job creationDateTime/endDateTime, job log items, the recovery instance's
+pointInTimeSnapshotDateTime), with the tick's own time only where DRS gives none.
+
+May import: rows, times (and drs, models, choices). Never jobs, job_log, launching, waves or ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from drsorch.drs import errors as drs_errors
+from drsorch.drs import gateway
+from drsorch.drs.times import parse_drs_time
+from executions.choices import JobState, LaunchStatus
+from executions.models import DrsJob, Execution, ServerLaunch
+from plans.models import Target
+
+from .rows import TickRows
+
+logger = logging.getLogger(__name__)
+
+
+def adopted_start(rows: TickRows, job: DrsJob) -> None:
+    """An execution and a wave started no later than DRS created their job: after a crash the
+    adopting tick must not stamp them with its own, later, time."""
+    created = job.drs_created_at
+    if created is None:
+        return
+    execution = rows.executions.get(job.execution_id)
+    if execution is not None and (execution.started_at is None or execution.started_at > created):
+        execution.started_at = created
+        rows.touch(execution)
+    wave = rows.wave_of(job)
+    if wave is not None and (wave.started_at is None or wave.started_at > created):
+        wave.started_at = created
+        rows.touch(wave)
+
+
+def participant_launch_time(participant: dict[str, Any]) -> datetime | None:
+    """The launch time a participating server carries itself: DRS stamps the SSM agent's
+    discovery on the launched instance when it has post-launch actions."""
+    return parse_drs_time((participant.get("launchActionsStatus") or {}).get("ssmAgentDiscoveryDatetime"))
+
+
+def instance_reads_due(rows: TickRows, jobs: Iterable[DrsJob]) -> list[ServerLaunch]:
+    """Launched servers of these open jobs whose recovery instance DRS has not been asked
+    about yet (no snapshot time): read in one batched call per target, then never again."""
+    due = []
+    for job in jobs:
+        if job.state != JobState.ACTIVE:
+            continue
+        for launch in rows.launches_by_job.get(job.pk, {}).values():
+            if launch.status == LaunchStatus.LAUNCHED and launch.snapshot_at is None:
+                due.append(launch)
+    return due
+
+
+def read_instances(rows: TickRows, target: Target, launches: list[ServerLaunch]) -> None:
+    """One DescribeRecoveryInstances (200 servers a page) for the launched servers of a target:
+    the snapshot each was launched from, and when DRS launched it. An instance of another job
+    (a later launch of the same server) is not this launch's evidence and is ignored. A read
+    DRS does not answer is tried again next tick (the launches keep the tick's time meanwhile)."""
+    if not launches:
+        return
+    try:
+        items = gateway.recovery_instances(target=target, source_server_ids=[x.source_server_id for x in launches])
+    except Exception as exc:
+        if drs_errors.classify(exc) == drs_errors.ErrorKind.FINAL:
+            logger.warning("Cannot read the recovery instances of target %s: %s", target.name, exc)
+        else:
+            logger.info("DRS did not answer DescribeRecoveryInstances for target %s: %s", target.name, exc)
+        return
+    by_key = {(item.get("sourceServerID"), item.get("jobID")): item for item in items}
+    for launch in launches:
+        job = rows.jobs.get(launch.job_id)
+        item = by_key.get((launch.source_server_id, job.job_id if job else None))
+        if item is None:
+            continue
+        snapshot_at = parse_drs_time(item.get("pointInTimeSnapshotDateTime"))
+        launched_at = parse_drs_time((item.get("recoveryInstanceProperties") or {}).get("lastUpdatedDateTime"))
+        if snapshot_at:
+            launch.snapshot_at = snapshot_at
+        if launched_at and launch.launched_at != launched_at:
+            launch.launched_at = launched_at
+            launch.ended_at = launched_at
+        rows.touch(launch)
+
+
+def launch_ended_at(rows: TickRows, execution: Execution, launch: ServerLaunch) -> datetime | None:
+    """When DRS was done with a settled launch: its launch or failure time; in a recovery, the
+    end of its job when post-launch actions ran after the launch."""
+    end = launch.ended_at
+    job = rows.jobs.get(launch.job_id)
+    if not execution.is_drill and launch.post_launch_status and job is not None and job.drs_ended_at:
+        end = max(end, job.drs_ended_at) if end else job.drs_ended_at
+    return end
+
+
+def wave_finished_at(rows: TickRows, execution: Execution, launches: list[ServerLaunch]) -> datetime:
+    """A wave that ended because its servers settled ended when DRS settled the last of them;
+    the tick's time when DRS gave no time for one of them."""
+    ends = [launch_ended_at(rows, execution, launch) for launch in launches]
+    if not ends or any(end is None for end in ends):
+        return rows.now
+    return min(max(ends), rows.now)
+
+
+def record_verdict_inputs(execution: Execution, launches: Iterable[ServerLaunch]) -> None:
+    """Set the achieved RTO (start to the last critical server's launch) and the worst RPO
+    (the start, or the requested point in time, minus the snapshot each server came from)."""
+    launches = list(launches)
+    start = execution.started_at
+    launched = [x for x in launches if x.launched_at is not None]
+    critical = [x for x in launched if x.critical] or launched
+    execution.rto_achieved_seconds = (
+        max((x.launched_at - start).total_seconds() for x in critical) if critical and start else None)
+    point = getattr(execution, "point_in_time", None) or start
+    snapshots = [x.snapshot_at for x in launches if x.snapshot_at is not None]
+    execution.rpo_worst_seconds = (
+        max(max(0.0, (point - at).total_seconds()) for at in snapshots) if snapshots and point else None)
