@@ -5,6 +5,7 @@ Views only read; every change of an execution goes through executions.services.
 """
 
 import uuid
+from collections import defaultdict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
@@ -38,7 +39,7 @@ from .choices import (
 from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
 from .filtersets import ExecutionHistoryFilterSet
 from .forms import StartForm
-from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .models import Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
 from .readiness import plan_readiness
 
 LAG_ALERT_SECONDS = 15 * 60
@@ -47,7 +48,7 @@ LAGGING_LIMIT = 20
 # What the detail, its partial and the report show of a launch: loading only these keeps
 # building 1,000 rows cheap.
 LAUNCH_FIELDS = ["execution_id", "wave_run_id", "source_server_id", "hostname", "critical", "status", "phase",
-                 "recovery_instance_id", "launched_at", "error", "job__job_id", "job__requested_at"]
+                 "recovery_instance_id", "launched_at", "error", "job__job_id", "job__drs_created_at"]
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -230,8 +231,18 @@ class ExecutionReportView(RoleRequiredMixin, View):
         context["errors_log"] = [event for event in events if event.kind == EventKind.ERROR]
         context["failed_launches"] = [item for item in context["launches"] if item.status == LaunchStatus.FAILED
                                       or item.error]
+        attempts = defaultdict(list)
+        for attempt in LaunchAttempt.objects.filter(launch__execution_id=pk).select_related("job").order_by(
+                "started_at", "pk"):
+            attempts[attempt.launch_id].append(attempt)
+        context["failed_attempts"] = [a for group in attempts.values() for a in group
+                                      if a.launch_status == LaunchStatus.FAILED]
+        context["retried_launches"] = [
+            (launch, attempts[launch.pk]) for launch in context["launches"]
+            if any(a.launch_status == LaunchStatus.FAILED for a in attempts[launch.pk])]
         for launch in context["launches"]:
-            start = (launch.job.requested_at if launch.job else None) or launch.wave.started_at
+            # DRS's clock: from when DRS created the job to when DRS launched the server.
+            start = (launch.job.drs_created_at if launch.job else None) or launch.wave.started_at
             launch.launch_seconds = (launch.launched_at - start).total_seconds() if launch.launched_at and start \
                 else None
         context["generated_at"] = timezone.now()

@@ -4,6 +4,7 @@ Load with {% load drsorch_ui %}.
 """
 
 from django import template
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -51,3 +52,14 @@ def query_with(context, **changes):
     for key, value in changes.items():
         params[key] = value
     return params.urlencode()
+
+
+@register.filter
+def verdict(met, pending="—"):
+    """A target's verdict: met (True), missed (False), or `pending` (None: still running, or
+    unknown). Only an execution that ended SUCCEEDED or PARTIAL within its target is ever met."""
+    if met is True:
+        return mark_safe('<span class="text-ok">met</span>')
+    if met is False:
+        return mark_safe('<span class="text-bad">missed</span>')
+    return pending

@@ -7,6 +7,7 @@ only the ones listed before it (docs/architecture.md has the map):
 - times: DRS timestamps;
 - lease: claiming, renewing and releasing executions;
 - rows: the rows of a tick, change tracking and the bulk save;
+- evidence: times on DRS's clock, snapshots, the achieved RTO and worst RPO;
 - jobs: following DRS jobs, adopting or abandoning intents;
 - job_log: DRS job logs as phases and events;
 - account: the account's active jobs on a target (busy servers, DRS's quota count);

@@ -70,7 +70,7 @@ def launch_timeline(execution, waves, now):
             parts.append(f'<rect class="waveband" x="{left}" y="{y + 4}" width="{band}" height="{HEAD_H - 8}"/>')
         y += HEAD_H
         for launch in wave.launches:
-            start = (launch.job.requested_at if launch.job else None) or wave.started_at
+            start = (launch.job.drs_created_at if launch.job else None) or wave.started_at
             name = launch.hostname or launch.source_server_id
             parts.append(f'<text class="label" x="12" y="{y + 11}">{escape(name[:20])}</text>')
             if start:
