@@ -5,7 +5,7 @@ from drsorch.roles import ACTION_PERMISSIONS
 
 from . import services
 from .exceptions import ExecutionError
-from .models import DrsJob, Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .models import DrsJob, Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
 
 
 class ReadOnlyAdminMixin:
@@ -100,10 +100,18 @@ class WaveRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [ServerLaunchInline]
 
 
+class LaunchAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = LaunchAttempt
+    extra = 0
+    fields = ["job", "launch_status", "error", "started_at", "ended_at"]
+    readonly_fields = fields
+
+
 @admin.register(ServerLaunch)
 class ServerLaunchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["hostname", "source_server_id", "execution", "status", "phase", "recovery_instance_id",
-                    "launched_at"]
+                    "launched_at", "snapshot_at"]
+    inlines = [LaunchAttemptInline]
     list_filter = ["status", "critical"]
     search_fields = ["hostname", "source_server_id", "recovery_instance_id"]
 

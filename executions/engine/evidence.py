@@ -16,10 +16,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
 from drsorch.drs.times import parse_drs_time
-from executions.choices import JobState, LaunchStatus
+from executions.choices import JobState, JobType, LaunchStatus
 from executions.models import DrsJob, Execution, ServerLaunch
 from plans.models import Target
 
@@ -55,7 +57,7 @@ def instance_reads_due(rows: TickRows, jobs: Iterable[DrsJob]) -> list[ServerLau
     about yet (no snapshot time): read in one batched call per target, then never again."""
     due = []
     for job in jobs:
-        if job.state != JobState.ACTIVE:
+        if job.state != JobState.ACTIVE or job.type != JobType.LAUNCH:
             continue
         for launch in rows.launches_by_job.get(job.pk, {}).values():
             if launch.status == LaunchStatus.LAUNCHED and launch.snapshot_at is None:
@@ -72,7 +74,7 @@ def read_instances(rows: TickRows, target: Target, launches: list[ServerLaunch])
         return
     try:
         items = gateway.recovery_instances(target=target, source_server_ids=[x.source_server_id for x in launches])
-    except Exception as exc:
+    except (BotoCoreError, ClientError) as exc:
         if drs_errors.classify(exc) == drs_errors.ErrorKind.FINAL:
             logger.warning("Cannot read the recovery instances of target %s: %s", target.name, exc)
         else:

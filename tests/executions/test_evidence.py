@@ -155,3 +155,18 @@ def test_events_and_audit_entries_number_waves_from_one(clock, drive, make_plan,
     assert (EventKind.STATUS, "Wave 1 'Database' is launching.") in messages
     assert not any("Wave 0" in message or "wave 0" in message for _, message in messages)
     assert [w["number"] for w in execution_json(execution)["waves"]] == [1, 2]
+
+
+def test_a_denied_describe_recovery_instances_keeps_the_polls_time_and_the_drill_succeeds(clock, drive, make_plan):
+    plan = make_plan("No instance read", [("Database", ["db-01"], {})])
+    sandbox_configure(deny=["DescribeRecoveryInstances"])
+    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None), step=5)
+
+    assert execution.status == "SUCCEEDED"
+    launch = execution.server_launches.get()
+    # Without DRS's answer the launch keeps the time the poll saw it (never earlier than DRS's).
+    drs_launched = SandboxRecoveryInstance.objects.get().launched_at
+    assert launch.snapshot_at is None and 0 <= (launch.launched_at - drs_launched).total_seconds() <= 5
+    body = execution_json(execution)
+    assert body["rpo"]["worst_seconds"] is None and body["rpo"]["met"] is None
+    assert body["rto"]["met"] is True
