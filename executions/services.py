@@ -158,7 +158,8 @@ def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBase
         # A concurrent request with the same key may have won between two of our checks: it
         # is the same request, so it gets that execution rather than the refusal its win caused.
         if idempotency_key and (existing := Execution.objects.filter(idempotency_key=idempotency_key).first()):
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by,
+                                             point_in_time=point_in_time)
         raise
 
 
@@ -166,7 +167,8 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, poi
     if idempotency_key:
         existing = Execution.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user)
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user,
+                                             point_in_time=point_in_time)
     _refuse_if_running(plan)
     # A start is a POST: it may refresh the inventory, and must, to judge on fresh data.
     report = plan_readiness(plan=plan, refresh=True, point_in_time=point_in_time)
@@ -220,8 +222,9 @@ def _claim_servers(execution, launches):
     ])
 
 
-def _same_request_or_conflict(existing, *, plan, mode, user):
-    if existing.plan_id != plan.pk or existing.mode != mode:
+def _same_request_or_conflict(existing, *, plan, mode, user, point_in_time=None):
+    # Another point in time is another recovery: the key must not hand back the first one.
+    if existing.plan_id != plan.pk or existing.mode != mode or existing.point_in_time != point_in_time:
         raise IdempotencyKeyReused(
             f"This Idempotency-Key was already used to start execution {existing.pk} "
             f"({existing.mode} of '{existing.plan_name}'); use a new key for a different request."

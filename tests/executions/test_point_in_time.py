@@ -201,3 +201,15 @@ def test_the_plan_page_starts_at_a_point_in_time_read_as_utc(plan, make_user):
     assert started.status_code == 302
     assert Execution.objects.get().point_in_time == START - timedelta(minutes=95)
     assert 'name="point_in_time"' in page.get(f"/plans/{plan.pk}/").content.decode()
+
+
+def test_an_idempotency_key_reused_for_another_point_in_time_is_a_conflict(plan, make_user):
+    client = api(make_user("commander", role="Commander"))
+    url, key = f"/api/v1/plans/{plan.pk}/execute/", {"HTTP_IDEMPOTENCY_KEY": "ransomware-1"}
+    first = client.post(url, {"mode": "RECOVERY", "point_in_time": iso(POINT)}, format="json", **key)
+    again = client.post(url, {"mode": "RECOVERY", "point_in_time": iso(POINT)}, format="json", **key)
+    other = client.post(url, {"mode": "RECOVERY", "point_in_time": iso(START - timedelta(days=1))},
+                        format="json", **key)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
