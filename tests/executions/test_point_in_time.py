@@ -8,15 +8,19 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from drsorch.drs import gateway
 from drsorch.sandbox.protocol import iso
 from drsorch.sandbox.services import sandbox_configure, sandbox_servers_create
+from executions import engine
 from executions.exceptions import PlanNotReady
 from executions.models import Execution, ExecutionEvent, ServerLaunch
 from executions.services import execution_retry, execution_start
+from executions.tasks import launch_budget_seconds
 from plans.services import source_servers_sync
 
 from .conftest import START, launch_counts
@@ -213,3 +217,26 @@ def test_an_idempotency_key_reused_for_another_point_in_time_is_a_conflict(plan,
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+
+
+def max_queries_per_tick(clock, make_plan, servers_per_wave):
+    plan = make_plan(f"Size {servers_per_wave}", [
+        ("Database", [f"db{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
+        ("Web", [f"web{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
+    ])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None, point_in_time=POINT)
+    counts = []
+    while not execution.is_terminal and len(counts) < 40:
+        with CaptureQueriesContext(connection) as queries:
+            engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
+        counts.append(len(queries))
+        clock.shift(5)
+        execution.refresh_from_db()
+    assert execution.status == "SUCCEEDED"
+    assert not ServerLaunch.objects.filter(execution=execution, recovery_snapshot_id="").exists()
+    return max(counts)
+
+
+def test_the_snapshot_lookups_add_no_queries_per_server(clock, make_plan):
+    sandbox_configure(launch_seconds=0)  # every wave takes the same ticks: counts comparable exactly
+    assert max_queries_per_tick(clock, make_plan, 3) == max_queries_per_tick(clock, make_plan, 30)
