@@ -240,3 +240,14 @@ def max_queries_per_tick(clock, make_plan, servers_per_wave):
 def test_the_snapshot_lookups_add_no_queries_per_server(clock, make_plan):
     sandbox_configure(launch_seconds=0)  # every wave takes the same ticks: counts comparable exactly
     assert max_queries_per_tick(clock, make_plan, 3) == max_queries_per_tick(clock, make_plan, 30)
+
+
+def test_a_denied_snapshot_lookup_fails_the_servers_naming_the_permission(plan, drive, lookups):
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None, point_in_time=POINT)
+    sandbox_configure(deny=["DescribeRecoverySnapshots"])  # after the start's readiness
+    execution = drive(execution)
+
+    assert execution.status == "FAILED"
+    db = ServerLaunch.objects.get(execution=execution, hostname="db-01")
+    assert db.status == "FAILED" and "drs:DescribeRecoverySnapshots" in db.error
+    assert set(launch_counts().values()) == {0}  # nothing launched from a fresh snapshot instead
