@@ -162,11 +162,13 @@ class Launcher:
     def launch_batch(self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]) -> None:
         """Renew the lease, record the intent, then call StartRecovery once for `batch` (for a
         point-in-time execution, each server from its recovery snapshot at or before the point)."""
-        self._ensure_lease(execution)
         if execution.point_in_time is not None:
             batch = self._choose_snapshots(execution, wave, target, batch)
             if not batch:
                 return
+        # After the lookups (one DRS call per server, which may take a while), so the lease
+        # still outlives the StartRecovery.
+        self._ensure_lease(execution)
         job = self._record_intent(execution, wave, target, batch)
         if job is None:
             return
