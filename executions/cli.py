@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -35,7 +36,7 @@ from .choices import JOB_OPEN, ExecutionStatus, JobType, LaunchPhase, LaunchStat
 from .exceptions import ExecutionError, PlanNotReady
 from .models import DrsJob, Execution
 from .selectors import executions_for_json
-from .services import execution_cleanup, execution_start
+from .services import POINT_IN_TIME_EXAMPLE, execution_cleanup, execution_start, point_in_time_check
 from .tasks import launch_budget_seconds
 
 EXIT_SUCCEEDED = 0
@@ -128,17 +129,36 @@ def load_for_display(execution_id):
 # --- starting ----------------------------------------------------------------------------------
 
 def start_execution(*, plan: RecoveryPlan, mode: str, auto_approve: bool = False,
-                    accept_risks: bool = False) -> Execution:
+                    accept_risks: bool = False, point_in_time: datetime | None = None) -> Execution:
     """execution_start as the CLI (no user, no permission check); refusals exit with 2."""
     try:
         return execution_start(plan=plan, mode=mode, requested_by=None, auto_approve=auto_approve,
-                               accept_risks=accept_risks)
+                               accept_risks=accept_risks, point_in_time=point_in_time)
     except PlanNotReady as exc:
         raise bad_input(not_ready_message(plan, exc.report))
     except ExecutionError as exc:
         raise bad_input(exc.message)
     except ValidationError as exc:
         raise bad_input(" ".join(exc.messages))
+
+
+def parse_point_in_time(value: str | None) -> datetime | None:
+    """The --point-in-time of a command (ISO-8601 with a timezone, in the past), or None when
+    not given; bad input exits with 2 naming the problem."""
+    if value is None:
+        return None
+    try:
+        return point_in_time_check(value=value)
+    except ValidationError as exc:
+        raise bad_input(f"--point-in-time: {' '.join(exc.messages)}")
+
+
+def add_point_in_time_argument(parser) -> None:
+    """The --point-in-time option `drill` and `recover` share."""
+    parser.add_argument("--point-in-time", metavar="ISO-8601", default=None,
+                        help="Launch every server from its latest recovery snapshot at or before this time "
+                             f"(with a timezone, in the past, e.g. {POINT_IN_TIME_EXAMPLE}): a recovery from "
+                             "before a ransomware attack. A server without a snapshot that old fails.")
 
 
 def not_ready_message(plan, report):
@@ -161,8 +181,9 @@ def start_from_command(command, options, *, plan, mode):
     if options.get("cleanup") and not options["wait"]:
         raise bad_input("--cleanup cleans up once the drill has ended, so it needs --wait.")
     as_json = options["json"]
+    point_in_time = parse_point_in_time(options.get("point_in_time"))
     execution = start_execution(plan=plan, mode=mode, auto_approve=options.get("auto_approve", False),
-                                accept_risks=options.get("accept_risks", False))
+                                accept_risks=options.get("accept_risks", False), point_in_time=point_in_time)
     if not options["wait"]:
         if as_json:
             print_json(command.stdout, ExecutionSerializer(load_for_display(execution.pk)).data)

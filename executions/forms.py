@@ -1,6 +1,13 @@
 """Forms of the execution pages."""
 
+from datetime import UTC
+
 from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .services import POINT_IN_TIME_EXAMPLE, point_in_time_check
 
 
 class StartForm(forms.Form):
@@ -11,11 +18,31 @@ class StartForm(forms.Form):
     confirm_name = forms.CharField(required=False, label="Type the plan's name to confirm")
     auto_approve = forms.BooleanField(required=False, label="Approve gates automatically")
     accept_risks = forms.BooleanField(required=False, label="Accept these risks")
+    point_in_time = forms.CharField(required=False, label="Point in time (UTC)")
     idempotency_key = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
 
     def __init__(self, *args, plan, **kwargs):
         self.plan = plan
         super().__init__(*args, **kwargs)
+
+    def clean_point_in_time(self):
+        """The point in time, or None: the page's datetime-local field has no timezone, and
+        the page says UTC, so a time without one is read as UTC."""
+        text = (self.cleaned_data.get("point_in_time") or "").strip()
+        if not text:
+            return None
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValidationError(f"Not a date and time; use e.g. {POINT_IN_TIME_EXAMPLE}.")
+        if timezone.is_naive(parsed):
+            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            return point_in_time_check(value=parsed)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["point_in_time"]) from exc
 
     def clean(self):
         data = super().clean()

@@ -80,6 +80,11 @@ class Execution(StatusMixin, models.Model):
         default=list, blank=True,
         help_text="The readiness warnings the person who started it accepted (their messages).",
     )
+    point_in_time = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Launch every server from its latest recovery snapshot at or before this time "
+                  "(e.g. before a ransomware attack); null: from a fresh snapshot, as DRS does.",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -247,6 +252,11 @@ class ServerLaunch(StatusMixin, models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    recovery_snapshot_id = models.CharField(
+        max_length=32, blank=True,
+        help_text="The recovery snapshot a point-in-time execution launches it from, once looked up "
+                  "(kept, so a retry or a later batch does not ask DRS again).",
+    )
 
     class Meta:
         ordering = ["wave_run__index", "hostname", "source_server_id"]

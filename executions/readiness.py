@@ -2,6 +2,8 @@
 plans.readiness plus those that need executions (the plan already running, a server held by
 another active execution)."""
 
+from datetime import datetime
+
 from plans.models import RecoveryPlan, SourceServer
 from plans.readiness import ERROR, ReadinessReport
 from plans.readiness import plan_readiness as plan_checks
@@ -33,8 +35,11 @@ def check_other_executions(report: ReadinessReport, plan: RecoveryPlan, servers:
                    f"{claim.execution.pk} of plan '{claim.execution.plan_name}'.", server)
 
 
-def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False) -> ReadinessReport:
+def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
+                   point_in_time: datetime | None = None) -> ReadinessReport:
     """Check that `plan` can start now: plans.readiness.plan_readiness with the checks of
     other executions, in the order the report has always listed them. Only `refresh` writes
-    (it syncs the inventory first): reads (pages, GET) never pass it."""
-    return plan_checks(plan=plan, live=live, refresh=refresh, server_checks=[check_other_executions])
+    (it syncs the inventory first): reads (pages, GET) never pass it. `point_in_time` (a
+    point-in-time start) adds a warning for each server without a snapshot that old."""
+    return plan_checks(plan=plan, live=live, refresh=refresh, server_checks=[check_other_executions],
+                       point_in_time=point_in_time)

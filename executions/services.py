@@ -9,12 +9,13 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_q.tasks import async_task
 
 from drsorch.drs.constants import JobStatus
@@ -102,8 +103,36 @@ def _execution_lease(execution):
 
 # --- start ---------------------------------------------------------------------------------
 
+POINT_IN_TIME_EXAMPLE = "2026-11-28T04:00:00Z"
+
+
+def point_in_time_check(*, value: datetime | str) -> datetime:
+    """The point in time of a start (an aware datetime, or its ISO-8601 text), in UTC: every
+    server is launched from its latest recovery snapshot at or before it. A ValidationError on
+    `point_in_time` when it is unreadable, has no timezone (a time without one means something
+    else on every machine) or is not in the past (no snapshot can be newer than now)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = parse_datetime(text.replace("z", "Z").replace(" ", "T", 1)) if text else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValidationError({"point_in_time": f"{value!r} is not an ISO-8601 date and time; "
+                                                    f"use e.g. {POINT_IN_TIME_EXAMPLE}."})
+        value = parsed
+    if timezone.is_naive(value):
+        raise ValidationError({"point_in_time": "The point in time must say its timezone "
+                                                f"(e.g. {POINT_IN_TIME_EXAMPLE} or +02:00 at the end)."})
+    if value >= timezone.now():
+        raise ValidationError({"point_in_time": "The point in time must be in the past: DRS holds no snapshot "
+                                                "newer than now."})
+    return value.astimezone(UTC)
+
+
 def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBaseUser | None, auto_approve: bool = False,
-                    idempotency_key: str | None = None, accept_risks: bool = False) -> Execution:
+                    idempotency_key: str | None = None, accept_risks: bool = False,
+                    point_in_time: datetime | None = None) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
     Refuses without the start permission of the mode, when readiness finds errors, when it
@@ -111,30 +140,38 @@ def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBase
     servers is held by another active execution (the database's server claims decide races).
     Accepted warnings are stored on the execution and in its audit log, with who accepted
     them. A repeated `idempotency_key` returns the execution it first created instead of
-    starting another, even when the first request is still being served."""
+    starting another, even when the first request is still being served.
+
+    `point_in_time` (aware, in the past: point_in_time_check) launches every server from its
+    latest recovery snapshot at or before it (a ransomware recovery); readiness then warns
+    about servers without a snapshot that old."""
     if mode not in ExecutionMode.values:
         raise ValidationError({"mode": f"Unknown mode {mode!r}; use DRILL or RECOVERY."})
+    if point_in_time is not None:
+        point_in_time = point_in_time_check(value=point_in_time)
     # Whoever may start this mode may accept its risks: this one check covers both.
     _require(requested_by, START_PERMISSION[mode])
     try:
         return _start(plan=plan, mode=mode, user=requested_by, auto_approve=auto_approve,
-                      idempotency_key=idempotency_key, accept_risks=accept_risks)
+                      idempotency_key=idempotency_key, accept_risks=accept_risks, point_in_time=point_in_time)
     except (ExecutionError, IntegrityError):
         # A concurrent request with the same key may have won between two of our checks: it
         # is the same request, so it gets that execution rather than the refusal its win caused.
         if idempotency_key and (existing := Execution.objects.filter(idempotency_key=idempotency_key).first()):
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by)
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by,
+                                             point_in_time=point_in_time)
         raise
 
 
-def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks):
+def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, point_in_time):
     if idempotency_key:
         existing = Execution.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user)
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user,
+                                             point_in_time=point_in_time)
     _refuse_if_running(plan)
     # A start is a POST: it may refresh the inventory, and must, to judge on fresh data.
-    report = plan_readiness(plan=plan, refresh=True)
+    report = plan_readiness(plan=plan, refresh=True, point_in_time=point_in_time)
     codes = {check.code for check in report.errors}
     if "plan_running" in codes:
         _refuse_if_running(plan)
@@ -145,7 +182,7 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks):
         raise PlanNotReady(report)
     try:
         return _create_execution(plan=plan, mode=mode, user=user, auto_approve=auto_approve,
-                                 idempotency_key=idempotency_key, report=report)
+                                 idempotency_key=idempotency_key, report=report, point_in_time=point_in_time)
     except IntegrityError:
         # A concurrent start won the race: the unique constraints say which one.
         _refuse_if_running(plan)
@@ -185,8 +222,9 @@ def _claim_servers(execution, launches):
     ])
 
 
-def _same_request_or_conflict(existing, *, plan, mode, user):
-    if existing.plan_id != plan.pk or existing.mode != mode:
+def _same_request_or_conflict(existing, *, plan, mode, user, point_in_time=None):
+    # Another point in time is another recovery: the key must not hand back the first one.
+    if existing.plan_id != plan.pk or existing.mode != mode or existing.point_in_time != point_in_time:
         raise IdempotencyKeyReused(
             f"This Idempotency-Key was already used to start execution {existing.pk} "
             f"({existing.mode} of '{existing.plan_name}'); use a new key for a different request."
@@ -195,7 +233,7 @@ def _same_request_or_conflict(existing, *, plan, mode, user):
 
 
 @transaction.atomic
-def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report):
+def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report, point_in_time=None):
     """Freeze the plan into wave runs and server launches, and claim its servers, all or
     nothing. The report's warnings are the risks the start accepted."""
     specs = plan_wave_specs(plan=plan)
@@ -205,6 +243,7 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
         auto_approve=auto_approve, idempotency_key=idempotency_key or None,
         rto_target_minutes=plan.rto_target_minutes, rpo_target_minutes=plan.rpo_target_minutes,
         plan_snapshot=_snapshot(plan, specs, waves), accepted_risks=[c.message for c in report.warnings],
+        point_in_time=point_in_time,
     )
     wave_runs = WaveRun.objects.bulk_create([
         WaveRun(execution=execution, index=position, name=spec.name, depends_on=spec.dependencies(position),
@@ -232,6 +271,10 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
     _record_action(execution, user, f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
                    + (" (gates approved automatically)" if auto_approve else "") + ".",
                    readiness_warnings=warnings)
+    if point_in_time is not None:
+        stamp = point_in_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        _record_action(execution, user, f"Point-in-time {mode.lower()}: every server launches from its latest "
+                       f"recovery snapshot at or before {stamp}.", point_in_time=stamp)
     if warnings:
         _record_action(execution, user, f"{_actor_name(user)} accepted {len(warnings)} readiness risk(s) to start: "
                        + " ".join(warnings), accepted_risks=warnings)

@@ -372,6 +372,7 @@ class PlanStartView(RoleRequiredMixin, View):
             execution = services.execution_start(
                 plan=plan, mode=data["mode"], requested_by=request.user, auto_approve=data["auto_approve"],
                 idempotency_key=data["idempotency_key"] or None, accept_risks=data["accept_risks"],
+                point_in_time=data["point_in_time"],
             )
         except PlanNotReady as exc:
             error = ("The plan has risks; nothing was started. To start anyway, tick \u201cAccept these risks\u201d:"

@@ -17,7 +17,7 @@ Only `refresh=True` writes (the inventory): a page or API read must never pass i
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -120,7 +120,7 @@ ServerCheck = Callable[[ReadinessReport, RecoveryPlan, list[SourceServer]], None
 
 
 def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
-                   server_checks: Sequence[ServerCheck] = ()) -> ReadinessReport:
+                   server_checks: Sequence[ServerCheck] = (), point_in_time: datetime | None = None) -> ReadinessReport:
     """Check that `plan` can start now, from the stored inventory.
 
     With `live`, DRS is also asked (read only) for the active jobs holding the plan's servers;
@@ -130,6 +130,11 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
 
     `server_checks` run right after the checks of each server's replication, in order, with
     the report, the plan and its resolved servers.
+
+    With `point_in_time` (a start that launches every server from its latest snapshot at or
+    before it) and `live`, DRS is asked for each server's snapshot that old, one call per
+    server: a server without one is a warning (the engine would fail it, never launch it
+    from a newer snapshot).
     """
     report = ReadinessReport(plan=plan, checked_at=timezone.now())
     specs = services.plan_wave_specs(plan=plan)
@@ -159,6 +164,8 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
         check(report, plan, servers)
     if live:
         _check_active_drs_jobs(report, targets.values(), servers)
+        if point_in_time is not None:
+            _check_point_in_time(report, targets, servers, point_in_time)
     _check_quotas(report, specs, resolved, servers)
     _check_overlapping_selectors(report, specs)
     return report
@@ -230,6 +237,30 @@ def _check_active_drs_jobs(report, targets, servers):
                                f"{job['jobID']}, which no drsorch execution started (a launch from outside "
                                "drsorch, or a clean-up); DRS allows one active job per server, so the engine "
                                "waits for that job to end before launching it.", server)
+
+
+def _check_point_in_time(report, targets, servers, point):
+    stamp = point.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    unreachable = set()
+    for server in servers:
+        if not server.in_drs or server.target_id in unreachable:
+            continue
+        name, target = f"{server.display_name} ({server.drs_id})", targets[server.target_id]
+        try:
+            snapshot = gateway.latest_recovery_snapshot(target=target, source_server_id=server.drs_id,
+                                                        at_or_before=point, patient=True)
+        except (BotoCoreError, ClientError) as exc:
+            # One warning per target: every other server there would fail the same way.
+            unreachable.add(server.target_id)
+            report.add(WARNING, "snapshots_unchecked",
+                       f"DRS could not be asked for the recovery snapshots of target '{target.name}' ({exc}); "
+                       f"its servers may have no snapshot at or before {stamp}.", server)
+            continue
+        if snapshot is None:
+            report.add(WARNING, "no_snapshot_at_point",
+                       f"Server {name} has no recovery snapshot at or before {stamp}: DRS no longer holds (or "
+                       "never took) one that old, so a point-in-time start fails this server rather than "
+                       "launch it from a newer snapshot.", server)
 
 
 def _check_quotas(report, specs, resolved, servers):

@@ -19,8 +19,8 @@ pauses come after them. The calls stay read-only: nothing is done twice.
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drsorch.aws import AwsTarget, aws_calls_made, client_for
@@ -69,16 +69,42 @@ def calls_made() -> int:
     return aws_calls_made("drs")
 
 
-def start_recovery(*, target: AwsTarget, source_server_ids: list[str], is_drill: bool, tags: dict[str, str]) -> Job:
+def start_recovery(*, target: AwsTarget, source_server_ids: list[str], is_drill: bool, tags: dict[str, str],
+                   snapshot_ids: Mapping[str, str] | None = None) -> Job:
     """StartRecovery for up to 100 servers. DRS takes no client token: a retried call
-    launches twice, which is why the caller records its intent and launch token first."""
+    launches twice, which is why the caller records its intent and launch token first.
+
+    `snapshot_ids` (source server ID to recovery snapshot ID) launches those servers from
+    these point-in-time snapshots; the others from a fresh snapshot DRS takes."""
+    snapshot_ids = snapshot_ids or {}
     # One attempt only: a retry by botocore after a lost answer would launch the servers again.
     response = client_for(target, "drs", single_attempt=True).start_recovery(
-        sourceServers=[{"sourceServerID": server_id} for server_id in source_server_ids],
+        sourceServers=[
+            {"sourceServerID": server_id, **({"recoverySnapshotID": snapshot_ids[server_id]}
+                                            if server_id in snapshot_ids else {})}
+            for server_id in source_server_ids
+        ],
         isDrill=is_drill,
         tags=tags,
     )
     return response["job"]
+
+
+def latest_recovery_snapshot(*, target: AwsTarget, source_server_id: str, at_or_before: datetime,
+                             patient: bool = False) -> dict[str, Any] | None:
+    """The latest recovery snapshot of a source server taken at or before `at_or_before`
+    (snapshotID, timestamp, ...), or None when DRS holds none that old: one
+    DescribeRecoverySnapshots(toDateTime, DESC, maxResults 1). `patient`: a person waits for
+    the answer (readiness), so a throttled call is asked again (see the module's docstring)."""
+    client = client_for(target, "drs")
+    call = functools.partial(
+        client.describe_recovery_snapshots, sourceServerID=source_server_id,
+        # DRS's filter has whole seconds: the second the point falls in, floored, stays at or before it.
+        filters={"toDateTime": format_drs_time(at_or_before.astimezone(UTC))}, order="DESC", maxResults=1,
+    )
+    response = _read_with_retries(call, what="DRS DescribeRecoverySnapshots") if patient else call()
+    items = response.get("items") or []
+    return items[0] if items else None
 
 
 def terminate_recovery_instances(*, target: AwsTarget, recovery_instance_ids: Iterable[str]) -> Job:

@@ -125,6 +125,10 @@ class SandboxSourceServer(models.Model):
     disconnected_at = models.DateTimeField(
         null=True, blank=True, help_text="DISCONNECTED from then on: no new snapshots, the lag grows."
     )
+    snapshots_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="DRS takes a snapshot every 10 minutes from then on (see history.py); null: none yet.",
+    )
     recommended_instance_type = models.CharField(max_length=64, default="m5.large")
     os_name = models.CharField(max_length=255, default="Ubuntu 22.04.4 LTS")
     cpu_cores = models.PositiveSmallIntegerField(default=2)
@@ -148,7 +152,8 @@ class SandboxSourceServer(models.Model):
 
 
 class SandboxRecoverySnapshot(models.Model):
-    """A point-in-time snapshot of a source server, usable by StartRecovery."""
+    """A point-in-time snapshot of a source server a launch took or started from (the periodic
+    history is computed, not stored: see history.py)."""
 
     snapshot_id = models.CharField(max_length=21, unique=True, default=new_snapshot_id)
     source_server = models.ForeignKey(SandboxSourceServer, on_delete=models.CASCADE, related_name="snapshots")

@@ -17,12 +17,12 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from . import history
 from .drs.common import Scope
 from .drs.recovery import start_outside_drill
 from .models import (
     SandboxJob,
     SandboxRecoveryInstance,
-    SandboxRecoverySnapshot,
     SandboxRegion,
     SandboxSettings,
     SandboxSourceServer,
@@ -35,8 +35,9 @@ MAX_LATENCY_MS = 60000
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 DEMO_APPLICATION = "demo"
-SNAPSHOTS_PER_SERVER = 6
-SNAPSHOT_INTERVAL = timedelta(minutes=10)
+# Seeded servers have replicated for a week: DRS holds a full week of point-in-time snapshots.
+SNAPSHOTS_PER_SERVER = None
+SEEDED_HISTORY = timedelta(days=7)
 
 
 class Tier(NamedTuple):
@@ -87,7 +88,7 @@ def post_launch_actions_for(hostname):
 def sandbox_server_create(*, account_id, region, hostname, tags=None, replication_state="CONTINUOUS",
                           lag_seconds=5, recommended_instance_type="m5.large", post_launch_actions=False,
                           snapshots=SNAPSHOTS_PER_SERVER):
-    """Create one simulated source server (and its recent snapshots) in the simulated DRS."""
+    """Create one simulated source server (and its snapshot history) in the simulated DRS."""
     return sandbox_servers_create(
         account_id=account_id, region=region,
         specs=[{
@@ -110,8 +111,15 @@ def _actions(spec_value, hostname):
 def sandbox_servers_create(*, account_id, region, specs, snapshots=SNAPSHOTS_PER_SERVER):
     """Create simulated source servers from dicts of hostname, tags, replication_state,
     lag_seconds, recommended_instance_type and post_launch_actions (True for the application
-    actions of post_launch_actions_for, or a list of LaunchAction records)."""
+    actions of post_launch_actions_for, or a list of LaunchAction records).
+
+    `snapshots`: None for a week of snapshot history (history.py), N for the last N
+    10-minute snapshots only (0: none, a server that never completed its first snapshot)."""
     now = timezone.now()
+    if snapshots is None:
+        since = now - SEEDED_HISTORY
+    else:
+        since = history.floor(now, history.INTERVAL) - history.INTERVAL * (snapshots - 1) if snapshots else None
     servers = [
         SandboxSourceServer(
             account_id=account_id, region=region, hostname=spec["hostname"],
@@ -120,17 +128,13 @@ def sandbox_servers_create(*, account_id, region, specs, snapshots=SNAPSHOTS_PER
             lag_seconds=spec.get("lag_seconds", 5),
             recommended_instance_type=spec.get("recommended_instance_type", "m5.large"),
             post_launch_actions=_actions(spec.get("post_launch_actions"), spec["hostname"]),
-            created_at=now - timedelta(days=7),
+            created_at=now - SEEDED_HISTORY, snapshots_since=since,
+            # Created disconnected: no snapshot from now on.
+            disconnected_at=now if spec.get("replication_state") == "DISCONNECTED" else None,
         )
         for spec in specs
     ]
-    with transaction.atomic(using="sandbox"):
-        SandboxSourceServer.objects.bulk_create(servers)
-        SandboxRecoverySnapshot.objects.bulk_create([
-            SandboxRecoverySnapshot(source_server=server, expected_timestamp=moment, timestamp=moment)
-            for server in servers
-            for moment in (now - SNAPSHOT_INTERVAL * (n + 1) for n in range(snapshots))
-        ])
+    SandboxSourceServer.objects.bulk_create(servers)
     return servers
 
 

@@ -7,11 +7,13 @@ answers with it and the commands print it with `--json`.
 
 from datetime import UTC
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions.choices import EventKind, ExecutionMode, ExecutionStatus, LaunchStatus, WaveStatus
+from executions.services import POINT_IN_TIME_EXAMPLE, point_in_time_check
 from plans.models import RecoveryPlan
 
 # Execution.idempotency_key's column.
@@ -33,6 +35,30 @@ class UtcDateTimeField(serializers.DateTimeField):
 
     def __init__(self, **kwargs):
         super().__init__(default_timezone=UTC, **kwargs)
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class PointInTimeField(serializers.Field):
+    """An ISO-8601 date and time with its timezone, in the past (services.point_in_time_check)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Launch every server from its latest recovery snapshot at or before this "
+                          "time (ISO-8601 with a timezone, in the past), e.g. before a ransomware attack. "
+                          "Omitted or null: from a fresh snapshot.")
+        super().__init__(required=False, allow_null=True, default=None, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(
+                f"Give the point in time as an ISO-8601 string, e.g. {POINT_IN_TIME_EXAMPLE}."
+            )
+        try:
+            return point_in_time_check(value=data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["point_in_time"]) from exc
+
+    def to_representation(self, value):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class ExecutionPlanSerializer(serializers.Serializer):
@@ -121,6 +147,11 @@ class ExecutionSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="The readiness warnings accepted to start it (accept_risks), as they read then; empty if none.",
     )
+    point_in_time = UtcDateTimeField(
+        allow_null=True,
+        help_text="Every server launches from its latest recovery snapshot at or before this time; null: from a "
+        "fresh snapshot.",
+    )
     rto = RtoSerializer(source="*")
     rpo = RpoSerializer(source="*")
     waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
@@ -157,6 +188,7 @@ class ExecutionStartSerializer(serializers.Serializer):
         "unreachable for a check, a server held by a DRS job drsorch did not start); they are recorded on "
         "the execution. Errors are never accepted.",
     )
+    point_in_time = PointInTimeField()
 
 
 class PlanExecuteSerializer(serializers.Serializer):
@@ -172,6 +204,7 @@ class PlanExecuteSerializer(serializers.Serializer):
         "unreachable for a check, a server held by a DRS job drsorch did not start); they are recorded on "
         "the execution. Errors are never accepted.",
     )
+    point_in_time = PointInTimeField()
 
 
 class ExecutionApproveSerializer(serializers.Serializer):

@@ -84,7 +84,7 @@ ACTION_RESPONSES = {
 CLEANUP_RESPONSES = {202: ExecutionSerializer, **{k: v for k, v in ACTION_RESPONSES.items() if k != 200}}
 
 
-def start_execution(request, *, plan, mode, auto_approve, accept_risks=False):
+def start_execution(request, *, plan, mode, auto_approve, accept_risks=False, point_in_time=None):
     """Start `plan` for the requesting user and answer 202 with the execution JSON and its
     Location; shared by POST executions/ and POST plans/<id>/execute/."""
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "").strip() or None
@@ -94,7 +94,7 @@ def start_execution(request, *, plan, mode, auto_approve, accept_risks=False):
         )
     execution = services.execution_start(
         plan=plan, mode=mode, requested_by=request.user, auto_approve=auto_approve, idempotency_key=key,
-        accept_risks=accept_risks,
+        accept_risks=accept_risks, point_in_time=point_in_time,
     )
     execution = executions_for_json().get(pk=execution.pk)
     location = request.build_absolute_uri(reverse("api-execution-detail", args=[execution.pk]))

@@ -124,7 +124,7 @@ def record_verdict_inputs(execution: Execution, launches: Iterable[ServerLaunch]
     critical = [x for x in launched if x.critical] or launched
     execution.rto_achieved_seconds = (
         max((x.launched_at - start).total_seconds() for x in critical) if critical and start else None)
-    point = getattr(execution, "point_in_time", None) or start
+    point = execution.point_in_time or start
     snapshots = [x.snapshot_at for x in launches if x.snapshot_at is not None]
     execution.rpo_worst_seconds = (
         max(max(0.0, (point - at).total_seconds()) for at in snapshots) if snapshots and point else None)

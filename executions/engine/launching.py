@@ -37,7 +37,7 @@ from plans.models import Target
 from .account import TargetView, read_target
 from .jobs import abandon, adopt
 from .lease import LEASE_SECONDS, LeaseLost, renew_lease
-from .rows import TickRows
+from .rows import TickRows, update_rows
 
 logger = logging.getLogger(__name__)
 
@@ -160,18 +160,27 @@ class Launcher:
                         wave=wave, source_server_id=launch.source_server_id, data={"held_by": holder})
 
     def launch_batch(self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]) -> None:
-        """Renew the lease, record the intent, then call StartRecovery once for `batch`."""
+        """Renew the lease, record the intent, then call StartRecovery once for `batch` (for a
+        point-in-time execution, each server from its recovery snapshot at or before the point)."""
+        if execution.point_in_time is not None:
+            batch = self._choose_snapshots(execution, wave, target, batch)
+            if not batch:
+                return
+        # After the lookups (one DRS call per server, which may take a while), so the lease
+        # still outlives the StartRecovery.
         self._ensure_lease(execution)
         job = self._record_intent(execution, wave, target, batch)
         if job is None:
             return
         tags = {drs_constants.TAG_EXECUTION: str(execution.pk), drs_constants.TAG_WAVE: str(wave.index),
                 drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token)}
+        snapshot_ids = {launch.source_server_id: launch.recovery_snapshot_id
+                        for launch in batch if launch.recovery_snapshot_id}
         for attempt in range(THROTTLED_START_RETRIES + 1):
             try:
                 data = gateway.start_recovery(target=target,
                                               source_server_ids=[launch.source_server_id for launch in batch],
-                                              is_drill=execution.is_drill, tags=tags)
+                                              is_drill=execution.is_drill, tags=tags, snapshot_ids=snapshot_ids)
                 break
             except Exception as exc:
                 # Unlike a lost answer, a ThrottlingException proves DRS created nothing: the
@@ -183,6 +192,58 @@ class Launcher:
         self.rows.call_answered(execution.pk, target.pk)
         self.jobs_started += 1
         adopt(self.rows, job, data, how="started")
+
+    def _choose_snapshots(self, execution: Execution, wave: WaveRun, target: Target,
+                          batch: list[ServerLaunch]) -> list[ServerLaunch]:
+        """Find, for each server of `batch` not looked up before, its latest recovery snapshot
+        at or before the execution's point in time (one DescribeRecoverySnapshots per server,
+        only in point-in-time executions), and keep its id on the launch at once, so a retry or
+        a later batch does not ask again. A server without a snapshot that old fails: launching
+        it from a newer one could bring back what the point in time is meant to avoid. Returns
+        the servers to launch; those DRS did not answer for wait (or fail) as after any refusal."""
+        point = execution.point_in_time
+        stamp = point.strftime("%Y-%m-%dT%H:%M:%SZ")
+        found, missing, unanswered, error = [], [], [], None
+        for launch in batch:
+            if launch.recovery_snapshot_id:
+                continue
+            if error is not None:
+                unanswered.append(launch)
+                continue
+            try:
+                snapshot = gateway.latest_recovery_snapshot(target=target, source_server_id=launch.source_server_id,
+                                                            at_or_before=point)
+            except Exception as exc:
+                # The rest of the batch would meet the same error: it waits (or fails) with this one.
+                error = exc
+                unanswered.append(launch)
+                continue
+            if snapshot is None:
+                missing.append(launch)
+                continue
+            launch.recovery_snapshot_id = snapshot["snapshotID"]
+            found.append(launch)
+            self.rows.event(execution.pk, EventKind.ENGINE,
+                            f"{launch.hostname or launch.source_server_id}: launching from recovery snapshot "
+                            f"{snapshot['snapshotID']} taken {snapshot.get('timestamp')}, the latest at or before "
+                            f"{stamp}.", wave=wave, source_server_id=launch.source_server_id,
+                            data={"snapshot_id": snapshot["snapshotID"], "snapshot_at": snapshot.get("timestamp"),
+                                  "point_in_time": stamp})
+        # One statement for the batch; kept outside the tick's save so that even a tick that
+        # crashes before saving does not ask DRS again for what it already found.
+        update_rows(ServerLaunch, found, ["recovery_snapshot_id"])
+        for launch in missing:
+            self.rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
+                                 error=f"Not launched: DRS holds no recovery snapshot of this server taken at or "
+                                       f"before the point in time {stamp}; it is not launched from a newer one.")
+        if missing:
+            self.rows.event(execution.pk, EventKind.ERROR,
+                            f"{len(missing)} server(s) of wave '{wave.name}' not launched: no recovery snapshot at "
+                            f"or before {stamp}.", wave=wave,
+                            data={"source_server_ids": [launch.source_server_id for launch in missing]})
+        if error is not None:
+            self._not_launched(execution, wave, target, unanswered, error, operation="DescribeRecoverySnapshots")
+        return [launch for launch in batch if launch.recovery_snapshot_id]
 
     def _ensure_lease(self, execution: Execution) -> None:
         """Renew the lease before a StartRecovery unless it was renewed in the last 20 s: the

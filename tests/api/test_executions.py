@@ -14,7 +14,7 @@ from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_grou
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 EXECUTION_KEYS = {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                  "rto_target_minutes", "elapsed_seconds", "accepted_risks", "rto", "rpo", "waves"}
+                  "rto_target_minutes", "elapsed_seconds", "accepted_risks", "point_in_time", "rto", "rpo", "waves"}
 PLAN_KEYS = {"id", "name"}
 WAVE_KEYS = {"index", "number", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
 SERVER_KEYS = {"source_server_id", "hostname", "critical", "launch_status", "phase", "job_id",

@@ -36,7 +36,7 @@ def test_the_schema_describes_the_execution_json_and_the_idempotency_key(client)
 
     assert set(components["Execution"]["properties"]) == {
         "id", "plan", "mode", "status", "requested_by", "started_at", "finished_at", "rto_target_minutes",
-        "elapsed_seconds", "accepted_risks", "rto", "rpo", "waves"}
+        "elapsed_seconds", "accepted_risks", "point_in_time", "rto", "rpo", "waves"}
     assert set(components["Execution"]["required"]) == set(components["Execution"]["properties"])
     assert set(components["ServerLaunch"]["properties"]) == {
         "source_server_id", "hostname", "critical", "launch_status", "phase", "job_id", "recovery_instance_id",

@@ -330,8 +330,8 @@ def test_list_and_show(demo):
     as_json = run("execution", "show", str(execution.pk), "--json")
     assert as_json.json == listed.json[0]
     assert set(as_json.json) == {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                                 "rto_target_minutes", "elapsed_seconds", "accepted_risks", "rto", "rpo",
-                                 "waves"}
+                                 "rto_target_minutes", "elapsed_seconds", "accepted_risks", "point_in_time",
+                                 "rto", "rpo", "waves"}
 
 
 @pytest.mark.parametrize("ident, message", [

@@ -8,7 +8,6 @@ from django.core.exceptions import ValidationError
 
 from drsorch.sandbox.protocol import iso
 from drsorch.sandbox.services import (
-    SNAPSHOT_INTERVAL,
     sandbox_configure,
     sandbox_server_create,
     sandbox_server_update,
@@ -59,11 +58,15 @@ def test_disconnected_server_launches_from_its_latest_snapshot(drs_client, sandb
     assert ("SNAPSHOT_START", db.drs_id) not in log and ("SNAPSHOT_END", db.drs_id) not in log
     assert ("SNAPSHOT_START", web.drs_id) in log  # still replicating: a fresh snapshot
     instances = {i["sourceServerID"]: i for i in drs_client.describe_recovery_instances()["items"]}
-    assert instances[db.drs_id]["pointInTimeSnapshotDateTime"] == iso(START - SNAPSHOT_INTERVAL)
+    # Its last snapshot is the one of the 10-minute grid at its disconnection (START).
+    assert instances[db.drs_id]["pointInTimeSnapshotDateTime"] == iso(START)
     assert instances[web.drs_id]["pointInTimeSnapshotDateTime"] > iso(START + timedelta(seconds=300))
     # No new snapshot was taken of the disconnected server.
     snapshots = drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id, order="DESC")["items"]
-    assert len(snapshots) == 6 and snapshots[0]["timestamp"] == iso(START - SNAPSHOT_INTERVAL)
+    assert snapshots[0]["timestamp"] == iso(START)
+    clock.shift(3600)
+    later = drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id, order="DESC")["items"]
+    assert later[0]["timestamp"] == iso(START)
 
 
 def test_disconnected_server_without_snapshots_fails_to_launch(drs_client, sandbox_target, clock, launch_seconds):

@@ -83,38 +83,6 @@ def test_job_log_paginates(drs_client, sandbox_servers, clock, launch_seconds):
     assert len(everything) == 2 + 3 * 5
 
 
-def test_snapshots_per_server_and_launch_from_one(drs_client, sandbox_servers, clock, launch_seconds):
-    db, app, _web = sandbox_servers
-    snapshots = drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id)["items"]
-    assert len(snapshots) == 6
-    assert {s["sourceServerID"] for s in snapshots} == {db.drs_id}
-    stamps = [s["expectedTimestamp"] for s in snapshots]
-    assert stamps == sorted(stamps)
-    newest_first = drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id, order="DESC", maxResults=2)
-    assert newest_first["items"][0]["snapshotID"] == snapshots[-1]["snapshotID"]
-    assert newest_first["nextToken"]
-
-    chosen = snapshots[2]
-    started = drs_client.start_recovery(
-        sourceServers=[{"sourceServerID": db.drs_id, "recoverySnapshotID": chosen["snapshotID"]}], isDrill=True
-    )["job"]
-    clock.shift(60)
-    events = [i["event"] for i in drs_client.describe_job_log_items(jobID=started["jobID"])["items"]]
-    assert "USING_PREVIOUS_SNAPSHOT" in events and "SNAPSHOT_START" not in events
-    instance = drs_client.describe_recovery_instances(filters={"sourceServerIDs": [db.drs_id]})["items"][0]
-    assert instance["pointInTimeSnapshotDateTime"] == chosen["timestamp"]
-    # A launch without a snapshot takes a fresh one.
-    assert len(drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id)["items"]) == 6
-    start(drs_client, [db], isDrill=True)
-    clock.shift(60)
-    assert len(drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id)["items"]) == 7
-
-    with pytest.raises(drs_client.exceptions.ResourceNotFoundException):
-        drs_client.start_recovery(
-            sourceServers=[{"sourceServerID": app.drs_id, "recoverySnapshotID": chosen["snapshotID"]}]
-        )
-
-
 def test_launch_configuration(drs_client, sandbox_servers):
     db, app, _web = sandbox_servers
     config = drs_client.get_launch_configuration(sourceServerID=app.drs_id)

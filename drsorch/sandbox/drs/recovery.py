@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .. import faults
 from ..bulk import insert_rows
+from ..history import history
 from ..models import (
     SandboxJob,
     SandboxJobServer,
@@ -73,6 +74,7 @@ class _Server(NamedTuple):
     post_launch_actions: list
     replication_state: str
     disconnected_at: datetime | None
+    snapshots_since: datetime | None
 
 
 def _load_servers(scope, ids):
@@ -88,33 +90,53 @@ def _load_servers(scope, ids):
     return [found[server_id] for server_id in ids]
 
 
+def _stored(server_points):
+    """The stored snapshot rows of (server, history Point) pairs, by server pk: a launch keeps
+    the snapshot it starts from, whether a launch already stored it or it is stored now."""
+    if not server_points:
+        return {}
+    ids = [point.snapshot_id for _server, point in server_points]
+    existing = set(SandboxRecoverySnapshot.objects.filter(snapshot_id__in=ids).values_list("snapshot_id", flat=True))
+    insert_rows(SandboxRecoverySnapshot, [
+        {"snapshot_id": point.snapshot_id, "source_server_id": server.pk,
+         "expected_timestamp": point.timestamp, "timestamp": point.timestamp}
+        for server, point in server_points if point.snapshot_id not in existing
+    ])
+    rows = {row.snapshot_id: row for row in SandboxRecoverySnapshot.objects.filter(snapshot_id__in=ids)}
+    return {server.pk: rows[point.snapshot_id] for server, point in server_points}
+
+
 def _chosen_snapshots(servers, snapshot_ids, now):
+    """The snapshot each server of the request chose (recoverySnapshotID), by server pk: one
+    of its launches' stored snapshots or one of its history. A snapshot of another server, or
+    one DRS does not hold, is a ValidationException, as DRS answers."""
     if not snapshot_ids:
         return {}
-    rows = SandboxRecoverySnapshot.objects.filter(
-        snapshot_id__in=snapshot_ids.values(), timestamp__lte=now
-    ).select_related("source_server")
+    rows = SandboxRecoverySnapshot.objects.filter(snapshot_id__in=snapshot_ids.values(), timestamp__lte=now)
     by_id = {row.snapshot_id: row for row in rows}
-    chosen = {}
+    chosen, from_history = {}, []
     for server in servers:
         wanted = snapshot_ids.get(server.source_server_id)
         if wanted is None:
             continue
         snapshot = by_id.get(wanted)
-        if snapshot is None or snapshot.source_server_id != server.pk:
-            raise SandboxError(
-                "ResourceNotFoundException",
-                f"Recovery snapshot {wanted} of source server {server.source_server_id} not found.",
-                resourceId=wanted, resourceType="RECOVERY_SNAPSHOT",
+        if snapshot is not None and snapshot.source_server_id == server.pk:
+            chosen[server.pk] = snapshot
+            continue
+        point = next((p for p in history(server, now) if p.snapshot_id == wanted), None)
+        if point is None:
+            raise validation_error(
+                f"Recovery snapshot {wanted} is not a snapshot of source server {server.source_server_id}.",
+                field="sourceServers.recoverySnapshotID",
             )
-        chosen[server.pk] = snapshot
-    return chosen
+        from_history.append((server, point))
+    return chosen | _stored(from_history)
 
 
 def _previous_snapshots(servers, chosen, now):
     """The latest snapshot of each disconnected server the request chose none for, by server
-    pk: a disconnected server takes no new snapshot, DRS launches it from what it holds. A
-    server missing from the answer has none at all. One query for the whole job."""
+    pk: a disconnected server takes no new snapshot, DRS launches it from what it holds (its
+    history stops at the disconnection). A server missing from the answer has none at all."""
     disconnected = {s.pk: s for s in servers if s.pk not in chosen and is_disconnected(s)}
     if not disconnected:
         return {}
@@ -124,7 +146,12 @@ def _previous_snapshots(servers, chosen, now):
         cut = disconnected[snapshot.source_server_id].disconnected_at
         if cut is None or snapshot.timestamp <= cut:  # nothing taken after the disconnection counts
             latest[snapshot.source_server_id] = snapshot
-    return latest
+    newer = []
+    for pk, server in disconnected.items():
+        points = history(server, now)
+        if points and (pk not in latest or points[-1].timestamp > latest[pk].timestamp):
+            newer.append((server, points[-1]))
+    return latest | _stored(newer)
 
 
 def _live_instances(servers, now):

@@ -1,4 +1,5 @@
-"""`manage.py drill PLAN [--accept-risks] [--wait] [--json] [--auto-approve] [--cleanup]`: start a DRILL."""
+"""`manage.py drill PLAN [--accept-risks] [--point-in-time ISO-8601] [--wait] [--json] [--auto-approve]
+[--cleanup]`: start a DRILL."""
 
 import sys
 
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true",
                             help="Print the execution JSON: at the end with --wait, else at once. Progress "
                                  "goes to stderr.")
+        cli.add_point_in_time_argument(parser)
         parser.add_argument("--accept-risks", action="store_true",
                             help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
                                  "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "

@@ -1,4 +1,5 @@
-"""`manage.py recover PLAN --confirm PLAN_NAME [--accept-risks] [--wait] [--json]`: start a RECOVERY."""
+"""`manage.py recover PLAN --confirm PLAN_NAME [--accept-risks] [--point-in-time ISO-8601] [--wait]
+[--json]`: start a RECOVERY."""
 
 import sys
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("plan", help="The plan's name (quote it) or numeric id.")
         parser.add_argument("--confirm", metavar="PLAN_NAME", default=None,
                             help="The plan's exact name, to confirm that a real recovery is meant.")
+        cli.add_point_in_time_argument(parser)
         parser.add_argument("--accept-risks", action="store_true",
                             help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
                                  "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
