@@ -85,7 +85,8 @@ def test_a_point_in_time_drill_launches_every_server_from_its_snapshot_at_or_bef
     assert "accepted_risks" in body and "waves" in body  # every other key stays
     # The RPO is measured from the requested point, not the start: the point minus the snapshot.
     assert body["rpo"]["worst_seconds"] == (POINT - EXPECTED_SNAPSHOT_AT).total_seconds()
-    assert all(server["snapshot_at"] == iso(EXPECTED_SNAPSHOT_AT) for wave in body["waves"] for server in wave["servers"])
+    assert all(server["snapshot_at"] == iso(EXPECTED_SNAPSHOT_AT)
+               for wave in body["waves"] for server in wave["servers"])
     messages = list(ExecutionEvent.objects.filter(execution=execution).values_list("message", flat=True))
     assert any("Point-in-time drill" in m and iso(POINT) in m for m in messages)
     assert sum("launching from recovery snapshot" in m for m in messages) == 3
