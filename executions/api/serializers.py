@@ -109,7 +109,7 @@ class RtoSerializer(serializers.Serializer):
         source="rto_met", allow_null=True,
         help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
 
-    @extend_schema_field(OpenApiTypes.DOUBLE)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_achieved_seconds(self, execution) -> float | None:
         achieved = execution.rto_achieved
         return None if achieved is None else round(achieved, 1)
@@ -124,7 +124,7 @@ class RpoSerializer(serializers.Serializer):
         source="rpo_met", allow_null=True,
         help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
 
-    @extend_schema_field(OpenApiTypes.DOUBLE)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_worst_seconds(self, execution) -> float | None:
         worst = execution.rpo_worst_seconds
         return None if worst is None else round(worst, 1)

@@ -73,3 +73,31 @@ def test_options_on_every_path_answers_without_a_server_error(api, execution, tm
         url = path.replace("{id}", ids[resource] if resource else "1")
         response = client.options(url)
         assert response.status_code < 500, (url, response.status_code)
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"])
+def test_every_null_in_a_running_executions_json_is_nullable_in_the_schema(api, execution, tmp_path):
+    """A PENDING execution has the most nulls (times, verdicts, job ids): each must be allowed
+    by the OpenAPI schema that automation validates against."""
+    schema_file = tmp_path / "schema.yaml"
+    call_command("spectacular", "--file", str(schema_file))
+    components = yaml.safe_load(schema_file.read_text())["components"]["schemas"]
+
+    def resolve(schema):
+        while "$ref" in schema or "allOf" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else schema["allOf"][0]
+        return schema
+
+    def walk(value, schema, path):
+        schema = resolve(schema)
+        if value is None:
+            assert schema.get("nullable"), f"{path} is null but its schema does not allow null"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, schema["properties"][key], f"{path}.{key}")
+        elif isinstance(value, list) and "items" in schema:
+            for position, item in enumerate(value):
+                walk(item, schema["items"], f"{path}[{position}]")
+
+    body = api("superuser").get(f"/api/v1/executions/{execution.pk}/").json()
+    walk(body, components["Execution"], "execution")
