@@ -101,33 +101,32 @@ class ExecutionWaveSerializer(serializers.Serializer):
     servers = ServerLaunchSerializer(source="server_launches.all", many=True)
 
 
+class SecondsField(serializers.FloatField):
+    """A duration in seconds, to a tenth of a second."""
+
+    def to_representation(self, value):
+        return round(super().to_representation(value), 1)
+
+
 class RtoSerializer(serializers.Serializer):
     target_minutes = serializers.IntegerField(source="rto_target_minutes")
-    achieved_seconds = serializers.SerializerMethodField(
+    achieved_seconds = SecondsField(
+        source="rto_achieved", allow_null=True,
         help_text="From the start to the last critical server's launch, on DRS's clock; null while it runs.")
     met = serializers.BooleanField(
         source="rto_met", allow_null=True,
         help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
 
-    @extend_schema_field(serializers.FloatField(allow_null=True))
-    def get_achieved_seconds(self, execution) -> float | None:
-        achieved = execution.rto_achieved
-        return None if achieved is None else round(achieved, 1)
-
 
 class RpoSerializer(serializers.Serializer):
     target_minutes = serializers.IntegerField(source="rpo_target_minutes")
-    worst_seconds = serializers.SerializerMethodField(
+    worst_seconds = SecondsField(
+        source="rpo_worst_seconds", allow_null=True,
         help_text="The oldest recovery snapshot a server was launched from, measured from the start "
         "(or the requested point in time); null while it runs or when DRS did not say.")
     met = serializers.BooleanField(
         source="rpo_met", allow_null=True,
         help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
-
-    @extend_schema_field(serializers.FloatField(allow_null=True))
-    def get_worst_seconds(self, execution) -> float | None:
-        worst = execution.rpo_worst_seconds
-        return None if worst is None else round(worst, 1)
 
 
 class ExecutionSerializer(serializers.Serializer):
@@ -142,7 +141,7 @@ class ExecutionSerializer(serializers.Serializer):
     started_at = UtcDateTimeField(allow_null=True)
     finished_at = UtcDateTimeField(allow_null=True)
     rto_target_minutes = serializers.IntegerField()
-    elapsed_seconds = serializers.SerializerMethodField()
+    elapsed_seconds = SecondsField()
     accepted_risks = serializers.ListField(
         child=serializers.CharField(),
         help_text="The readiness warnings accepted to start it (accept_risks), as they read then; empty if none.",
@@ -155,10 +154,6 @@ class ExecutionSerializer(serializers.Serializer):
     rto = RtoSerializer(source="*")
     rpo = RpoSerializer(source="*")
     waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
-
-    @extend_schema_field(OpenApiTypes.DOUBLE)
-    def get_elapsed_seconds(self, execution) -> float:
-        return round(execution.elapsed_seconds(), 1)
 
 
 class ExecutionEventSerializer(serializers.Serializer):
