@@ -286,6 +286,15 @@ def _check_job_size(servers):
         )
 
 
+def _servers_for_a_new_job(scope, ids, now):
+    """The servers a new LAUNCH job names, once DRS's checks pass: job size, one active job
+    per server, the account's quotas (a SandboxError otherwise)."""
+    servers = _load_servers(scope, ids)
+    _check_job_size(servers)
+    _check_capacity(scope, now, server_pks=[s.pk for s in servers], new_servers=len(servers))
+    return servers
+
+
 def start_recovery(scope, body):
     """StartRecovery: record a LAUNCH job; the crash hook may end the process afterwards."""
     ids, snapshot_ids, tags, is_drill = _check_start_request(body)
@@ -294,9 +303,7 @@ def start_recovery(scope, body):
         # can never both pass the one-active-job-per-server check.
         config = _locked_settings()
         now = timezone.now()
-        servers = _load_servers(scope, ids)
-        _check_job_size(servers)
-        _check_capacity(scope, now, server_pks=[s.pk for s in servers], new_servers=len(servers))
+        servers = _servers_for_a_new_job(scope, ids, now)
         chosen = _chosen_snapshots(servers, snapshot_ids, now)
         job, job_servers = _create_launch_job(
             scope, servers, chosen=chosen, tags=tags, is_drill=is_drill, config=config, now=now
@@ -314,9 +321,7 @@ def start_outside_drill(scope, source_server_ids, *, hold_seconds):
     with transaction.atomic(using="sandbox"):
         config = _locked_settings()
         now = timezone.now()
-        servers = _load_servers(scope, source_server_ids)
-        _check_job_size(servers)
-        _check_capacity(scope, now, server_pks=[s.pk for s in servers], new_servers=len(servers))
+        servers = _servers_for_a_new_job(scope, source_server_ids, now)
         job, _ = _create_launch_job(scope, servers, chosen={}, tags={}, is_drill=True, config=config, now=now,
                                     hold_seconds=hold_seconds)
     return job
