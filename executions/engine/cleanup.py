@@ -121,16 +121,20 @@ def _follow_sent(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
 
 
 def _finish_terminate_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
+    # The clean-up proof is on DRS's clock: the instance terminated when DRS ended the job,
+    # not when this tick noticed.
+    confirmed_at = parse_drs_time(data.get("endDateTime")) or rows.now
     outcome = {p.get("sourceServerID"): p.get("launchStatus") for p in data.get("participatingServers", [])}
     for launch in rows.launches[job.execution_id]:
         if launch.cleanup_job_id != job.pk or launch.status == LaunchStatus.TERMINATED:
             continue
         if outcome.get(launch.source_server_id, LaunchStatus.TERMINATED) == LaunchStatus.TERMINATED:
-            rows.set_status(launch, LaunchStatus.TERMINATED, phase=LaunchPhase.TERMINATED, terminated_at=rows.now)
+            rows.set_status(launch, LaunchStatus.TERMINATED, phase=LaunchPhase.TERMINATED,
+                            terminated_at=confirmed_at)
         else:
             _not_terminated(rows, launch, f"DRS job {job.job_id} did not terminate {launch.recovery_instance_id}.")
     job.state = JobState.COMPLETED
-    job.drs_ended_at = parse_drs_time(data.get("endDateTime")) or rows.now
+    job.drs_ended_at = confirmed_at
     rows.touch(job)
 
 

@@ -102,3 +102,16 @@ def test_cleanup_of_an_older_drill_skips_the_instances_a_later_drill_replaced(cl
         execution=first, message__contains=f"{old['db-01']} already gone (replaced by a later launch / not found)",
     ).exists()
     assert set(second.server_launches.values_list("status", flat=True)) == {"LAUNCHED"}
+
+
+def test_cleanup_proof_is_when_drs_terminated_not_when_a_5s_poll_noticed(clock, drive, make_plan):
+    plan = make_plan("Proof", [("Database", ["db-01", "db-02"], {})])
+    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
+    execution_cleanup(execution=execution, user=None)
+    execution = drive(execution, step=5, until=lambda e: e.cleaned_up_at is not None)
+
+    drs_terminated = {i.instance_id: i.terminated_at for i in SandboxRecoveryInstance.objects.all()}
+    for launch in execution.server_launches.select_related("cleanup_job"):
+        assert launch.status == "TERMINATED" and launch.cleanup_job is not None
+        assert launch.terminated_at == launch.cleanup_job.drs_ended_at
+        assert abs((launch.terminated_at - drs_terminated[launch.recovery_instance_id]).total_seconds()) < 1
