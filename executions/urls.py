@@ -12,6 +12,8 @@ urlpatterns = [
     path("executions/<uuid:pk>/", views.ExecutionDetailView.as_view(), name="detail"),
     path("executions/<uuid:pk>/live/", views.ExecutionLiveView.as_view(), name="live"),
     path("executions/<uuid:pk>/report/", views.ExecutionReportView.as_view(), name="report"),
+    path("executions/<uuid:pk>/report.pdf", views.ExecutionReportPdfView.as_view(), name="report-pdf"),
+    path("executions/<uuid:pk>/report.csv", views.ExecutionReportCsvView.as_view(), name="report-csv"),
     path("executions/<uuid:pk>/approve/", views.ExecutionActionView.as_view(action="approve"), name="approve"),
     path("executions/<uuid:pk>/cancel/", views.ExecutionActionView.as_view(action="cancel"), name="cancel"),
     path("executions/<uuid:pk>/retry/", views.ExecutionActionView.as_view(action="retry"), name="retry"),

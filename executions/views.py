@@ -5,16 +5,16 @@ Views only read; every change of an execution goes through executions.services.
 """
 
 import uuid
-from collections import defaultdict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import slugify
 from django.views import View
 
 from drsorch.roles import ACTION_PERMISSIONS
@@ -29,7 +29,6 @@ from .choices import (
     EXECUTION_RETRYABLE,
     EXECUTION_TERMINAL,
     LAUNCH_TERMINAL,
-    EventKind,
     ExecutionMode,
     ExecutionStatus,
     LaunchPhase,
@@ -39,8 +38,11 @@ from .choices import (
 from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
 from .filtersets import ExecutionHistoryFilterSet
 from .forms import StartForm
-from .models import Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
+from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
 from .readiness import plan_readiness
+from .reports.evidence import execution_report
+from .reports.pdf import report_pdf
+from .reports.spreadsheet import report_csv
 
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_LOG_LIMIT = 150
@@ -225,28 +227,39 @@ class ExecutionReportView(RoleRequiredMixin, View):
     permission_required = "executions.view_execution"
 
     def get(self, request, pk):
-        context = execution_detail_context(request, pk, event_limit=None)
-        events = context["events"]
-        context["actions_log"] = [event for event in events if event.kind == EventKind.ACTION]
-        context["errors_log"] = [event for event in events if event.kind == EventKind.ERROR]
-        context["failed_launches"] = [item for item in context["launches"] if item.status == LaunchStatus.FAILED
-                                      or item.error]
-        attempts = defaultdict(list)
-        for attempt in LaunchAttempt.objects.filter(launch__execution_id=pk).select_related("job").order_by(
-                "started_at", "pk"):
-            attempts[attempt.launch_id].append(attempt)
-        context["failed_attempts"] = [a for group in attempts.values() for a in group
-                                      if a.launch_status == LaunchStatus.FAILED]
-        context["retried_launches"] = [
-            (launch, attempts[launch.pk]) for launch in context["launches"]
-            if any(a.launch_status == LaunchStatus.FAILED for a in attempts[launch.pk])]
-        for launch in context["launches"]:
-            # DRS's clock: from when DRS created the job to when DRS launched the server.
-            start = (launch.job.drs_created_at if launch.job else None) or launch.wave.started_at
-            launch.launch_seconds = (launch.launched_at - start).total_seconds() if launch.launched_at and start \
-                else None
-        context["generated_at"] = timezone.now()
-        return render(request, "executions/execution_report.html", context)
+        return render(request, "executions/execution_report.html", {"report": execution_report(execution_id=pk)})
+
+
+def report_filename(report, extension):
+    """`drill-demo-plan-2026-12-02-0b1c2d3e.pdf`: mode, plan, day and the execution's id prefix."""
+    execution = report.execution
+    day = (execution.started_at or execution.created_at).strftime("%Y-%m-%d")
+    plan = slugify(execution.plan_name) or "plan"
+    return f"{execution.mode.lower()}-{plan}-{day}-{str(execution.pk)[:8]}.{extension}"
+
+
+class ExecutionReportPdfView(RoleRequiredMixin, View):
+    """The evidence report as a PDF, to file or send to the auditors."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request, pk):
+        report = execution_report(execution_id=pk)
+        response = HttpResponse(report_pdf(report), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{report_filename(report, "pdf")}"'
+        return response
+
+
+class ExecutionReportCsvView(RoleRequiredMixin, View):
+    """The evidence report as CSV: one row per launch attempt of every server."""
+
+    permission_required = "executions.view_execution"
+
+    def get(self, request, pk):
+        report = execution_report(execution_id=pk)
+        response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{report_filename(report, "csv")}"'
+        return response
 
 
 # --- Actions -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The server-rendered SVGs of an execution: the launch timeline and the wave diagram."""
+"""The server-rendered SVGs of an execution (the launch timeline and the wave diagram) and the
+report's small filters."""
 
 from django import template
 from django.utils import timezone
@@ -6,6 +7,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from drsorch.templatetags.drsorch_ui import duration, tone
+from executions.reports import evidence
 from plans.templatetags.plan_ui import wave_diagram_svg
 
 register = template.Library()
@@ -113,3 +115,9 @@ def execution_wave_diagram(waves):
          "status": wave.status, "detail": str(wave.get_status_display())}
         for wave in waves
     ])
+
+
+@register.filter
+def wave_numbers(indexes):
+    """A frozen wave's 0-based dependency indexes as the 1-based wave numbers pages show."""
+    return evidence.wave_numbers(list(indexes or []))

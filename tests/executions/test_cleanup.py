@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from drsorch.sandbox.drs.instances import instance_state
-from drsorch.sandbox.models import SandboxRecoveryInstance
+from drsorch.sandbox.models import SandboxJob, SandboxRecoveryInstance
 from drsorch.sandbox.services import sandbox_configure
 from executions.models import ExecutionEvent, ServerLaunch
 from executions.services import execution_cleanup, execution_start
@@ -110,8 +110,9 @@ def test_cleanup_proof_is_when_drs_terminated_not_when_a_5s_poll_noticed(clock, 
     execution_cleanup(execution=execution, user=None)
     execution = drive(execution, step=5, until=lambda e: e.cleaned_up_at is not None)
 
-    drs_terminated = {i.instance_id: i.terminated_at for i in SandboxRecoveryInstance.objects.all()}
+    # DRS confirms a termination when it ends the TERMINATE job (its endDateTime, to the second).
+    drs_ended = {job.job_id: job.ends_at for job in SandboxJob.objects.filter(type="TERMINATE")}
     for launch in execution.server_launches.select_related("cleanup_job"):
         assert launch.status == "TERMINATED" and launch.cleanup_job is not None
         assert launch.terminated_at == launch.cleanup_job.drs_ended_at
-        assert abs((launch.terminated_at - drs_terminated[launch.recovery_instance_id]).total_seconds()) < 1
+        assert abs((launch.terminated_at - drs_ended[launch.cleanup_job.job_id]).total_seconds()) < 1
