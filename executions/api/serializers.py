@@ -157,6 +157,8 @@ class ExecutionSerializer(serializers.Serializer):
 
 
 class HistoryServersSerializer(serializers.Serializer):
+    """How many servers the execution had, launched and failed."""
+
     total = serializers.IntegerField(source="server_total")
     launched = serializers.IntegerField(
         source="server_launched", help_text="Launched by DRS, including drill instances cleaned up since.")

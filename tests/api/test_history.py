@@ -48,7 +48,7 @@ def test_a_drill_driven_to_its_end_appears_with_the_rto_and_rpo_of_its_execution
         engine.tick(launch_budget_seconds=launch_budget_seconds())
         clock.shift(5)
         execution = client.get(started["Location"]).json()
-        if execution["status"] != "RUNNING" and execution["status"] != "PENDING":
+        if execution["status"] not in ("PENDING", "RUNNING"):
             break
     assert execution["status"] == "SUCCEEDED"
 
