@@ -225,6 +225,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # An execution's status appears in the execution JSON and in a plan's history: one enum,
+    # under the name the schema always gave it.
+    "ENUM_NAME_OVERRIDES": {"ExecutionStatusEnum": "executions.choices.ExecutionStatus"},
 }
 
 

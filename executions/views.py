@@ -43,6 +43,8 @@ from .readiness import plan_readiness
 from .reports.evidence import execution_report
 from .reports.pdf import report_pdf
 from .reports.spreadsheet import report_csv
+from .selectors import TREND_LIMIT, plan_trend
+from .trends import trend_chart, trend_run, trend_summary
 
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_LOG_LIMIT = 150
@@ -299,7 +301,7 @@ class ExecutionActionView(RoleRequiredMixin, View):
 # names in the "plans" namespace (see plan_urlpatterns in executions/urls.py).
 
 class PlanDetailView(RoleRequiredMixin, View):
-    """A plan: the wave diagram, targets, readiness checks, recent executions, start forms."""
+    """A plan: the wave diagram, targets, readiness checks, trends, recent executions, start forms."""
 
     permission_required = "plans.view_recoveryplan"
 
@@ -316,6 +318,18 @@ REFRESH_PERMISSIONS = (ACTION_PERMISSIONS["start_drill"], ACTION_PERMISSIONS["st
 def can_refresh_readiness(user):
     """Whether `user` may refresh the inventory from DRS on the plan page."""
     return any(user.has_perm(permission) for permission in REFRESH_PERMISSIONS)
+
+
+def plan_trends(plan):
+    """The plan page's trend charts: achieved RTO and worst RPO of its last ended executions
+    (oldest first) against its targets, a line per mode on how many met them, and the runs
+    themselves for the table beside the charts; one query."""
+    runs = [trend_run(execution) for execution in plan_trend(plan=plan)]
+    return {
+        "runs": runs, "newest_first": runs[::-1], "limit": TREND_LIMIT, "summary": trend_summary(runs),
+        "charts": [trend_chart(runs=runs, measure="rto", target_minutes=plan.rto_target_minutes),
+                   trend_chart(runs=runs, measure="rpo", target_minutes=plan.rpo_target_minutes)],
+    }
 
 
 def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
@@ -337,6 +351,7 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
     return render(request, "plans/plan_detail.html", status=status, context={
         "plan": plan, "specs": specs, "diagram": wave_diagram_data(specs), "report": report,
         "readiness_error": readiness_error, "executions": executions, "running": running,
+        "trends": plan_trends(plan),
         "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
         "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
         "drill_form": start_form if start_form and start_form.data.get("mode") == "DRILL"

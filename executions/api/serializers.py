@@ -156,6 +156,43 @@ class ExecutionSerializer(serializers.Serializer):
     waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
 
 
+class HistoryServersSerializer(serializers.Serializer):
+    """How many servers the execution had, launched and failed."""
+
+    total = serializers.IntegerField(source="server_total")
+    launched = serializers.IntegerField(
+        source="server_launched", help_text="Launched by DRS, including drill instances cleaned up since.")
+    failed = serializers.IntegerField(source="server_failed")
+
+
+class ExecutionHistorySerializer(serializers.Serializer):
+    """One ended execution of a plan's history (read only): what a trend of achieved RTO and
+    RPO needs, with the same `rto` and `rpo` objects as the execution JSON. Fetch executions
+    with `executions.selectors.plan_history()` (one query, server counts included)."""
+
+    id = serializers.CharField()
+    mode = serializers.ChoiceField(choices=ExecutionMode.choices)
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    requested_by = serializers.CharField(source="requested_by_username", help_text="User name of who started it.")
+    created_at = UtcDateTimeField(help_text="When it was requested; the order of the history.")
+    started_at = UtcDateTimeField(allow_null=True, help_text="Null when it ended before it started.")
+    finished_at = UtcDateTimeField(allow_null=True)
+    point_in_time = UtcDateTimeField(
+        allow_null=True, help_text="The point in time its servers were launched from; null: a fresh snapshot.")
+    rto = RtoSerializer(source="*")
+    rpo = RpoSerializer(source="*")
+    servers = HistoryServersSerializer(source="*")
+
+
+class PlanHistoryQuerySerializer(serializers.Serializer):
+    """The filter of a plan's history."""
+
+    mode = serializers.ChoiceField(
+        choices=ExecutionMode.choices, required=False,
+        error_messages={"invalid_choice": '"{input}" is not a mode: use DRILL or RECOVERY.'},
+        help_text="Only drills (DRILL) or only recoveries (RECOVERY); both when omitted.")
+
+
 class ExecutionEventSerializer(serializers.Serializer):
     """An entry of an execution's audit log (read only)."""
 

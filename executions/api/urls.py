@@ -1,5 +1,5 @@
-"""Routes of executions under /api/v1/, and the two routes of a plan that need executions
-(readiness, execute), at the paths and names the plans router would give them."""
+"""Routes of executions under /api/v1/, and the routes of a plan that need executions
+(readiness, execute, history), at the paths and names the plans router would give them."""
 
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
@@ -12,5 +12,6 @@ router.register("executions", views.ExecutionViewSet, basename="api-execution")
 urlpatterns = [
     re_path(r"^plans/(?P<pk>[^/.]+)/readiness/$", views.PlanReadinessView.as_view(), name="api-plan-readiness"),
     re_path(r"^plans/(?P<pk>[^/.]+)/execute/$", views.PlanExecuteView.as_view(), name="api-plan-execute"),
+    re_path(r"^plans/(?P<pk>[^/.]+)/history/$", views.PlanHistoryView.as_view(), name="api-plan-history"),
     *router.urls,
 ]

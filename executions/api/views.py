@@ -1,5 +1,5 @@
-"""REST endpoints of executions: start, follow, act on, and read the audit log; and the two
-endpoints of a plan that need executions: its readiness and starting it.
+"""REST endpoints of executions: start, follow, act on, and read the audit log; and the
+endpoints of a plan that need executions: its readiness, starting it and its history.
 
 Every write calls a function of `executions.services`; their refusals (PermissionDenied,
 ExecutionError subclasses) become 403 / 400 / 409 in drsorch.api.exception_handler.
@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from drsorch.api import (
     CONFLICT_RESPONSE,
@@ -25,10 +26,11 @@ from drsorch.api import (
 )
 from drsorch.roles import ACTION_PERMISSIONS
 from executions import services
+from executions.choices import ExecutionMode
 from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
 from executions.models import Execution, ExecutionEvent
 from executions.readiness import plan_readiness
-from executions.selectors import executions_for_json
+from executions.selectors import executions_for_json, plan_history
 from plans.api.serializers import ReadinessQuerySerializer, ReadinessSerializer
 from plans.api.views import RecoveryPlanViewSet
 
@@ -36,9 +38,11 @@ from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     ExecutionApproveSerializer,
     ExecutionEventSerializer,
+    ExecutionHistorySerializer,
     ExecutionSerializer,
     ExecutionStartSerializer,
     PlanExecuteSerializer,
+    PlanHistoryQuerySerializer,
 )
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -289,3 +293,30 @@ class PlanExecuteView(PlanEndpointView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return start_execution(request, plan=plan, **serializer.validated_data)
+
+
+@extend_schema(tags=["plans"])
+class PlanHistoryView(PlanEndpointView):
+    """A plan's ended executions with their achieved RTO and worst RPO, for trends."""
+
+    required_permissions = ["plans.view_recoveryplan", "executions.view_execution"]
+    serializer_class = ExecutionHistorySerializer
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        summary="History of a plan (RTO and RPO per execution)",
+        description="The plan's ended executions, newest first and paginated like every list: achieved RTO "
+        "and worst RPO against the targets frozen when each started (the `rto` and `rpo` objects of the "
+        "execution JSON), and how many servers launched or failed. Running executions are left out: they "
+        "have no measure yet.",
+        parameters=[OpenApiParameter("mode", OpenApiTypes.STR, enum=ExecutionMode.values,
+                                     description=PlanHistoryQuerySerializer().fields["mode"].help_text)],
+        responses={200: ExecutionHistorySerializer(many=True), 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES,
+                   **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request, pk=None):
+        plan = self.get_object()
+        query = PlanHistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(plan_history(plan=plan, mode=query.validated_data.get("mode")))
+        return self.get_paginated_response(ExecutionHistorySerializer(page, many=True).data)

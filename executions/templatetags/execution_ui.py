@@ -1,5 +1,5 @@
-"""The server-rendered SVGs of an execution (the launch timeline and the wave diagram) and the
-report's small filters."""
+"""The server-rendered SVGs of an execution (the launch timeline and the wave diagram) and of a
+plan's trends (achieved RTO and worst RPO per execution), and the report's small filters."""
 
 from django import template
 from django.utils import timezone
@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 
 from drsorch.templatetags.drsorch_ui import duration, tone
 from executions.reports import evidence
+from executions.trends import MARK
 from plans.templatetags.plan_ui import wave_diagram_svg
 
 register = template.Library()
@@ -121,3 +122,35 @@ def execution_wave_diagram(waves):
 def wave_numbers(indexes):
     """A frozen wave's 0-based dependency indexes as the 1-based wave numbers pages show."""
     return evidence.wave_numbers(list(indexes or []))
+
+
+@register.simple_tag
+def trend_chart_svg(chart):
+    """A TrendChart (executions/trends.py) as inline SVG: value grid, dashed target line, one
+    mark per execution (circle: drill, diamond: recovery; tone: its own verdict; hollow: not
+    measured) linking to the execution, with a <title> tooltip. No script, no external file.
+
+    role="img" with an aria-label states the chart in words; the page's table beside it holds
+    every value for screen readers and print."""
+    parts = [f'<svg class="trend" role="img" viewBox="0 0 {chart.width} {chart.height}" '
+             f'aria-label="{escape(chart.aria_label)}" data-measure="{chart.measure}">']
+    for y, label in chart.ticks:
+        parts.append(f'<line class="grid" x1="{chart.left}" y1="{y:g}" x2="{chart.right}" y2="{y:g}"/>'
+                     f'<text class="axis" x="{chart.left - 5}" y="{y + 3:g}" text-anchor="end">{label}</text>')
+    parts.append(f'<line class="baseline" x1="{chart.left}" y1="{chart.bottom}" x2="{chart.right}" '
+                 f'y2="{chart.bottom}"/>')
+    for x, anchor, label in chart.dates:
+        parts.append(f'<text class="axis" x="{x:g}" y="{chart.height - 10}" text-anchor="{anchor}">{label}</text>')
+    parts.append(f'<line class="target" x1="{chart.left}" y1="{chart.target_y:g}" x2="{chart.right}" '
+                 f'y2="{chart.target_y:g}"/><text class="target-label" x="{chart.right}" '
+                 f'y="{chart.target_y - 4:g}" text-anchor="end">target {chart.target_minutes} min</text>')
+    for point in chart.points:
+        css = f"point tone-{point.tone}{'' if point.measured else ' unmeasured'}"
+        title = f"<title>{escape(point.title)}</title>"
+        if point.shape == "diamond":
+            mark = f'<path class="{css} diamond" d="{point.diamond_path}">{title}</path>'
+        else:
+            mark = f'<circle class="{css} circle" cx="{point.x:g}" cy="{point.y:g}" r="{MARK}">{title}</circle>'
+        parts.append(f'<a href="{escape(point.url)}">{mark}</a>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

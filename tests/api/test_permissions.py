@@ -44,6 +44,7 @@ ENDPOINTS = [
     ("PATCH", "/api/v1/plans/{plan}/", {}, PLANNER),
     ("DELETE", "/api/v1/plans/{plan}/", None, PLANNER),
     ("GET", "/api/v1/plans/{plan}/readiness/?live=false", None, EVERYONE),
+    ("GET", "/api/v1/plans/{plan}/history/", None, EVERYONE),
     ("POST", "/api/v1/plans/{plan}/execute/", {"mode": "DRILL"}, OPERATORS),
     ("POST", "/api/v1/plans/{plan}/execute/", {"mode": "RECOVERY"}, COMMANDER),
     ("POST", "/api/v1/executions/", {"plan": "{plan}", "mode": "DRILL"}, OPERATORS),

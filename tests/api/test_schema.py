@@ -23,7 +23,7 @@ def test_spectacular_validates_without_warnings(tmp_path):
                              ("DELETE", "{id}/")]:
             assert (method, f"/api/v1/{resource}/{path}") in operations
     assert {("POST", "/api/v1/source-servers/sync/"), ("GET", "/api/v1/plans/{id}/readiness/"),
-            ("POST", "/api/v1/plans/{id}/readiness/"),
+            ("POST", "/api/v1/plans/{id}/readiness/"), ("GET", "/api/v1/plans/{id}/history/"),
             ("POST", "/api/v1/plans/{id}/execute/"), ("GET", "/api/v1/executions/"), ("POST", "/api/v1/executions/"),
             ("GET", "/api/v1/executions/{id}/"), ("GET", "/api/v1/executions/{id}/events/")} <= operations
     for verb in ["approve", "cancel", "retry", "cleanup"]:
@@ -75,10 +75,8 @@ def test_options_on_every_path_answers_without_a_server_error(api, execution, tm
         assert response.status_code < 500, (url, response.status_code)
 
 
-@pytest.mark.django_db(databases=["default", "sandbox"])
-def test_every_null_in_a_running_executions_json_is_nullable_in_the_schema(api, execution, tmp_path):
-    """A PENDING execution has the most nulls (times, verdicts, job ids): each must be allowed
-    by the OpenAPI schema that automation validates against."""
+def schema_walker(tmp_path):
+    """walk(value, schema_name, path): asserts every null in `value` is nullable in the schema."""
     schema_file = tmp_path / "schema.yaml"
     call_command("spectacular", "--file", str(schema_file))
     components = yaml.safe_load(schema_file.read_text())["components"]["schemas"]
@@ -99,5 +97,27 @@ def test_every_null_in_a_running_executions_json_is_nullable_in_the_schema(api, 
             for position, item in enumerate(value):
                 walk(item, schema["items"], f"{path}[{position}]")
 
+    return lambda value, name, path: walk(value, {"$ref": f"#/components/schemas/{name}"}, path)
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"])
+def test_every_null_in_a_running_executions_json_is_nullable_in_the_schema(api, execution, tmp_path):
+    """A PENDING execution has the most nulls (times, verdicts, job ids): each must be allowed
+    by the OpenAPI schema that automation validates against."""
     body = api("superuser").get(f"/api/v1/executions/{execution.pk}/").json()
-    walk(body, components["Execution"], "execution")
+    schema_walker(tmp_path)(body, "Execution", "execution")
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"])
+def test_every_null_of_a_plans_history_is_nullable_in_the_schema(api, execution, tmp_path):
+    """An execution cancelled before it started has no start, no measure and no verdict."""
+    from executions import engine
+    from executions.services import execution_cancel
+
+    execution_cancel(execution=execution, user=api("superuser").user)
+    engine.tick(execution_ids=[execution.pk])
+    response = api("superuser").get(f"/api/v1/plans/{execution.plan_id}/history/")
+    [item] = response.json()["results"]
+    assert item["started_at"] is None and item["rto"]["achieved_seconds"] is None and item["point_in_time"] is None
+    walk = schema_walker(tmp_path)
+    walk(response.json(), "PaginatedExecutionHistoryList", "history")
