@@ -246,8 +246,6 @@ def _failures(pdf: ReportPdf, report: ExecutionReport) -> None:
         rows = [(s.name, a.job.job_id if a.job else "-", a.get_launch_status_display(), utc(a.started_at, date=False),
                  utc(a.ended_at, date=False), a.error or "-") for s in report.retried for a in s.attempts]
         pdf.grid(("Server", "DRS job", "Result", "Started", "Ended", "DRS's message"), (26, 34, 16, 14, 14, 82), rows)
-    else:
-        pdf.paragraph("No launch attempt failed.", color=OK)
     if report.failed_servers or report.error_events:
         pdf.ln(2)
         for server in report.failed_servers:
@@ -256,7 +254,7 @@ def _failures(pdf: ReportPdf, report: ExecutionReport) -> None:
         for event in report.error_events:
             pdf.paragraph(f"• {utc(event.created_at)} {event.message}", color=BAD)
     elif not report.retried:
-        pdf.paragraph("No failure.", color=OK)
+        pdf.paragraph("No failure: every launch attempt succeeded.", color=OK)
 
 
 def _cleanup(pdf: ReportPdf, report: ExecutionReport) -> None:

@@ -6,11 +6,13 @@ up. A background thread drives the engine meanwhile, as the django-q2 worker wou
 Screenshots go to $ARTIFACTS (default artifacts/).
 """
 
+import io
 import os
 import threading
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls made from the
 # test itself are still synchronous.
@@ -76,6 +78,16 @@ def engine_driver():
 def shot(page, name):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def save_pdf_pages(content, name):
+    """Draw each page of a PDF as a PNG next to the screenshots, as a reviewer would see it."""
+    import pypdfium2
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    document = pypdfium2.PdfDocument(content)
+    for number in range(len(document)):
+        document[number].render(scale=1.5).to_pil().save(ARTIFACTS / f"{name}-page{number + 1}.png")
 
 
 def test_drill_from_plan_to_clean_up(page, live_server, engine_driver):
@@ -178,6 +190,23 @@ def drill_from_plan_to_clean_up(page, engine_driver):
     page.wait_for_selector("text=Evidence report")
     assert "met" in page.text_content("dl.facts")
     shot(page, "08-report")
+    # The report as it prints (A4 landscape), and the PDF an auditor downloads, page by page.
+    page.emulate_media(media="print")
+    shot(page, "08b-report-print")
+    page.emulate_media(media="screen")
+    response = page.request.get(f"/executions/{execution.pk}/report.pdf")
+    assert response.status == 200 and response.headers["content-type"] == "application/pdf"
+    save_pdf_pages(response.body(), "08c-report-pdf")
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(response.body())).pages).split())
+    assert "E2E two waves" in text and "RTO MET" in text
+    for launch in execution.server_launches.all():
+        assert launch.hostname in text and launch.recovery_instance_id in text
+
+    # The plan's page now charts the drill against the plan's targets.
+    page.goto(f"/plans/{execution.plan_id}/")
+    page.wait_for_selector("svg.trend")
+    assert page.locator("svg.trend circle.point").count() == 2  # one drill, in the RTO and the RPO chart
+    shot(page, "08d-plan-trends")
 
     # On a phone the navigation wraps and wide tables scroll sideways instead of the page.
     page.set_viewport_size({"width": 390, "height": 844})
