@@ -93,6 +93,11 @@ def wave_outcome(rows: TickRows, execution: Execution, wave: WaveRun) -> str:
 
 def step_launching_wave(rows: TickRows, execution: Execution, wave: WaveRun, cancelling: bool) -> bool:
     """End (or start the wait of) a launching wave whose servers are settled, cancel it, or time it out."""
+    if wave.pk not in rows.loaded_waves:
+        # It started in this tick, and only some of its servers may be loaded (those of a job
+        # still open, after a retry): judged on those it would end before its retried servers
+        # launch. Its servers are loaded after this step; the next tick judges it whole.
+        return False
     launches = rows.wave_launches(execution, wave)
     if launches and all(launch_settled(rows, execution, launch) for launch in launches):
         outcome = wave_outcome(rows, execution, wave)

@@ -171,3 +171,26 @@ def test_a_denied_describe_recovery_instances_keeps_the_polls_time_and_the_drill
     body = execution_json(execution)
     assert body["rpo"]["worst_seconds"] is None and body["rpo"]["met"] is None
     assert body["rto"]["met"] is True
+
+
+def test_a_retry_relaunches_the_failed_server_while_the_failed_jobs_last_log_is_still_unread(
+        clock, drive, make_plan):
+    # Under `make run` with throttling, the worker had not yet read the failed job's last log
+    # when the retry came (the job still ACTIVE, DRS's status COMPLETED): the retried wave
+    # was judged on its loaded servers only and ended SUCCEEDED without relaunching app-02.
+    plan = make_plan("Retry open job", [("Application", ["app-01", "app-02"], {}), ("Web", ["web-01"], {})])
+    sandbox_configure(fail_launch=["app-02"])
+    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
+    assert execution.status == "FAILED"
+    DrsJob.objects.filter(execution=execution).update(state="ACTIVE")
+    sandbox_configure(fail_launch=[])
+
+    execution_retry(execution=execution, user=None)
+    execution = drive(execution)
+
+    assert execution.status == "SUCCEEDED"
+    body = servers(execution_json(execution))
+    assert body["app-02"]["launch_status"] == "LAUNCHED"
+    assert [a["launch_status"] for a in body["app-02"]["attempts"]] == ["FAILED", "LAUNCHED"]
+    wave = execution.wave_runs.get(index=0)
+    assert wave.finished_at >= parse_datetime(body["app-02"]["launched_at"])
