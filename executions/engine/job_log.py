@@ -117,6 +117,8 @@ def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
         data = item.get("eventData") or {}
         server_id = data.get("sourceServerID", "")
         launch = launches.get(server_id)
+        if launch is None and server_id and name in FAILURE_LOG_EVENTS:
+            rows.late_failure(job, server_id, failure_text(name, data), parse_drs_time(item.get("logDateTime")))
         targets = [launch] if launch else (list(launches.values()) if not server_id else [])
         for each in targets:
             _apply_item(rows, each, name, data, parse_drs_time(item.get("logDateTime")))
@@ -132,12 +134,17 @@ def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
     rows.touch(job)
 
 
+def failure_text(name: str, data: dict[str, Any]) -> str:
+    """A failure log event as the launch's error: the event and DRS's own words."""
+    return f"{name}: {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
+
+
 def _apply_item(rows: TickRows, launch: ServerLaunch, name: str, data: dict[str, Any],
                 at: datetime | None) -> None:
     if name in FAILURE_LOG_EVENTS and launch.status != LaunchStatus.LAUNCHED:
         # The log holds the reason DRS gives nowhere else; it may arrive after the job
         # already reported the server FAILED. Its time is when DRS failed the launch.
-        launch.error = f"{name}: {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
+        launch.error = failure_text(name, data)
         launch.ended_at = at or launch.ended_at
         rows.touch(launch)
     elif (name in PHASE_OF_LOG_EVENT and launch.phase != PHASE_OF_LOG_EVENT[name]

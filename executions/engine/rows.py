@@ -163,6 +163,9 @@ class TickRows:
         self.remember(self.executions.values())
         self.dirty: dict[type[Model], dict[object, Row]] = {model: {} for model in SAVED_FIELDS}
         self.events: list[ExecutionEvent] = []
+        # DRS's failure messages for attempts whose launch already moved on (a retry came
+        # before the failed job's log was read): (execution, job, source server, error, time).
+        self.late_failures: list[tuple[object, object, str, str, Any]] = []
         self.status_changes: list[StatusChange] = []
         self.new_intents: set[object] = set()
         self.final_log_due: set[object] = set()
@@ -175,6 +178,11 @@ class TickRows:
     def touch(self, obj: Row) -> None:
         """Mark `obj` for saving (only the fields that really changed are written)."""
         self.dirty[type(obj)][obj.pk] = obj
+
+    def late_failure(self, job: DrsJob, source_server_id: str, error: str, at: Any) -> None:
+        """Keep DRS's message on the attempt of `source_server_id` in `job`, although its launch
+        has moved on to another job since."""
+        self.late_failures.append((job.execution_id, job.pk, source_server_id, error, at))
 
     def event(self, execution_id: object, kind: str, message: str, *, wave: WaveRun | None = None,
               source_server_id: str = "", data: dict | None = None, dedupe_key: str | None = None,
@@ -336,6 +344,11 @@ class TickRows:
                 update_rows(model, changed, names)
             insert_rows_ignoring_duplicates(ExecutionEvent, [e for e in self.events if e.execution_id in held])
             self._save_attempts(held)
+            for execution_id, job_pk, server_id, error, at in self.late_failures:
+                if execution_id in held:
+                    LaunchAttempt.objects.filter(
+                        job_id=job_pk, launch__source_server_id=server_id, launch_status=LaunchStatus.FAILED,
+                    ).update(error=error, **({"ended_at": at} if at else {}))
             # An execution that ends frees its servers in the same transaction (one DELETE,
             # only in a tick where some execution ended), so no start ever sees it half-ended.
             ended = [pk for pk in held if self.executions[pk].status in EXECUTION_TERMINAL

@@ -9,7 +9,7 @@ from drsorch.sandbox.services import sandbox_configure
 from executions import engine
 from executions.api.serializers import ExecutionSerializer
 from executions.choices import EventKind
-from executions.models import DrsJob, ExecutionEvent
+from executions.models import DrsJob, ExecutionEvent, LaunchAttempt
 from executions.selectors import executions_for_json
 from executions.services import execution_approve, execution_cancel, execution_retry, execution_start
 from executions.tasks import launch_budget_seconds
@@ -182,7 +182,10 @@ def test_a_retry_relaunches_the_failed_server_while_the_failed_jobs_last_log_is_
     sandbox_configure(fail_launch=["app-02"])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
     assert execution.status == "FAILED"
-    DrsJob.objects.filter(execution=execution).update(state="ACTIVE")
+    # As the worker leaves it when the final log read was throttled: the job still ACTIVE, the
+    # failure known only from DescribeJobs.
+    DrsJob.objects.filter(execution=execution).update(state="ACTIVE", log_items_seen=0, log_read_at=None)
+    LaunchAttempt.objects.filter(launch_status="FAILED").update(error="DRS reported the launch as FAILED.")
     sandbox_configure(fail_launch=[])
 
     execution_retry(execution=execution, user=None)
@@ -191,6 +194,9 @@ def test_a_retry_relaunches_the_failed_server_while_the_failed_jobs_last_log_is_
     assert execution.status == "SUCCEEDED"
     body = servers(execution_json(execution))
     assert body["app-02"]["launch_status"] == "LAUNCHED"
-    assert [a["launch_status"] for a in body["app-02"]["attempts"]] == ["FAILED", "LAUNCHED"]
+    first, second = body["app-02"]["attempts"]
+    assert (first["launch_status"], second["launch_status"]) == ("FAILED", "LAUNCHED")
+    # The failed job's last log, read after the retry, still gives the first attempt DRS's words.
+    assert first["error"].startswith("LAUNCH_FAILED: ") and "configured to fail" in first["error"]
     wave = execution.wave_runs.get(index=0)
     assert wave.finished_at >= parse_datetime(body["app-02"]["launched_at"])
