@@ -16,6 +16,7 @@ Needs PostgreSQL (DATABASE_URL) and a disposable Redis (E2E_REDIS_URL); `make te
 starts both.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -172,14 +173,10 @@ class Worker:
         """SIGTERM, then SIGKILL for whatever of its group is left after STOP_SECONDS."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=STOP_SECONDS)
         self.log.close()
 
