@@ -40,15 +40,18 @@ def _kilobytes(path, field):
 class ProcessTree:
     """The live descendants of `root` (itself included), sampled over time: every pid seen,
     the peak resident memory of the whole tree (RSS counts shared pages in each forked
-    process, PSS shares them out), and the CPU time each process used."""
+    process, PSS shares them out) with each process's RSS at that peak (`peak_processes`,
+    kB by pid), and the CPU time each process used."""
 
     def __init__(self, root: int):
         self.root = root
         self.pids: set[int] = set()
-        self.peak_processes: set[int] = set()
+        self.peak_processes: dict[int, int] = {}
         self.peak_rss_kb = 0
         self.peak_pss_kb = 0
+        self.first_rss_kb: int | None = None
         self._cpu_ticks: dict[int, int] = {}
+        self._cpu_marked: dict[int, int] = {}
 
     def live(self) -> set[int]:
         """The pids of the tree right now."""
@@ -66,10 +69,13 @@ class ProcessTree:
         """Record the tree's pids, memory and CPU now."""
         live = self.live()
         self.pids |= live
-        rss = sum(_kilobytes(f"/proc/{pid}/status", "VmRSS") for pid in live)
+        rss_by_pid = {pid: _kilobytes(f"/proc/{pid}/status", "VmRSS") for pid in live}
+        rss = sum(rss_by_pid.values())
         pss = sum(_kilobytes(f"/proc/{pid}/smaps_rollup", "Pss") for pid in live)
+        if self.first_rss_kb is None:
+            self.first_rss_kb = rss
         if rss > self.peak_rss_kb:
-            self.peak_rss_kb, self.peak_processes = rss, live
+            self.peak_rss_kb, self.peak_processes = rss, rss_by_pid
         self.peak_pss_kb = max(self.peak_pss_kb, pss)
         for pid in live:
             try:
@@ -79,6 +85,12 @@ class ProcessTree:
             # utime and stime, fields 14 and 15 of stat (11 and 12 after the name).
             self._cpu_ticks[pid] = int(fields[11]) + int(fields[12])
 
+    def mark(self) -> None:
+        """Sample now and count CPU time from here on (not the start-up's imports)."""
+        self.sample()
+        self._cpu_marked = dict(self._cpu_ticks)
+
     def cpu_seconds(self) -> float:
-        """CPU time used by every process of the tree seen so far, up to its last sample."""
-        return sum(self._cpu_ticks.values()) / CLOCK_TICKS
+        """CPU time used by every process of the tree since mark() (or its start), up to the
+        last sample."""
+        return sum(ticks - self._cpu_marked.get(pid, 0) for pid, ticks in self._cpu_ticks.items()) / CLOCK_TICKS

@@ -292,6 +292,8 @@ def test_two_workers_drive_ten_drills_at_once(workers, lease_claims):
 
     call_command("setup_schedules", stdout=io.StringIO())
     plans = _seed_drills()
+    for worker in workers:
+        worker.tree.mark()
     executions = at_once(DRILLS, lambda n: execution_start(plan=plans[n], mode="DRILL", requested_by=None))
     statuses, seconds = _wait_for_the_end([e.pk for e in executions], workers)
     for worker in workers:
@@ -319,8 +321,11 @@ def _report(workers, seconds, claims):
         "workers": {
             worker.name: {
                 "processes": len(worker.tree.peak_processes),
+                "idle_rss_mb": round((worker.tree.first_rss_kb or 0) / 1024, 1),
                 "peak_rss_mb": round(worker.tree.peak_rss_kb / 1024, 1),
                 "peak_pss_mb": round(worker.tree.peak_pss_kb / 1024, 1),
+                "peak_rss_by_process_mb": sorted((round(kb / 1024, 1) for kb in worker.tree.peak_processes.values()),
+                                                 reverse=True),
                 "cpu_seconds": round(worker.tree.cpu_seconds(), 1),
                 "cpu_share": round(worker.tree.cpu_seconds() / seconds, 3) if seconds else None,
                 "lease_claims": claims[worker.name],
