@@ -39,16 +39,28 @@ redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" --save "" 
   --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
 
 stop_started() {
-  if [ -f "$REDIS_DIR/redis.pid" ]; then kill "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null || true; fi
+  if [ -f "$REDIS_DIR/redis.pid" ]; then
+    local pid
+    pid=$(cat "$REDIS_DIR/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    # Gone before the script ends, not a moment later.
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   rm -rf "$REDIS_DIR"
   if [ -n "$PG_STARTED" ]; then as_root pg_ctlcluster "$PG_VERSION" main stop 2>/dev/null || true; fi
 }
 trap stop_started EXIT
 
 for _ in $(seq 1 30); do
-  redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+  [ -f "$REDIS_DIR/redis.pid" ] && redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
   sleep 0.2
 done
+# A port already taken would leave the test talking to someone else's Redis.
+if ! { [ -f "$REDIS_DIR/redis.pid" ] && kill -0 "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null; }; then
+  echo "Redis did not start on port $REDIS_PORT (set E2E_REDIS_PORT to a free port):" >&2
+  tail -n 5 "$REDIS_DIR/redis.log" >&2 || true
+  exit 1
+fi
 for _ in $(seq 1 30); do
   as_root su postgres -c "pg_isready -q" && break
   sleep 1
