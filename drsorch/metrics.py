@@ -6,7 +6,8 @@ process only *accumulates* its increments in memory (`counter_inc`, `histogram_o
 `latest_set`: cheap, thread-safe, callable from the DRS call hook in any thread) and `flush()`
 adds them to `drsorch.models.MetricSample` in one upsert. The worker flushes at the end of
 every tick (`record_tick`, the one hook of `engine.tick()`), django-q2 tasks when they end, and
-web processes at the end of a request that counted something and before answering a scrape.
+web processes at the end of a writing request (a read writes nothing) and before answering a
+scrape.
 
 A scrape builds a fresh registry (`render`): the stored counters (`StoredMetricsCollector`)
 plus the gauges each app computes from the database then (`register_collector`; the core

@@ -42,15 +42,19 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
 
 
 class MetricsFlushMiddleware:
-    """Stores what a request counted (DRS calls of a readiness check or an inventory sync) at
-    its end, while its database connection is still open; nothing when it counted nothing."""
+    """Stores what this process counted (DRS calls of a readiness check or an inventory sync)
+    at the end of a request that writes anyway (POST, PUT, PATCH, DELETE), while its database
+    connection is still open. A read (GET, HEAD) writes nothing: what it counted waits for the
+    next writing request or scrape this process answers."""
+
+    SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        """Answer the request, then flush this process's pending metrics if there are any."""
+        """Answer the request, then flush this process's pending metrics after a writing request."""
         response = self.get_response(request)
-        if metrics.has_pending():
+        if request.method not in self.SAFE_METHODS and metrics.has_pending():
             metrics.flush()
         return response

@@ -208,3 +208,16 @@ def test_healthz_is_degraded_when_the_broker_does_not_answer(client, monkeypatch
     status, body = healthz(client)
     assert status == 200 and body["status"] == "degraded"
     assert body["broker"] == "unreachable: Error 111 connecting to localhost:6379. Connection refused."
+
+
+def test_web_requests_store_what_they_counted_after_writes_only(rf):
+    from django.http import HttpResponse
+
+    from drsorch.monitoring import MetricsFlushMiddleware
+
+    middleware = MetricsFlushMiddleware(lambda request: HttpResponse())
+    metrics.counter_inc("drs_calls", {"operation": "DescribeSourceServers", "outcome": "ok"})
+    middleware(rf.get("/plans/1/"))
+    assert metrics.has_pending() and not MetricSample.objects.exists()  # a read writes nothing
+    middleware(rf.post("/api/v1/source-servers/sync/"))
+    assert not metrics.has_pending() and MetricSample.objects.get(name="drs_calls").value == 1
