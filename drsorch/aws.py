@@ -15,6 +15,8 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
 
+from drsorch import metrics
+from drsorch.drs.errors import THROTTLING_CODES
 from drsorch.sandbox.transport import SUPPORTED_SERVICES, attach
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = F
             config = SINGLE_ATTEMPT_CONFIG if single_attempt else AWS_CONFIG
             client = _aws_session(target).client(service_name, region_name=target.region, config=config)
     client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}", _count_call)
+    client.meta.events.register(f"after-call.{client.meta.service_model.endpoint_prefix}", _record_outcome)
+    client.meta.events.register(f"after-call-error.{client.meta.service_model.endpoint_prefix}", _record_failure)
     _clients[key] = client
     return client
 
@@ -94,6 +98,33 @@ def _count_call(model, **_):
     if counts is None:
         counts = _calls.counts = {}
     counts[service] = counts.get(service, 0) + 1
+
+
+def _record_outcome(model, parsed, http_response=None, **_):
+    """After a DRS call answered: count it for /metrics by operation and outcome, and the
+    servers a StartRecovery submitted (from DRS's answer: what DRS accepted, not what was asked)."""
+    if model.service_model.endpoint_prefix != "drs":
+        return
+    code = (parsed or {}).get("Error", {}).get("Code", "")
+    status = getattr(http_response, "status_code", 200) or 200
+    if code in THROTTLING_CODES:
+        outcome = "throttled"
+    elif code or status >= 300:
+        outcome = "error"
+    else:
+        outcome = "ok"
+    metrics.counter_inc("drs_calls", {"operation": model.name, "outcome": outcome})
+    if model.name == "StartRecovery" and outcome == "ok":
+        metrics.counter_inc("launches", None, len(parsed.get("job", {}).get("participatingServers", [])))
+
+
+def _record_failure(event_name, **_):
+    """After a DRS call got no answer (connection refused, timeout): an error for /metrics.
+
+    botocore gives this event no operation model: the event's name ends with the operation."""
+    _, service, operation = event_name.split(".", 2)
+    if service == "drs":
+        metrics.counter_inc("drs_calls", {"operation": operation, "outcome": "error"})
 
 
 def aws_calls_made(service_name: str) -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from drsorch.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -59,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "drsorch.monitoring.MetricsFlushMiddleware",
 ]
 
 ROOT_URLCONF = "drsorch.urls"
@@ -236,14 +239,12 @@ DRSORCH_POLL_SECONDS = env.float("DRSORCH_POLL_SECONDS", default=15)
 DRSORCH_SANDBOX_LAUNCH_SECONDS = env.float("DRSORCH_SANDBOX_LAUNCH_SECONDS", default=20)
 DRSORCH_ADMIN_PASSWORD = env.str("DRSORCH_ADMIN_PASSWORD", default="")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "botocore": {"level": "WARNING"},
-        "django_q": {"level": "WARNING"},
-    },
-}
+# /metrics is open when unset; set it to require "Authorization: Bearer <token>".
+DRSORCH_METRICS_TOKEN = env.str("DRSORCH_METRICS_TOKEN", default="")
+
+# text (default) or json: one JSON object a line, with execution_id and wave_id (drsorch.logs).
+DRSORCH_LOG_FORMAT = env.str("DRSORCH_LOG_FORMAT", default="text").strip().lower()
+try:
+    LOGGING = logging_config(log_format=DRSORCH_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc))

@@ -1,13 +1,16 @@
-"""URLs of drsorch: pages, the admin, login, and the REST API under /api/v1/."""
+"""URLs of drsorch: pages, the admin, login, the REST API under /api/v1/, /metrics and /healthz."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from drsorch.monitoring import healthz_view, metrics_view
 from executions import urls as executions_urls
 from plans import urls as plans_urls
 
 urlpatterns = [
+    path("metrics", metrics_view, name="metrics"),
+    path("healthz", healthz_view, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/profile/", include("drsorch.profile_urls")),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -7,3 +7,17 @@ class ExecutionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "executions"
     verbose_name = "Executions"
+
+    def ready(self):
+        """Give the core what only executions knows: its /metrics gauges, whether work waits
+        for the poller (/healthz), and a log line per status change."""
+        from drsorch import health, metrics
+
+        from . import metrics as execution_metrics
+        from . import signals, status_log
+
+        metrics.register_collector(execution_metrics.collect_execution_metrics)
+        health.register_work_check(execution_metrics.executions_need_work)
+        signals.execution_status_changed.connect(status_log.log_execution_status,
+                                                 dispatch_uid="executions-status-log")
+        signals.wave_status_changed.connect(status_log.log_wave_status, dispatch_uid="executions-wave-status-log")

@@ -6,7 +6,7 @@
   while it watches it: the engine's lease makes that safe beside a django-q2 worker (at
   most one of them advances the execution in any tick; the other just reads);
 - the progress renderer: a redrawn block on a terminal, plain "something changed" lines
-  otherwise.
+  otherwise; log records below WARNING stay out of it unless `-v 2` (`logging_for_verbosity`).
 
 Exit codes of every command: 0 the execution ended SUCCEEDED (or the action was done),
 1 it ended otherwise, 2 bad input or a refused action, 130 interrupted (Ctrl-C) while
@@ -16,7 +16,9 @@ Tests replace `sleep` (and may use it as a hook to act between two ticks): nothi
 sleeps through anything else.
 """
 
+import contextlib
 import json
+import logging
 import re
 import shutil
 import sys
@@ -57,6 +59,22 @@ MIN_ID_PREFIX = 8
 sleep = time.sleep  # replaced by tests (and usable as a hook between two ticks)
 
 _ID_PREFIX_RE = re.compile(r"^[0-9a-f-]+$")
+
+
+@contextlib.contextmanager
+def logging_for_verbosity(verbosity: int):
+    """Within the block, log only warnings and errors unless `-v 2` (INFO) or `-v 3` (DEBUG):
+    a person following a drill reads its progress, not the engine's INFO lines."""
+    root = logging.getLogger()
+    before = root.level
+    if verbosity >= 3:
+        root.setLevel(logging.DEBUG)
+    elif verbosity < 2:
+        root.setLevel(max(before, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(before)
 
 
 def bad_input(message):

@@ -102,3 +102,13 @@ def read_retry_pauses(monkeypatch):
     pauses = []
     monkeypatch.setattr(gateway, "sleep", pauses.append)
     return pauses
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_metrics():
+    """Metrics a previous test counted in this process and never flushed stay out of this one."""
+    from drsorch import metrics
+
+    metrics.discard_pending()
+    yield
+    metrics.discard_pending()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from drsorch import metrics
 from drsorch.drs import gateway
 from executions.choices import JobType
 from executions.models import Execution
@@ -38,6 +39,7 @@ class TickResult:
     drs_calls: int = 0
 
 
+@metrics.record_tick
 def tick(*, execution_ids: Iterable[object] | None = None, owner: str | None = None,
          launch_budget_seconds: float | None = None) -> TickResult:
     """Advance every execution that needs work (or only `execution_ids`) by one step.

@@ -373,8 +373,9 @@ def max_queries_per_tick(clock, make_plan, servers_per_wave):
 def test_queries_per_tick_do_not_grow_with_servers(clock, make_plan):
     small = max_queries_per_tick(clock, make_plan, 5)
     large = max_queries_per_tick(clock, make_plan, 50)
-    # 26: the launch attempts are one upsert in the ticks where launches change.
-    assert small == large <= 26
+    # 27: the launch attempts are one upsert in the ticks where launches change; the tick's
+    # metrics (drsorch.metrics.flush) are one more, whatever the number of series.
+    assert small == large <= 27
 
 
 def race(execution_ids, workers=2, rounds=6):

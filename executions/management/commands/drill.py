@@ -33,6 +33,10 @@ class Command(BaseCommand):
                             help="With --wait: terminate the drill's recovery instances once it has ended.")
 
     def handle(self, *args, **options):
+        with cli.logging_for_verbosity(options["verbosity"]):
+            self._handle(options)
+
+    def _handle(self, options):
         plan = cli.resolve_plan(options["plan"])
         code = cli.start_from_command(self, options, plan=plan, mode=ExecutionMode.DRILL)
         if code:

@@ -52,6 +52,10 @@ class Command(BaseCommand):
                 "id", help="Execution id or a unique prefix (8+ characters).")
 
     def handle(self, *args, **options):
+        with cli.logging_for_verbosity(options["verbosity"]):
+            self._handle(options)
+
+    def _handle(self, options):
         subcommand = options["subcommand"]
         if subcommand in ACTIONS:
             code = self._act(subcommand, options)

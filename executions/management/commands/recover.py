@@ -32,6 +32,10 @@ class Command(BaseCommand):
                                  "goes to stderr.")
 
     def handle(self, *args, **options):
+        with cli.logging_for_verbosity(options["verbosity"]):
+            self._handle(options)
+
+    def _handle(self, options):
         plan = cli.resolve_plan(options["plan"])
         confirm = options["confirm"]
         if confirm != plan.name:
