@@ -26,17 +26,20 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 # to true here (a laptop demo); production serving is described in docs/deployment.md.
 # Both run in the background and the shell waits for them with `wait`: a shell runs a trap only
 # once its foreground command ends, but interrupts `wait` at once. The trap sends SIGTERM to
-# both (background commands of a script ignore SIGINT); the worker stops within a few seconds,
-# since its poller tasks are short (docs/deployment.md, "Polling"). If the web server exits on
-# its own, the worker is stopped too.
+# both, once (background commands of a script ignore SIGINT); the worker stops within a few
+# seconds, since its poller tasks are short (docs/deployment.md, "Polling"). The worker runs
+# in its own session so that Ctrl-C reaches it only through the trap: django-q2's qcluster
+# deadlocks when a second signal lands while it handles the first (both call Event.set()).
+# If the web server exits on its own, the worker is stopped too.
 run: $(VENV)/.installed-run
 	@set -e; export DEBUG=$${DEBUG:-true}; \
 	$(PY) manage.py migrate --noinput; \
 	$(PY) manage.py migrate --database sandbox --noinput; \
 	$(PY) manage.py bootstrap --url http://$(HOST):$(PORT)/; \
 	QPID=; WPID=; set +e; \
-	trap 'kill -TERM $$WPID $$QPID 2>/dev/null; wait $$WPID $$QPID 2>/dev/null; exit 0' INT TERM; \
-	$(PY) manage.py qcluster & QPID=$$!; \
+	trap 'trap "" INT TERM; kill -TERM $$WPID $$QPID 2>/dev/null; wait $$WPID $$QPID 2>/dev/null; exit 0' INT TERM; \
+	$(PY) -c 'import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, "manage.py", "qcluster"])' & \
+	QPID=$$!; \
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & WPID=$$!; \
 	wait $$WPID; \
 	kill -TERM $$WPID $$QPID 2>/dev/null; wait $$WPID $$QPID 2>/dev/null; exit 0
