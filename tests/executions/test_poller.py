@@ -179,7 +179,7 @@ def test_the_chain_drives_a_drill_to_its_end_and_goes_idle(clock, sleeps, make_p
     # Across every hand-over, ticks come exactly one fast interval apart: DRS is asked at most
     # once per 2 s, and never left waiting longer.
     gaps = {(later - earlier).total_seconds() for earlier, later in zip(ticked_at, ticked_at[1:], strict=False)}
-    assert len(ticked_at) > 10 and gaps == {poller.fast_interval_seconds()}
+    assert len(ticked_at) >= 5 and gaps == {poller.fast_interval_seconds()}
 
 
 def test_a_human_action_restarts_a_broken_chain_at_once(clock, make_plan):
