@@ -188,8 +188,11 @@ REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "drsorch",
     "workers": env.int("DRSORCH_Q_WORKERS", default=2),
-    # A poll task runs for up to ~50 s; timeout must stay below retry so that a task is never
-    # handed to a second worker while the first still runs it.
+    # A poller task runs for a few seconds (executions.poller.POLLER_WINDOW_SECONDS) plus at
+    # most one tick, so a stopping cluster waits for it only briefly; timeout (a hung task is
+    # killed) leaves ample room for a slow tick, and must stay below retry so that the ORM
+    # broker never hands a task to a second worker while the first still runs it
+    # (tests/executions/test_poller.py checks both).
     "timeout": 90,
     "retry": 120,
     "max_attempts": 1,
@@ -235,7 +238,12 @@ SPECTACULAR_SETTINGS = {
 
 
 # --- drsorch ----------------------------------------------------------------------------------
+# The poller's pace (executions/poller.py): every DRSORCH_POLL_FAST_SECONDS while anything moves
+# (2 s: a wave starts within ~3 s of DRS ending the previous one, and no target is asked
+# DescribeJobs for its jobs more than once per 2 s), every DRSORCH_POLL_SECONDS when only long
+# waits remain (a gate not yet approved, a wave's wait). The fast pace is never slower.
 DRSORCH_POLL_SECONDS = env.float("DRSORCH_POLL_SECONDS", default=15)
+DRSORCH_POLL_FAST_SECONDS = env.float("DRSORCH_POLL_FAST_SECONDS", default=2)
 DRSORCH_SANDBOX_LAUNCH_SECONDS = env.float("DRSORCH_SANDBOX_LAUNCH_SECONDS", default=20)
 DRSORCH_ADMIN_PASSWORD = env.str("DRSORCH_ADMIN_PASSWORD", default="")
 

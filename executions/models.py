@@ -366,3 +366,20 @@ class ExecutionEvent(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.message}"
+
+
+class PollerLease(models.Model):
+    """The one row that says which django-q2 task polls executions right now.
+
+    Pollers are short tasks that hand over to a successor (executions/poller.py); the lease
+    keeps two of them from ticking together, and `last_tick_at` lets a successor keep its
+    predecessor's pace. Its owner renews it every few seconds, so a worker that dies lets it
+    expire quickly and the next poller carries on."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    owner = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_tick_at = models.DateTimeField(null=True, blank=True, help_text="When the poller last ticked the engine.")
+
+    def __str__(self):
+        return f"poller lease {self.name} ({self.owner or 'free'})"

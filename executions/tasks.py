@@ -1,40 +1,39 @@
-"""django-q2 tasks of the engine: the minute poller and the immediate advance."""
+"""django-q2 tasks of the engine: the poller chain and the immediate advance.
+
+The poller's logic lives in executions/poller.py; these are the thin entry points django-q2
+calls (by these dotted names, from the broker and from drsorch/schedules.py)."""
 
 import logging
 import time
 
-from django.conf import settings
-
 from . import engine
+from .poller import (
+    LAUNCH_SHARE_OF_POLL,
+    POLLER_WINDOW_SECONDS,
+    launch_budget_seconds,
+    poller_ensure_running,
+    poller_run,
+)
 
 logger = logging.getLogger(__name__)
 
-POLL_WINDOW_SECONDS = 50
-# The share of a poll interval a tick may spend starting DRS jobs (at least one a tick).
-LAUNCH_SHARE_OF_POLL = 0.4
+__all__ = ["LAUNCH_SHARE_OF_POLL", "POLLER_WINDOW_SECONDS", "advance_execution", "launch_budget_seconds",
+           "poll_executions"]
 
 
-def launch_budget_seconds():
-    """How long one tick may spend starting DRS jobs: a burst of launches must not stretch a
-    tick over the next poll, since every other execution waits for the tick to end."""
-    return LAUNCH_SHARE_OF_POLL * settings.DRSORCH_POLL_SECONDS
-
-
-def poll_executions(*, window_seconds=POLL_WINDOW_SECONDS, interval=None, sleep=time.sleep):
-    """Scheduled every minute: tick every DRSORCH_POLL_SECONDS for up to ~50 s while any
-    execution needs work, so progress is seen within one poll interval, not one minute."""
-    interval = settings.DRSORCH_POLL_SECONDS if interval is None else interval
-    deadline = time.monotonic() + window_seconds
-    ticks = 0
-    while True:
-        result = engine.tick(launch_budget_seconds=launch_budget_seconds())
-        ticks += 1
-        if not result.remaining or time.monotonic() + interval > deadline:
-            return {"ticks": ticks, "remaining": result.remaining}
-        sleep(interval)
+def poll_executions(token=None, *, wait_for_lease=False, window_seconds=POLLER_WINDOW_SECONDS, sleep=time.sleep):
+    """One link of the poller chain: tick while ticks are due for a few seconds, then hand
+    over to a successor. Enqueued by its predecessor (with the lease's `token`), by the minute
+    schedule and human actions (restarting a broken chain) and by a starting worker
+    (`wait_for_lease`); without the lease it returns at once."""
+    run = poller_run(token=token, window_seconds=window_seconds, wait_for_lease=wait_for_lease, sleep=sleep)
+    return run.as_dict()
 
 
 def advance_execution(execution_id):
-    """Enqueued by start, approve, retry, cancel and cleanup: one tick of that execution now."""
+    """Enqueued by start, approve, retry, cancel and cleanup: one tick of that execution now,
+    then make sure a poller follows it (a broken chain restarts here, not at the next minute)."""
     result = engine.tick(execution_ids=[execution_id], launch_budget_seconds=launch_budget_seconds())
+    if result.remaining:
+        poller_ensure_running()
     return {"claimed": result.claimed, "jobs_started": result.jobs_started}
