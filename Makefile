@@ -1,6 +1,6 @@
 # drsorch: the two commands (make run, make test) and the tooling around them.
 # Everything installs into .venv from the pinned requirements files; no system package is
-# needed except for make test-e2e, which installs PostgreSQL and Chromium itself.
+# needed except for make test-e2e, which installs PostgreSQL, Redis and Chromium itself.
 
 PYTHON ?= python3
 VENV ?= .venv
