@@ -81,9 +81,12 @@ def _step_executions(rows: TickRows, launcher: Launcher) -> None:
     moving: list[Execution] = [execution for execution in rows.executions.values()
                                if waves.step_waves(rows, execution)]
     rows.load_started_waves()
+    # Every execution's launches together: the jobs of different targets start at once.
+    launcher.submit_all(moving)
     for execution in moving:
+        if execution.pk in rows.lost:
+            continue
         try:
-            launcher.submit_launches(execution)
             waves.step_execution_status(rows, execution)
         except LeaseLost:
             logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.", execution.pk)
