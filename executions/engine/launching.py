@@ -204,10 +204,15 @@ class Launcher:
         adopt by their launch token."""
         answers = per_target({item.target.pk: functools.partial(_start_recovery, item.request) for item in planned})
         for item in planned:
+            outcome = answers[item.target.pk]
             if item.execution.pk in self.rows.lost:
+                # Another worker holds the execution now; still store a job DRS created (the
+                # conditional UPDATE of adopt), so it need not look it up by its token.
+                if outcome.error is None:
+                    adopt(self.rows, item.job, outcome.value, how="started")
                 continue
             try:
-                self._apply(item, answers[item.target.pk])
+                self._apply(item, outcome)
             except LeaseLost:
                 logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.",
                                item.execution.pk)
