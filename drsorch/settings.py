@@ -235,8 +235,9 @@ SPECTACULAR_SETTINGS = {
 DRSORCH_POLL_SECONDS = env.float("DRSORCH_POLL_SECONDS", default=15)
 DRSORCH_SANDBOX_LAUNCH_SECONDS = env.float("DRSORCH_SANDBOX_LAUNCH_SECONDS", default=20)
 DRSORCH_ADMIN_PASSWORD = env.str("DRSORCH_ADMIN_PASSWORD", default="")
-# DRS calls for different targets made at once by a tick (poll, launches, log reads).
-DRSORCH_DRS_CONCURRENCY = env.int("DRSORCH_DRS_CONCURRENCY", default=8)
+# DRS calls made at once by a tick (poll, launches, log reads of different targets): a pool
+# thread mostly waits on the network, and ten targets with two log reads each fit in one round.
+DRSORCH_DRS_CONCURRENCY = env.int("DRSORCH_DRS_CONCURRENCY", default=16)
 if DRSORCH_DRS_CONCURRENCY < 1:
     raise ImproperlyConfigured(f"DRSORCH_DRS_CONCURRENCY must be at least 1, not {DRSORCH_DRS_CONCURRENCY}.")
 

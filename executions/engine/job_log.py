@@ -78,28 +78,27 @@ def describe_log_item(job_id: str, name: str, who: str, data: dict[str, Any]) ->
 
 
 def read_all_logs(rows: TickRows) -> None:
-    """Read a few job logs of every target, the targets at once (drsorch.drs.concurrency); a
-    target DRS does not answer waits for the next tick. The logs are chosen and applied in the
-    tick's thread; only the calls run in the pool."""
+    """Read a few job logs of every target, all at once (drsorch.drs.concurrency: at most
+    LOG_READS_PER_TARGET_PER_TICK reads of one target at a time); a target DRS does not answer
+    waits for the next tick. The logs are chosen and applied in the tick's thread; only the
+    calls run in the pool."""
     by_target = defaultdict(list)
     for job in rows.jobs.values():
         by_target[job.target_id].append(job)
-    due = {target_id: logs_due(rows, jobs) for target_id, jobs in by_target.items()}
-    due = {target_id: jobs for target_id, jobs in due.items() if jobs}
-    answers = per_target({target_id: functools.partial(fetch_logs, rows.targets[target_id], jobs)
-                          for target_id, jobs in due.items()})
+    due = [(target_id, job) for target_id, jobs in by_target.items() for job in logs_due(rows, jobs)]
+    answers = per_target({job.pk: functools.partial(gateway.job_log_items, target=rows.targets[target_id],
+                                                    job_id=job.job_id) for target_id, job in due})
     final_error = None
-    for target_id, jobs in due.items():
-        read, error = answers[target_id].get()
-        for job, items in zip(jobs, read, strict=False):
-            _apply_read(rows, job, items)
-        if error is None:
-            continue
-        if not drs_errors.is_transient(error):
-            # Raised once every other target's logs are applied (they are not this one's fault).
-            final_error = final_error or error
-            continue
-        logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name, error)
+    for target_id, job in due:
+        outcome = answers[job.pk]
+        if outcome.error is None:
+            _apply_read(rows, job, outcome.value)
+        elif not drs_errors.is_transient(outcome.error):
+            # Raised once every other log is applied (they are not this one's fault).
+            final_error = final_error or outcome.error
+        else:
+            logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name,
+                        outcome.error)
     if final_error is not None:
         raise final_error
 
@@ -123,18 +122,6 @@ def logs_due(rows: TickRows, jobs: list[DrsJob]) -> list[DrsJob]:
         key=lambda j: j.log_read_at or datetime.min.replace(tzinfo=rows.now.tzinfo),
     )
     return (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]
-
-
-def fetch_logs(target: Target, jobs: list[DrsJob]) -> tuple[list[list[dict[str, Any]]], Exception | None]:
-    """The log items of `jobs`, one after another (DRS calls only, safe in a pool thread):
-    the logs read before an error, and that error (None when every log was read)."""
-    read = []
-    for job in jobs:
-        try:
-            read.append(gateway.job_log_items(target=target, job_id=job.job_id))
-        except Exception as exc:
-            return read, exc
-    return read, None
 
 
 def _apply_read(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:

@@ -91,11 +91,12 @@ class Launcher:
     waits for DRS's latency once per round, not once per job, and the launch deadline is
     checked between rounds."""
 
-    def __init__(self, rows: TickRows, *, deadline: float | None = None) -> None:
-        """`deadline` is a time.monotonic() after which no further job starts this tick
-        (at least one always does); None means no time limit."""
+    def __init__(self, rows: TickRows, *, budget_seconds: float | None = None) -> None:
+        """`budget_seconds` is how long this tick may spend starting jobs, from its first
+        round (at least one job always starts); None means no time limit."""
         self.rows = rows
-        self.deadline = deadline
+        self.budget_seconds = budget_seconds
+        self.deadline: float | None = None
         self.jobs_started = 0
 
     def submit_launches(self, execution: Execution) -> None:
@@ -121,6 +122,8 @@ class Launcher:
                     work.append((execution, wave, self.rows.targets[target_id], launches))
         if not work:
             return
+        if self.budget_seconds is not None and self.deadline is None:
+            self.deadline = time.monotonic() + self.budget_seconds
         self._read_views({target.pk: target for _, _, target, _ in work})
         queues: dict[object, list[tuple[Execution, Iterator[list[ServerLaunch]]]]] = defaultdict(list)
         for execution, wave, target, launches in work:
