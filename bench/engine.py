@@ -14,6 +14,8 @@ targets) with one poller ticking every --poll seconds, and prints one JSON objec
 It builds its own database in a temporary folder and leaves nothing behind.
 
     .venv/bin/python bench/engine.py --executions 50 --waves 3 --servers-per-wave 20 --targets 5 --json
+    .venv/bin/python bench/engine.py --executions 100 --waves 3 --servers-per-wave 20 --targets 10 \
+        --latency-ms 100 --json
 """
 
 import argparse
@@ -21,6 +23,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 
 from setup_db import setup_django
@@ -34,6 +37,8 @@ def parse_args():
     parser.add_argument("--targets", type=int, default=1)
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between ticks (DRSORCH_POLL_SECONDS)")
     parser.add_argument("--launch-seconds", type=float, default=3.0, help="simulated launch duration")
+    parser.add_argument("--latency-ms", type=int, default=0,
+                        help="milliseconds every simulated DRS call takes (real DRS: 100-400)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser.parse_args()
 
@@ -81,6 +86,7 @@ def run(args):
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
+    from drsorch.sandbox.services import sandbox_configure
     from executions import engine
     from executions.services import execution_start
     from executions.tasks import launch_budget_seconds
@@ -89,8 +95,12 @@ def run(args):
     simulated = measure_simulated_drs()
     executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
     ids = [e.pk for e in executions]
+    # From the first tick on (the setup's inventory syncs and readiness checks are not measured).
+    sandbox_configure(latency_ms=args.latency_ms)
     tick_ms, queries, calls, drs_ms = [], [], [], []
-    deadline = time.monotonic() + 60 + args.waves * args.launch_seconds * 4 + args.executions
+    # Slow calls (--latency-ms) make the engine before issue 12 take far longer: let it finish.
+    deadline = (time.monotonic() + 60 + args.waves * args.launch_seconds * 4 + args.executions
+                + args.latency_ms / 1000 * args.executions * args.waves * 5)
     while time.monotonic() < deadline:
         reset_queries()  # DEBUG keeps at most 9000 queries; count each tick from zero
         simulated["seconds"] = 0.0
@@ -109,10 +119,12 @@ def run(args):
 
 def measure_simulated_drs():
     """Add up the time spent answering calls inside the simulated DRS (its handler runs in
-    this process): against AWS that time is DRS's, not the engine's."""
+    this process): against AWS that time is DRS's, not the engine's. Calls answered in several
+    threads at once are added up, so with concurrent calls it may exceed the tick's wall time."""
     from drsorch.sandbox.transport import SandboxTransport
 
     total = {"seconds": 0.0}
+    lock = threading.Lock()
     answer = SandboxTransport.__call__
 
     def timed(self, request, event_name="", **kwargs):
@@ -120,7 +132,8 @@ def measure_simulated_drs():
         try:
             return answer(self, request, event_name=event_name, **kwargs)
         finally:
-            total["seconds"] += time.perf_counter() - started
+            with lock:
+                total["seconds"] += time.perf_counter() - started
 
     SandboxTransport.__call__ = timed
     return total
@@ -165,7 +178,7 @@ def main():
         result = {
             "config": {"executions": args.executions, "waves": args.waves,
                        "servers_per_wave": args.servers_per_wave, "targets": args.targets, "poll_s": args.poll,
-                       "launch_seconds": args.launch_seconds},
+                       "launch_seconds": args.launch_seconds, "latency_ms": args.latency_ms},
             "statuses": statuses,
             "ticks": len(tick_ms),
             "wave_transition_overhead_s": {

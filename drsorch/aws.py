@@ -7,6 +7,8 @@ code that drives DRS is the same in both cases, down to botocore's parsing and e
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import boto3
@@ -50,6 +52,9 @@ _sessions = {}
 # Calls made per thread and service, counted by a botocore event hook on every client (one
 # per operation call and per page of a paginator; botocore's own retries are not counted).
 _calls = threading.local()
+# Pool threads add their calls to their caller's counts (counting_into): one lock for every
+# increment, so two threads counting into one dict never lose a call.
+_counts_lock = threading.Lock()
 _sessions_lock = threading.Lock()
 # Building a boto3 client loads and parses the service model (~0.3 s); clients are
 # thread-safe once made, so each (target settings, service) gets one for the process.
@@ -78,26 +83,50 @@ def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = F
     client = _clients.get(key)
     if client is not None:
         return client
-    if target.kind == "sandbox":
-        client = _sandbox_client(target, service_name)
-    else:
-        with _sessions_lock:
-            # boto3 sessions are not thread-safe; clients are, once made.
+    # boto3 sessions are not thread-safe; clients are, once made. Clients are made under the
+    # lock, so threads asking for the same one at once (DRS calls for several targets run in
+    # a pool) share one session use and one client.
+    with _sessions_lock:
+        client = _clients.get(key)
+        if client is not None:
+            return client
+        if target.kind == "sandbox":
+            client = _sandbox_client(target, service_name)
+        else:
             config = SINGLE_ATTEMPT_CONFIG if single_attempt else AWS_CONFIG
             client = _aws_session(target).client(service_name, region_name=target.region, config=config)
-    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}", _count_call)
-    client.meta.events.register(f"after-call.{client.meta.service_model.endpoint_prefix}", _record_outcome)
-    client.meta.events.register(f"after-call-error.{client.meta.service_model.endpoint_prefix}", _record_failure)
-    _clients[key] = client
+        client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}", _count_call)
+        client.meta.events.register(f"after-call.{client.meta.service_model.endpoint_prefix}", _record_outcome)
+        client.meta.events.register(f"after-call-error.{client.meta.service_model.endpoint_prefix}", _record_failure)
+        _clients[key] = client
     return client
 
 
 def _count_call(model, **_):
     service = model.service_model.endpoint_prefix
+    counts = call_counts()
+    with _counts_lock:
+        counts[service] = counts.get(service, 0) + 1
+
+
+def call_counts() -> dict[str, int]:
+    """This thread's call counts by service (the dict itself, to hand to counting_into)."""
     counts = getattr(_calls, "counts", None)
     if counts is None:
         counts = _calls.counts = {}
-    counts[service] = counts.get(service, 0) + 1
+    return counts
+
+
+@contextmanager
+def counting_into(counts: dict[str, int]) -> Iterator[None]:
+    """Count the calls this thread makes meanwhile into `counts` (another thread's): a pool
+    thread making DRS calls for a tick counts them as the tick's."""
+    previous = getattr(_calls, "counts", None)
+    _calls.counts = counts
+    try:
+        yield
+    finally:
+        _calls.counts = previous
 
 
 def _record_outcome(model, parsed, http_response=None, **_):
@@ -128,8 +157,10 @@ def _record_failure(event_name, **_):
 
 
 def aws_calls_made(service_name: str) -> int:
-    """Calls of `service_name` ("drs", "ec2") made by this thread so far, for every client."""
-    return getattr(_calls, "counts", {}).get(service_name, 0)
+    """Calls of `service_name` ("drs", "ec2") made by this thread so far, for every client
+    (calls made for it by pool threads included)."""
+    with _counts_lock:
+        return call_counts().get(service_name, 0)
 
 
 def _sandbox_client(target, service_name):

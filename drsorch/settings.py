@@ -246,6 +246,11 @@ DRSORCH_POLL_SECONDS = env.float("DRSORCH_POLL_SECONDS", default=15)
 DRSORCH_POLL_FAST_SECONDS = env.float("DRSORCH_POLL_FAST_SECONDS", default=2)
 DRSORCH_SANDBOX_LAUNCH_SECONDS = env.float("DRSORCH_SANDBOX_LAUNCH_SECONDS", default=20)
 DRSORCH_ADMIN_PASSWORD = env.str("DRSORCH_ADMIN_PASSWORD", default="")
+# DRS calls made at once by a tick (poll, launches, log reads of different targets): a pool
+# thread mostly waits on the network, and ten targets with two log reads each fit in one round.
+DRSORCH_DRS_CONCURRENCY = env.int("DRSORCH_DRS_CONCURRENCY", default=16)
+if DRSORCH_DRS_CONCURRENCY < 1:
+    raise ImproperlyConfigured(f"DRSORCH_DRS_CONCURRENCY must be at least 1, not {DRSORCH_DRS_CONCURRENCY}.")
 
 # /metrics is open when unset; set it to require "Authorization: Bearer <token>".
 DRSORCH_METRICS_TOKEN = env.str("DRSORCH_METRICS_TOKEN", default="")

@@ -57,3 +57,9 @@ def test_redis_broker_when_redis_url_is_set():
     assert q["redis"] == "redis://127.0.0.1:6379/0" and "orm" not in q
     q = json.loads(load_settings(DEBUG="true").stdout)["q"]
     assert q["orm"] == "default"
+
+
+def test_drs_concurrency_below_one_refuses_to_start_naming_the_variable():
+    result = load_settings(DEBUG="true", DRSORCH_DRS_CONCURRENCY="0")
+    assert result.returncode != 0
+    assert "DRSORCH_DRS_CONCURRENCY must be at least 1, not 0." in result.stderr

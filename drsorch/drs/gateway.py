@@ -65,7 +65,8 @@ def _pages_with_retries(client: Any, operation: str, **params: Any) -> Iterator[
 
 
 def calls_made() -> int:
-    """DRS calls made by this thread so far (the benchmark and tests read the difference)."""
+    """DRS calls made by this thread so far, with those pool threads made for it
+    (drsorch.drs.concurrency); the benchmark and tests read the difference."""
     return aws_calls_made("drs")
 
 

@@ -12,7 +12,7 @@ May import: rows (and drs, models, choices). Never jobs, job_log, launching, wav
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from drsorch.drs import gateway
@@ -61,10 +61,20 @@ class TargetView:
         return {"jobs": self.active_jobs + len(unseen), "servers": self.active_servers + sum(unseen)}
 
 
+def fetch_target_jobs(target: Target, *, now: datetime) -> list[dict[str, Any]]:
+    """The target's recent jobs as DRS lists them: DRS calls only, safe in a pool thread."""
+    return list(gateway.jobs_since(target=target, since=now - ACTIVE_JOB_LOOKBACK))
+
+
 def read_target(rows: TickRows, target: Target) -> TargetView:
     """List the target's recent jobs (raises what the DRS call raises), cache the view for the
     tick and make the target's quota use DRS's own count."""
-    jobs = list(gateway.jobs_since(target=target, since=rows.now - ACTIVE_JOB_LOOKBACK))
+    return apply_target_jobs(rows, target, fetch_target_jobs(target, now=rows.now))
+
+
+def apply_target_jobs(rows: TickRows, target: Target, jobs: list[dict[str, Any]]) -> TargetView:
+    """Cache the view of a listing fetch_target_jobs made, and make the target's quota use
+    DRS's own count."""
     view = TargetView.from_jobs(jobs)
     rows.drs_views[target.pk] = view
     # In place: the launcher holds this dict while it fills the target's room.

@@ -67,19 +67,37 @@ def instance_reads_due(rows: TickRows, jobs: Iterable[DrsJob]) -> list[ServerLau
 
 def read_instances(rows: TickRows, target: Target, launches: list[ServerLaunch]) -> None:
     """One DescribeRecoveryInstances (200 servers a page) for the launched servers of a target:
-    the snapshot each was launched from, and when DRS launched it. An instance of another job
-    (a later launch of the same server) is not this launch's evidence and is ignored. A read
-    DRS does not answer is tried again next tick (the launches keep the tick's time meanwhile)."""
+    the snapshot each was launched from, and when DRS launched it (fetch_instances, then
+    apply_instances)."""
     if not launches:
         return
     try:
-        items = gateway.recovery_instances(target=target, source_server_ids=[x.source_server_id for x in launches])
+        items = fetch_instances(target, launches)
     except (BotoCoreError, ClientError) as exc:
-        if drs_errors.classify(exc) == drs_errors.ErrorKind.FINAL:
-            logger.warning("Cannot read the recovery instances of target %s: %s", target.name, exc)
-        else:
-            logger.info("DRS did not answer DescribeRecoveryInstances for target %s: %s", target.name, exc)
+        instances_unread(target, exc)
         return
+    apply_instances(rows, launches, items)
+
+
+def fetch_instances(target: Target, launches: list[ServerLaunch]) -> list[dict[str, Any]]:
+    """The recovery instances of these launches' source servers: DRS calls only, safe in a
+    pool thread (reads no row: `source_server_id` is a plain field)."""
+    return gateway.recovery_instances(target=target, source_server_ids=[x.source_server_id for x in launches])
+
+
+def instances_unread(target: Target, exc: BaseException) -> None:
+    """A DescribeRecoveryInstances DRS did not answer is tried again next tick (the launches
+    keep the tick's time meanwhile)."""
+    if drs_errors.classify(exc) == drs_errors.ErrorKind.FINAL:
+        logger.warning("Cannot read the recovery instances of target %s: %s", target.name, exc)
+    else:
+        logger.info("DRS did not answer DescribeRecoveryInstances for target %s: %s", target.name, exc)
+
+
+def apply_instances(rows: TickRows, launches: list[ServerLaunch], items: list[dict[str, Any]]) -> None:
+    """Copy each launch's snapshot time and DRS launch time from the instances DRS listed. An
+    instance of another job (a later launch of the same server) is not this launch's evidence
+    and is ignored."""
     by_key = {(item.get("sourceServerID"), item.get("jobID")): item for item in items}
     for launch in launches:
         job = rows.jobs.get(launch.job_id)

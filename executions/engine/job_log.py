@@ -9,6 +9,7 @@ May import: rows, times (and drs, models, choices). Never jobs, launching, waves
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections import defaultdict
@@ -17,6 +18,7 @@ from typing import Any
 
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
+from drsorch.drs.concurrency import per_target
 from drsorch.drs.constants import FAILURE_LOG_EVENTS, REPLACEMENT_LOG_EVENTS
 from drsorch.drs.times import parse_drs_time
 from executions.choices import EventKind, JobState, JobType, LaunchPhase, LaunchStatus
@@ -76,21 +78,39 @@ def describe_log_item(job_id: str, name: str, who: str, data: dict[str, Any]) ->
 
 
 def read_all_logs(rows: TickRows) -> None:
-    """Read a few job logs of every target; a target DRS does not answer waits for the next tick."""
+    """Read a few job logs of every target, all at once (drsorch.drs.concurrency: at most
+    LOG_READS_PER_TARGET_PER_TICK reads of one target at a time); a target DRS does not answer
+    waits for the next tick. The logs are chosen and applied in the tick's thread; only the
+    calls run in the pool."""
     by_target = defaultdict(list)
     for job in rows.jobs.values():
         by_target[job.target_id].append(job)
-    for target_id, jobs in by_target.items():
-        try:
-            read_logs(rows, rows.targets[target_id], jobs)
-        except Exception as exc:
-            if not drs_errors.is_transient(exc):
-                raise
-            logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name, exc)
+    due = [(target_id, job) for target_id, jobs in by_target.items() for job in logs_due(rows, jobs)]
+    answers = per_target({job.pk: functools.partial(gateway.job_log_items, target=rows.targets[target_id],
+                                                    job_id=job.job_id) for target_id, job in due})
+    final_error = None
+    for target_id, job in due:
+        outcome = answers[job.pk]
+        if outcome.error is None:
+            _apply_read(rows, job, outcome.value)
+        elif not drs_errors.is_transient(outcome.error):
+            # Raised once every other log is applied (they are not this one's fault).
+            final_error = final_error or outcome.error
+        else:
+            logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name,
+                        outcome.error)
+    if final_error is not None:
+        raise final_error
 
 
 def read_logs(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
-    """Read a few job logs per target and tick: first those of finished jobs (their last
+    """Read a few job logs of one target (logs_due) and apply them, in this thread."""
+    for job in logs_due(rows, jobs):
+        _apply_read(rows, job, gateway.job_log_items(target=target, job_id=job.job_id))
+
+
+def logs_due(rows: TickRows, jobs: list[DrsJob]) -> list[DrsJob]:
+    """The logs to read of one target this tick: first those of finished jobs (their last
     events, then the job closes), then the active jobs read longest ago (DRS shows the
     snapshot/conversion/launch phase only in the log). Nothing waits on a log, so the
     cap keeps a tick short when many jobs finish at once."""
@@ -101,10 +121,13 @@ def read_logs(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
             j.log_read_at is None or (rows.now - j.log_read_at).total_seconds() >= LOG_REFRESH_SECONDS)),
         key=lambda j: j.log_read_at or datetime.min.replace(tzinfo=rows.now.tzinfo),
     )
-    for job in (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]:
-        apply_log(rows, job, gateway.job_log_items(target=target, job_id=job.job_id))
-        if job.pk in rows.final_log_due:
-            job.state = JobState.COMPLETED
+    return (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]
+
+
+def _apply_read(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
+    apply_log(rows, job, items)
+    if job.pk in rows.final_log_due:
+        job.state = JobState.COMPLETED
 
 
 def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:

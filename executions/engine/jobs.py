@@ -10,13 +10,18 @@ May import: rows, lease, evidence, times (and drs, models, choices). Never job_l
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
+from drsorch.drs.concurrency import per_target
 from drsorch.drs.constants import JobStatus, LaunchActionRunStatus
 from drsorch.drs.errors import ErrorKind
 from drsorch.drs.times import parse_drs_time
@@ -67,50 +72,120 @@ def launch_failed(execution: Execution, launch: ServerLaunch) -> bool:
 
 def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
     """One DescribeJobs per target for the open jobs (or `jobs`); adopt or drop unconfirmed
-    intents. A target DRS does not answer is noted against the executions of its jobs."""
+    intents. A target DRS does not answer is noted against the executions of its jobs.
+
+    The targets are asked at once (drsorch.drs.concurrency): what to ask is decided here, the
+    calls return plain data, and the answers are applied here, in the tick's thread."""
     by_target = defaultdict(list)
     for job in (jobs if jobs is not None else rows.jobs.values()):
         by_target[job.target_id].append(job)
-    for target_id, target_jobs in by_target.items():
-        target = rows.targets[target_id]
-        executions = {job.execution_id for job in target_jobs}
+    asks = {target_id: _TargetAsk.of(rows, target_jobs) for target_id, target_jobs in by_target.items()}
+    answers = per_target({target_id: functools.partial(ask.fetch, rows.targets[target_id])
+                          for target_id, ask in asks.items() if ask.active or ask.stale_intents})
+    instance_reads = {}
+    for target_id, ask in asks.items():
+        outcome = answers.get(target_id)
         try:
-            _poll_target(rows, target, target_jobs)
+            if outcome is not None:
+                answer = outcome.get()
+                instance_reads[target_id] = ask.apply(rows, answer)
+                if answer.token_error is not None:
+                    raise answer.token_error
         except Exception as exc:
-            kind = drs_errors.classify(exc)
-            if kind in (ErrorKind.RETRY, ErrorKind.QUOTA):
-                # Throttling and 5xx never fail an execution: the next tick asks again.
-                logger.info("DRS did not answer for target %s this tick: %s", target.name, exc)
-                continue
-            # Unreachable, failing credentials, or a permission missing to read jobs or their
-            # tags: the jobs exist (or may) in DRS, so nothing is failed now; after a bounded
-            # time give_up_unreachable() ends the wait, naming this cause.
-            logger.warning("Cannot follow the DRS jobs of target %s: %s", target.name, exc)
-            for execution_id in executions:
-                rows.call_failed(execution_id, target_id, drs_errors.explain(exc, operation="DescribeJobs"))
+            _not_answered(rows, rows.targets[target_id], ask.executions, exc)
         else:
-            for execution_id in executions:
+            for execution_id in ask.executions:
                 rows.call_answered(execution_id, target_id)
+    # The servers that just launched: their recovery instances, one call per target, at once.
+    instance_reads = {target_id: due for target_id, due in instance_reads.items() if due}
+    found = per_target({target_id: functools.partial(evidence.fetch_instances, rows.targets[target_id], due)
+                        for target_id, due in instance_reads.items()})
+    for target_id, due in instance_reads.items():
+        outcome = found[target_id]
+        if outcome.error is not None:
+            if not isinstance(outcome.error, BotoCoreError | ClientError):
+                raise outcome.error
+            evidence.instances_unread(rows.targets[target_id], outcome.error)
+        else:
+            evidence.apply_instances(rows, due, outcome.value)
 
 
-def _poll_target(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
-    active = [j for j in jobs if j.state == JobState.ACTIVE]
-    if active:
-        found = gateway.describe_jobs(target=target, job_ids=[j.job_id for j in active])
-        for job in active:
-            if job.job_id in found:
-                apply_job(rows, job, found[job.job_id])
-        evidence.read_instances(rows, target, evidence.instance_reads_due(rows, active))
-    stale_intents = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in rows.new_intents]
-    if stale_intents:
-        resolve_intents(rows, target, stale_intents)
+def _not_answered(rows: TickRows, target: Target, executions: set[object], exc: Exception) -> None:
+    kind = drs_errors.classify(exc)
+    if kind in (ErrorKind.RETRY, ErrorKind.QUOTA):
+        # Throttling and 5xx never fail an execution: the next tick asks again.
+        logger.info("DRS did not answer for target %s this tick: %s", target.name, exc)
+        return
+    # Unreachable, failing credentials, or a permission missing to read jobs or their
+    # tags: the jobs exist (or may) in DRS, so nothing is failed now; after a bounded
+    # time give_up_unreachable() ends the wait, naming this cause.
+    logger.warning("Cannot follow the DRS jobs of target %s: %s", target.name, exc)
+    for execution_id in executions:
+        rows.call_failed(execution_id, target.pk, drs_errors.explain(exc, operation="DescribeJobs"))
+
+
+@dataclass
+class _TargetAnswer:
+    """What DRS said of one target's jobs: the active jobs by id, and the jobs carrying the
+    launch tokens of stale intents (or the error of that lookup, the jobs being answered)."""
+
+    found: dict[str, dict[str, Any]]
+    by_token: dict[str, dict[str, Any]]
+    token_error: Exception | None = None
+
+
+@dataclass
+class _TargetAsk:
+    """What to ask DRS about one target's jobs, decided in the tick's thread."""
+
+    active: list[DrsJob]
+    stale_intents: list[DrsJob]
+    executions: set[object]
+    job_ids: list[str] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)
+    since: Any = None
+
+    @classmethod
+    def of(cls, rows: TickRows, jobs: list[DrsJob]) -> _TargetAsk:
+        """The active jobs to describe and the stale intents to look up by launch token."""
+        active = [j for j in jobs if j.state == JobState.ACTIVE]
+        stale = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in rows.new_intents]
+        return cls(active=active, stale_intents=stale, executions={job.execution_id for job in jobs},
+                   job_ids=[j.job_id for j in active], tokens={str(j.launch_token) for j in stale},
+                   since=min((j.requested_at for j in stale), default=None))
+
+    def fetch(self, target: Target) -> _TargetAnswer:
+        """The DRS calls (safe in a pool thread: no row is read or written)."""
+        found = gateway.describe_jobs(target=target, job_ids=self.job_ids) if self.job_ids else {}
+        answer = _TargetAnswer(found=found, by_token={})
+        if self.tokens:
+            try:
+                answer.by_token = gateway.find_jobs_by_launch_token(target=target, since=self.since,
+                                                                    tokens=self.tokens)
+            except Exception as exc:
+                answer.token_error = exc
+        return answer
+
+    def apply(self, rows: TickRows, answer: _TargetAnswer) -> list[ServerLaunch]:
+        """Apply DRS's answer to the rows; the launched servers whose instances are to be read.
+        Intents are resolved only when their lookup was answered."""
+        for job in self.active:
+            if job.job_id in answer.found:
+                apply_job(rows, job, answer.found[job.job_id])
+        due = evidence.instance_reads_due(rows, self.active)
+        if self.stale_intents and answer.token_error is None:
+            _resolve(rows, self.stale_intents, answer.by_token)
+        return due
 
 
 def resolve_intents(rows: TickRows, target: Target, intents: list[DrsJob]) -> None:
     """Adopt the jobs of intents whose StartRecovery reached DRS; drop the others."""
     tokens = {str(job.launch_token) for job in intents}
     since = min(job.requested_at for job in intents)
-    found = gateway.find_jobs_by_launch_token(target=target, since=since, tokens=tokens)
+    _resolve(rows, intents, gateway.find_jobs_by_launch_token(target=target, since=since, tokens=tokens))
+
+
+def _resolve(rows: TickRows, intents: list[DrsJob], found: dict[str, dict[str, Any]]) -> None:
     for job in intents:
         data = found.get(str(job.launch_token))
         if data:

@@ -16,10 +16,14 @@ May import: account, jobs, rows, lease (and drs, models, choices). Never job_log
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -28,13 +32,14 @@ from django.utils import timezone
 from drsorch.drs import constants as drs_constants
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
+from drsorch.drs.concurrency import Outcome, per_target
 from drsorch.drs.constants import MAX_ACTIVE_JOBS_PER_TARGET, MAX_SERVERS_IN_ACTIVE_JOBS, MAX_SERVERS_PER_JOB
 from drsorch.drs.errors import ErrorKind
 from executions.choices import EventKind, ExecutionStatus, JobState, JobType, LaunchPhase, LaunchStatus, WaveStatus
 from executions.models import DrsJob, Execution, ServerLaunch, WaveRun
 from plans.models import Target
 
-from .account import TargetView, read_target
+from .account import TargetView, apply_target_jobs, fetch_target_jobs, read_target
 from .jobs import abandon, adopt
 from .lease import LEASE_SECONDS, LeaseLost, renew_lease
 from .rows import TickRows, update_rows
@@ -51,38 +56,189 @@ THROTTLED_START_RETRIES = 2
 UNKNOWN_HOLDER = ""
 
 
-class Launcher:
-    """Starts the DRS jobs of one tick, within the quotas and the tick's launch deadline."""
+@dataclass
+class _Planned:
+    """One StartRecovery to send this round: its intent is recorded, its request built."""
 
-    def __init__(self, rows: TickRows, *, deadline: float | None = None) -> None:
-        """`deadline` is a time.monotonic() after which no further job starts this tick
-        (at least one always does); None means no time limit."""
+    execution: Execution
+    wave: WaveRun
+    target: Target
+    batch: list[ServerLaunch]
+    job: DrsJob
+    request: dict[str, Any]
+
+
+def _start_recovery(request: dict[str, Any]) -> dict[str, Any]:
+    """StartRecovery, asked again at once while DRS throttles it (DRS calls only: safe in a
+    pool thread). Unlike a lost answer, a ThrottlingException proves DRS created nothing: the
+    same intent may be sent again without risking a second launch."""
+    for attempt in range(THROTTLED_START_RETRIES + 1):
+        try:
+            return gateway.start_recovery(**request)
+        except Exception as exc:
+            if attempt < THROTTLED_START_RETRIES and drs_errors.is_throttled(exc):
+                continue
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class Launcher:
+    """Starts the DRS jobs of one tick, within the quotas and the tick's launch deadline.
+
+    The jobs go out in rounds: each round takes the next batch of every target (in the order
+    of the executions), records their intents in this thread, sends their StartRecovery calls
+    at once (one per target, drsorch.drs.concurrency) and applies the answers here. So a tick
+    waits for DRS's latency once per round, not once per job, and the launch deadline is
+    checked between rounds."""
+
+    def __init__(self, rows: TickRows, *, budget_seconds: float | None = None) -> None:
+        """`budget_seconds` is how long this tick may spend starting jobs, from its first
+        round (at least one job always starts); None means no time limit."""
         self.rows = rows
-        self.deadline = deadline
+        self.budget_seconds = budget_seconds
+        self.deadline: float | None = None
         self.jobs_started = 0
 
     def submit_launches(self, execution: Execution) -> None:
+        """Start DRS jobs for the servers of one execution's launching waves (see submit_all)."""
+        self.submit_all([execution])
+
+    def submit_all(self, executions: list[Execution]) -> None:
         """Start DRS jobs for the servers of launching waves, in jobs of at most 100 servers,
-        while the target's budget of 20 active jobs and 500 servers in active jobs allows."""
-        if execution.status == ExecutionStatus.CANCELLING:
-            return
-        for wave in self.rows.waves[execution.pk]:
-            if wave.status != WaveStatus.LAUNCHING:
+        while each target's budget of 20 active jobs and 500 servers in active jobs allows. An
+        execution whose lease is lost meanwhile is added to `rows.lost` and launches no more."""
+        work = []
+        for execution in executions:
+            if execution.status == ExecutionStatus.CANCELLING:
                 continue
-            waiting = defaultdict(list)
-            for launch in self.rows.wave_launches(execution, wave):
-                if launch.status == LaunchStatus.NOT_STARTED and launch.job_id is None:
-                    waiting[launch.target_id].append(launch)
-            for target_id, launches in waiting.items():
-                self._submit_for_target(execution, wave, self.rows.targets[target_id], launches)
+            for wave in self.rows.waves[execution.pk]:
+                if wave.status != WaveStatus.LAUNCHING:
+                    continue
+                waiting = defaultdict(list)
+                for launch in self.rows.wave_launches(execution, wave):
+                    if launch.status == LaunchStatus.NOT_STARTED and launch.job_id is None:
+                        waiting[launch.target_id].append(launch)
+                for target_id, launches in waiting.items():
+                    work.append((execution, wave, self.rows.targets[target_id], launches))
+        if not work:
+            return
+        if self.budget_seconds is not None and self.deadline is None:
+            self.deadline = time.monotonic() + self.budget_seconds
+        self._read_views({target.pk: target for _, _, target, _ in work})
+        queues: dict[object, list[tuple[Execution, Iterator[list[ServerLaunch]]]]] = defaultdict(list)
+        for execution, wave, target, launches in work:
+            queues[target.pk].append((execution, self._batches(execution, wave, target, launches)))
+        while queues:
+            planned = []
+            for target_id in list(queues):
+                item = self._next_batch(queues, target_id)
+                if item is not None:
+                    planned.append(item)
+            self._send(planned)
+
+    def _read_views(self, targets: dict[object, Target]) -> None:
+        """The account's active jobs of every target that has launches to make and was not
+        read yet this tick: one listing per target, the targets at once."""
+        due = {pk: target for pk, target in targets.items() if pk not in self.rows.drs_views}
+        answers = per_target({pk: functools.partial(fetch_target_jobs, target, now=self.rows.now)
+                              for pk, target in due.items()})
+        for pk, target in due.items():
+            outcome = answers[pk]
+            if outcome.error is None:
+                apply_target_jobs(self.rows, target, outcome.value)
+            else:
+                self.rows.drs_views[pk] = None
+                self.rows.drs_view_errors[pk] = outcome.error
+
+    def _next_batch(self, queues: dict[object, list], target_id: object) -> _Planned | None:
+        """The next StartRecovery of `target_id`'s queue, its intent recorded (None when this
+        pull planned nothing: no room, no snapshot, claimed elsewhere, or a lost lease)."""
+        queue = queues[target_id]
+        while queue:
+            execution, batches = queue[0]
+            batch = next(batches, None)
+            if batch is None:
+                queue.pop(0)
+                continue
+            try:
+                return self._plan(execution, self._wave_of(batch), self.rows.targets[target_id], batch)
+            except LeaseLost:
+                self._lost(queues, execution)
+                return None
+        del queues[target_id]
+        return None
+
+    def _wave_of(self, batch: list[ServerLaunch]) -> WaveRun:
+        launch = batch[0]
+        return next(w for w in self.rows.waves[launch.execution_id] if w.pk == launch.wave_run_id)
+
+    def _lost(self, queues: dict[object, list], execution: Execution) -> None:
+        logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.", execution.pk)
+        self.rows.lost.add(execution.pk)
+        for target_id in list(queues):
+            queues[target_id] = [entry for entry in queues[target_id] if entry[0].pk != execution.pk]
+
+    def _plan(self, execution: Execution, wave: WaveRun, target: Target,
+              batch: list[ServerLaunch]) -> _Planned | None:
+        """Renew the lease and record the intent of one batch (for a point-in-time execution,
+        each server from its recovery snapshot at or before the point); None when nothing is
+        to be sent."""
+        if execution.point_in_time is not None:
+            batch = self._choose_snapshots(execution, wave, target, batch)
+            if not batch:
+                return None
+        # After the lookups (one DRS call per server, which may take a while), so the lease
+        # still outlives the StartRecovery.
+        self._ensure_lease(execution)
+        job = self._record_intent(execution, wave, target, batch)
+        if job is None:
+            return None
+        tags = {drs_constants.TAG_EXECUTION: str(execution.pk), drs_constants.TAG_WAVE: str(wave.index),
+                drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token)}
+        snapshot_ids = {launch.source_server_id: launch.recovery_snapshot_id
+                        for launch in batch if launch.recovery_snapshot_id}
+        request = {"target": target, "source_server_ids": [launch.source_server_id for launch in batch],
+                   "is_drill": execution.is_drill, "tags": tags, "snapshot_ids": snapshot_ids}
+        return _Planned(execution, wave, target, batch, job, request)
+
+    def _send(self, planned: list[_Planned]) -> None:
+        """Send the round's StartRecovery calls at once (one per target) and apply the answers
+        in this thread. A crash (BaseException) leaves the other intents for a later tick to
+        adopt by their launch token."""
+        answers = per_target({item.target.pk: functools.partial(_start_recovery, item.request) for item in planned})
+        for item in planned:
+            outcome = answers[item.target.pk]
+            if item.execution.pk in self.rows.lost:
+                # Another worker holds the execution now; still store a job DRS created (the
+                # conditional UPDATE of adopt), so it need not look it up by its token.
+                if outcome.error is None:
+                    adopt(self.rows, item.job, outcome.value, how="started")
+                continue
+            try:
+                self._apply(item, outcome)
+            except LeaseLost:
+                logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.",
+                               item.execution.pk)
+                self.rows.lost.add(item.execution.pk)
+
+    def _apply(self, item: _Planned, outcome: Outcome[dict[str, Any]]) -> None:
+        if outcome.error is not None:
+            self._launch_refused(item.execution, item.wave, item.target, item.job, item.batch, outcome.error)
+            return
+        self.rows.call_answered(item.execution.pk, item.target.pk)
+        self.jobs_started += 1
+        adopt(self.rows, item.job, outcome.value, how="started")
 
     def _out_of_time(self) -> bool:
         # A burst of launches must not stretch one tick over the next poll: every other
         # execution waits for the tick to end. What does not fit starts in the next tick.
         return bool(self.jobs_started) and self.deadline is not None and time.monotonic() > self.deadline
 
-    def _submit_for_target(self, execution: Execution, wave: WaveRun, target: Target,
-                           launches: list[ServerLaunch]) -> None:
+    def _batches(self, execution: Execution, wave: WaveRun, target: Target,
+                 launches: list[ServerLaunch]) -> Iterator[list[ServerLaunch]]:
+        """The batches of one wave on one target, each taken when the round asks for it, so
+        the quota room and the deadline are those of that moment; the servers held by another
+        job wait for it, and what does not fit waits (phase QUEUED)."""
         view = self._view(execution, wave, target, launches)
         if view is None:
             return
@@ -106,7 +262,7 @@ class Launcher:
             batch, launches = launches[:room], launches[room:]
             use["jobs"] += 1
             use["servers"] += len(batch)
-            self.launch_batch(execution, wave, target, batch)
+            yield batch
 
     def _view(self, execution: Execution, wave: WaveRun, target: Target,
               launches: list[ServerLaunch]) -> TargetView | None:
@@ -160,38 +316,11 @@ class Launcher:
                         wave=wave, source_server_id=launch.source_server_id, data={"held_by": holder})
 
     def launch_batch(self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]) -> None:
-        """Renew the lease, record the intent, then call StartRecovery once for `batch` (for a
-        point-in-time execution, each server from its recovery snapshot at or before the point)."""
-        if execution.point_in_time is not None:
-            batch = self._choose_snapshots(execution, wave, target, batch)
-            if not batch:
-                return
-        # After the lookups (one DRS call per server, which may take a while), so the lease
-        # still outlives the StartRecovery.
-        self._ensure_lease(execution)
-        job = self._record_intent(execution, wave, target, batch)
-        if job is None:
-            return
-        tags = {drs_constants.TAG_EXECUTION: str(execution.pk), drs_constants.TAG_WAVE: str(wave.index),
-                drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token)}
-        snapshot_ids = {launch.source_server_id: launch.recovery_snapshot_id
-                        for launch in batch if launch.recovery_snapshot_id}
-        for attempt in range(THROTTLED_START_RETRIES + 1):
-            try:
-                data = gateway.start_recovery(target=target,
-                                              source_server_ids=[launch.source_server_id for launch in batch],
-                                              is_drill=execution.is_drill, tags=tags, snapshot_ids=snapshot_ids)
-                break
-            except Exception as exc:
-                # Unlike a lost answer, a ThrottlingException proves DRS created nothing: the
-                # same intent may be sent again without risking a second launch.
-                if attempt < THROTTLED_START_RETRIES and drs_errors.is_throttled(exc):
-                    continue
-                self._launch_refused(execution, wave, target, job, batch, exc)
-                return
-        self.rows.call_answered(execution.pk, target.pk)
-        self.jobs_started += 1
-        adopt(self.rows, job, data, how="started")
+        """Renew the lease, record the intent, then call StartRecovery once for `batch`, in
+        this thread (a conflict's remaining or split batch)."""
+        item = self._plan(execution, wave, target, batch)
+        if item is not None:
+            self._apply(item, per_target({target.pk: functools.partial(_start_recovery, item.request)})[target.pk])
 
     def _choose_snapshots(self, execution: Execution, wave: WaveRun, target: Target,
                           batch: list[ServerLaunch]) -> list[ServerLaunch]:

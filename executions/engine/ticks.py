@@ -12,7 +12,6 @@ The top of the engine: may import every other engine module; none imports it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,8 +51,7 @@ def tick(*, execution_ids: Iterable[object] | None = None, owner: str | None = N
     result = TickResult(claimed=len(claimed))
     if claimed:
         try:
-            deadline = None if launch_budget_seconds is None else time.monotonic() + launch_budget_seconds
-            result.jobs_started = advance(TickRows(claimed, owner=owner), launch_deadline=deadline)
+            result.jobs_started = advance(TickRows(claimed, owner=owner), launch_budget_seconds=launch_budget_seconds)
         finally:
             release_executions(claimed, owner=owner)
     result.remaining = executions_needing_work(execution_ids=execution_ids).count()
@@ -61,11 +59,13 @@ def tick(*, execution_ids: Iterable[object] | None = None, owner: str | None = N
     return result
 
 
-def advance(rows: TickRows, *, launch_deadline: float | None = None) -> int:
+def advance(rows: TickRows, *, launch_budget_seconds: float | None = None) -> int:
     """Run one pass over loaded rows and save them; the number of DRS jobs started.
 
-    `launch_deadline` is a time.monotonic() after which no further job starts (None: no limit)."""
-    launcher = Launcher(rows, deadline=launch_deadline)
+    `launch_budget_seconds` is how long starting jobs may take, counted from the first
+    StartRecovery round, not from the tick's start: polling ten targets at DRS's latency must
+    not eat the launches' share (None: no limit)."""
+    launcher = Launcher(rows, budget_seconds=launch_budget_seconds)
     jobs.poll_jobs(rows, [job for job in rows.jobs.values() if job.type == JobType.LAUNCH])
     # Targets DRS has not answered for too long stop holding their executions (bounded wait).
     jobs.give_up_unreachable(rows)
@@ -83,9 +83,12 @@ def _step_executions(rows: TickRows, launcher: Launcher) -> None:
     moving: list[Execution] = [execution for execution in rows.executions.values()
                                if waves.step_waves(rows, execution)]
     rows.load_started_waves()
+    # Every execution's launches together: the jobs of different targets start at once.
+    launcher.submit_all(moving)
     for execution in moving:
+        if execution.pk in rows.lost:
+            continue
         try:
-            launcher.submit_launches(execution)
             waves.step_execution_status(rows, execution)
         except LeaseLost:
             logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.", execution.pk)
