@@ -55,6 +55,13 @@ def test_seed_creates_the_demo_and_adds_nothing_twice():
         assert {action["optional"] for action in server.post_launch_actions} == {True, False}
 
 
+def test_seed_says_what_it_did_unless_asked_to_be_quiet():
+    assert "Seeded the sandbox demo" in run("seed")
+    out = StringIO()
+    call_command("sandbox", "seed", verbosity=0, stdout=out)
+    assert out.getvalue() == "" and RecoveryPlan.objects.count() == 1
+
+
 def test_seed_with_more_servers_adds_only_the_new_ones():
     sandbox_seed(servers=3)
     result = sandbox_seed(servers=8)

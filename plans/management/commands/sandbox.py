@@ -73,7 +73,8 @@ class Command(BaseCommand):
                                   account_id=options["account"], region=options["region"])
         except ValidationError as error:
             raise CommandError(_messages(error), returncode=2)
-        self.stdout.write(self.style.SUCCESS(str(result)))
+        if options["verbosity"]:
+            self.stdout.write(self.style.SUCCESS(str(result)))
 
     def _configure(self, options):
         flags = {name: True if options[name] else None
