@@ -56,7 +56,7 @@ def test_seed_creates_the_demo_and_adds_nothing_twice():
 
 
 def test_seed_says_what_it_did_unless_asked_to_be_quiet():
-    assert "Seeded the sandbox demo" in run("seed")
+    assert "plan 'Demo 3-tier application' created" in run("seed")
     out = StringIO()
     call_command("sandbox", "seed", verbosity=0, stdout=out)
     assert out.getvalue() == "" and RecoveryPlan.objects.count() == 1
