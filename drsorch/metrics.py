@@ -183,6 +183,13 @@ def record_tick(tick: Callable[..., Any]) -> Callable[..., Any]:
     return recorded
 
 
+def poller_checked_in() -> None:
+    """A poller found nothing to do: it is alive all the same, so /healthz does not call a
+    worker that runs with nothing to do 'no tick recorded'."""
+    latest_set(POLLER_LAST_TICK, time.time())
+    flush()
+
+
 def register_collector(collect: Callable[[], Iterable[Metric]]) -> None:
     """Add an app's scrape-time metrics: `collect()` yields prometheus metric families, read
     from the database at each scrape (names must start with "drsorch_"). Idempotent."""

@@ -40,6 +40,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from drsorch import metrics
+
 from . import engine
 from .choices import JOB_OPEN, WAVE_TERMINAL, ExecutionStatus, WaveStatus
 from .models import DrsJob, PollerLease, WaveRun
@@ -211,6 +213,7 @@ def poller_run(*, token: str | None = None, window_seconds: float = POLLER_WINDO
         interval = poller_interval()
         if interval is None:
             poller_lease_release(token=run.token)
+            metrics.poller_checked_in()
             run.stopped = "nothing needs work"
             return run
         now = timezone.now()

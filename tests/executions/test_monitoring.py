@@ -177,6 +177,16 @@ def test_healthz_ok_after_a_tick_then_degraded_when_the_poller_goes_stale(client
     assert "last tick 46 s ago" in body["problems"][0]
 
 
+def test_healthz_is_ok_once_a_poller_ran_with_nothing_to_do(client):
+    # A worker that started on a fresh install has nothing to tick, yet it is alive.
+    from executions.poller import poller_run
+
+    assert poller_run(sleep=lambda seconds: None).stopped == "nothing needs work"
+    status, body = healthz(client)
+    assert (status, body["status"], body["problems"]) == (200, "ok", [])
+    assert body["poller"]["last_tick_at"] is not None
+
+
 def test_healthz_an_old_tick_is_fine_when_no_execution_needs_work(client, clock, drilled):
     clock.shift(3600)
     status, body = healthz(client)
