@@ -240,28 +240,33 @@ def report_filename(report, extension):
     return f"{execution.mode.lower()}-{plan}-{day}-{str(execution.pk)[:8]}.{extension}"
 
 
-class ExecutionReportPdfView(RoleRequiredMixin, View):
+class ExecutionReportFileView(RoleRequiredMixin, View):
+    """The evidence report as a file to keep or send: a PDF, or CSV (one row per launch
+    attempt of every server)."""
+
+    permission_required = "executions.view_execution"
+    extension = content_type = disposition = ""
+    render_report = None
+
+    def get(self, request, pk):
+        report = execution_report(execution_id=pk, event_log=False)
+        response = HttpResponse(self.render_report(report), content_type=self.content_type)
+        response["Content-Disposition"] = f'{self.disposition}; filename="{report_filename(report, self.extension)}"'
+        return response
+
+
+class ExecutionReportPdfView(ExecutionReportFileView):
     """The evidence report as a PDF, to file or send to the auditors."""
 
-    permission_required = "executions.view_execution"
-
-    def get(self, request, pk):
-        report = execution_report(execution_id=pk)
-        response = HttpResponse(report_pdf(report), content_type="application/pdf")
-        response["Content-Disposition"] = f'inline; filename="{report_filename(report, "pdf")}"'
-        return response
+    extension, content_type, disposition = "pdf", "application/pdf", "inline"
+    render_report = staticmethod(report_pdf)
 
 
-class ExecutionReportCsvView(RoleRequiredMixin, View):
+class ExecutionReportCsvView(ExecutionReportFileView):
     """The evidence report as CSV: one row per launch attempt of every server."""
 
-    permission_required = "executions.view_execution"
-
-    def get(self, request, pk):
-        report = execution_report(execution_id=pk)
-        response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{report_filename(report, "csv")}"'
-        return response
+    extension, content_type, disposition = "csv", "text/csv; charset=utf-8", "attachment"
+    render_report = staticmethod(report_csv)
 
 
 # --- Actions -----------------------------------------------------------------------------------

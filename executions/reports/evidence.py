@@ -44,6 +44,15 @@ class ServerEvidence:
     def failed_attempts(self) -> list[LaunchAttempt]:
         return [a for a in self.attempts if a.launch_status == LaunchStatus.FAILED]
 
+    @property
+    def was_launched(self) -> bool:
+        """DRS launched it (its instance may have been cleaned up since)."""
+        return self.launch.launched_at is not None
+
+    @property
+    def failed(self) -> bool:
+        return self.launch.status == LaunchStatus.FAILED
+
 
 @dataclass
 class CleanupEvidence:
@@ -71,11 +80,11 @@ class WaveEvidence:
 
     @property
     def launched(self) -> int:
-        return sum(1 for s in self.servers if s.launch.launched_at is not None)
+        return sum(1 for s in self.servers if s.was_launched)
 
     @property
     def failed(self) -> int:
-        return sum(1 for s in self.servers if s.launch.status == LaunchStatus.FAILED)
+        return sum(1 for s in self.servers if s.failed)
 
 
 @dataclass
@@ -94,11 +103,11 @@ class ExecutionReport:
 
     @property
     def launched(self) -> int:
-        return sum(1 for s in self.servers if s.launch.launched_at is not None)
+        return sum(wave.launched for wave in self.waves)
 
     @property
     def failed(self) -> int:
-        return sum(1 for s in self.servers if s.launch.status == LaunchStatus.FAILED)
+        return sum(wave.failed for wave in self.waves)
 
     @property
     def failed_attempts(self) -> list[tuple[ServerEvidence, LaunchAttempt]]:
@@ -111,7 +120,7 @@ class ExecutionReport:
 
     @property
     def failed_servers(self) -> list[ServerEvidence]:
-        return [s for s in self.servers if s.launch.status == LaunchStatus.FAILED or s.launch.error]
+        return [s for s in self.servers if s.failed or s.launch.error]
 
     @property
     def verdict_note(self) -> str:
@@ -141,8 +150,10 @@ class ExecutionReport:
         return f"{terminated} of {total} drill instance(s) terminated; {total - terminated} still running"
 
 
-def execution_report(*, execution_id: Any) -> ExecutionReport:
-    """Read the evidence of one execution (404 when unknown) in eight queries."""
+def execution_report(*, execution_id: Any, event_log: bool = True) -> ExecutionReport:
+    """Read the evidence of one execution (404 when unknown) in eight queries. Without
+    `event_log` (the PDF and the CSV do not print it) only the human actions and the errors
+    are read of its events, not the thousands of DRS log lines a large drill records."""
     execution = get_object_or_404(Execution.objects.select_related("plan"), pk=execution_id)
     runs = list(WaveRun.objects.filter(execution=execution).select_related("approved_by").order_by("index"))
     launches = list(
@@ -152,7 +163,10 @@ def execution_report(*, execution_id: Any) -> ExecutionReport:
             "launch_attempts", to_attr="attempt_list",
             queryset=LaunchAttempt.objects.select_related("job").order_by("started_at", "pk")))
     )
-    events = list(ExecutionEvent.objects.filter(execution=execution).order_by("created_at", "pk"))
+    events = ExecutionEvent.objects.filter(execution=execution).order_by("created_at", "pk")
+    if not event_log:
+        events = events.filter(kind__in=[EventKind.ACTION, EventKind.ERROR])
+    events = list(events)
 
     waves = {run.pk: WaveEvidence(run=run) for run in runs}
     servers = []
@@ -168,8 +182,8 @@ def execution_report(*, execution_id: Any) -> ExecutionReport:
         servers=servers,
         human_actions=[e for e in events if e.kind == EventKind.ACTION],
         error_events=[e for e in events if e.kind == EventKind.ERROR],
-        events=events,
-        cleanup=[_cleanup(s) for s in servers if s.launch.launched_at and s.launch.recovery_instance_id]
+        events=events if event_log else [],
+        cleanup=[_cleanup(s) for s in servers if s.was_launched and s.launch.recovery_instance_id]
         if execution.is_drill else [],
         generated_at=timezone.now(),
     )
