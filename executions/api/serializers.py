@@ -206,23 +206,6 @@ class ExecutionEventSerializer(serializers.Serializer):
     data = serializers.DictField(help_text="Details of the event, e.g. the DRS job log item.")
 
 
-class ExecutionStartSerializer(serializers.Serializer):
-    """Start a plan as a DRILL or a RECOVERY."""
-
-    plan = serializers.PrimaryKeyRelatedField(queryset=RecoveryPlan.objects.all(), help_text="Id of the plan.")
-    mode = serializers.ChoiceField(choices=ExecutionMode.choices)
-    auto_approve = serializers.BooleanField(
-        default=False, help_text="Pass every approval gate without waiting for someone to approve it."
-    )
-    accept_risks = serializers.BooleanField(
-        default=False,
-        help_text="Start despite the readiness warnings (replication not CONTINUOUS, lag over the RPO, DRS "
-        "unreachable for a check, a server held by a DRS job drsorch did not start); they are recorded on "
-        "the execution. Errors are never accepted.",
-    )
-    point_in_time = PointInTimeField()
-
-
 class PlanExecuteSerializer(serializers.Serializer):
     """Start this plan as a DRILL or a RECOVERY."""
 
@@ -237,6 +220,12 @@ class PlanExecuteSerializer(serializers.Serializer):
         "the execution. Errors are never accepted.",
     )
     point_in_time = PointInTimeField()
+
+
+class ExecutionStartSerializer(PlanExecuteSerializer):
+    """Start a plan as a DRILL or a RECOVERY."""
+
+    plan = serializers.PrimaryKeyRelatedField(queryset=RecoveryPlan.objects.all(), help_text="Id of the plan.")
 
 
 class ExecutionApproveSerializer(serializers.Serializer):
