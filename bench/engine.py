@@ -9,13 +9,19 @@ targets) with one poller ticking every --poll seconds, and prints one JSON objec
 - poll_tick_ms (p50, p95): wall time of one engine tick over every active execution;
 - db_queries_per_tick (max) and drs_calls_per_tick (max);
 - simulated_drs_ms_per_tick and engine_ms_per_tick (p50, p95): the tick split into the time
-  spent inside the simulated DRS's answers and the engine's own time.
+  spent inside the simulated DRS's answers and the engine's own time;
+- engine_process_cpu_ms_per_tick (p50, p95): CPU time of this process per tick, every thread;
+  with `--simulator process` (the simulated DRS in its own process, reached over HTTP like AWS:
+  bench/simulator.py) that is the product's own work, and simulator_process_cpu_ms_per_tick
+  is the simulator's.
 
 It builds its own database in a temporary folder and leaves nothing behind.
 
     .venv/bin/python bench/engine.py --executions 50 --waves 3 --servers-per-wave 20 --targets 5 --json
     .venv/bin/python bench/engine.py --executions 100 --waves 3 --servers-per-wave 20 --targets 10 \
         --latency-ms 100 --json
+    .venv/bin/python bench/engine.py --executions 100 --waves 3 --servers-per-wave 20 --targets 10 \
+        --latency-ms 100 --simulator process --json
 """
 
 import argparse
@@ -39,6 +45,9 @@ def parse_args():
     parser.add_argument("--launch-seconds", type=float, default=3.0, help="simulated launch duration")
     parser.add_argument("--latency-ms", type=int, default=0,
                         help="milliseconds every simulated DRS call takes (real DRS: 100-400)")
+    parser.add_argument("--simulator", choices=("thread", "process"), default="thread",
+                        help="answer DRS calls in the calling thread (as the tests do) or from a separate "
+                             "process over HTTP (as AWS does: its CPU is not the engine's); see bench/simulator.py")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser.parse_args()
 
@@ -82,7 +91,7 @@ def percentile(values, share):
     return ordered[index]
 
 
-def run(args):
+def run(args, folder):
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
@@ -92,29 +101,49 @@ def run(args):
     from executions.tasks import launch_budget_seconds
 
     plans = build_plans(args)
+    if args.simulator == "process":
+        import simulator
+
+        port = 18000 + os.getpid() % 1000
+        simulator_process = simulator.start(folder, port)
+        simulator.forward_to(port)
     simulated = measure_simulated_drs()
     executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
     ids = [e.pk for e in executions]
     # From the first tick on (the setup's inventory syncs and readiness checks are not measured).
     sandbox_configure(latency_ms=args.latency_ms)
-    tick_ms, queries, calls, drs_ms = [], [], [], []
+    tick_ms, queries, calls, drs_ms, cpu_ms, simulator_cpu_ms = [], [], [], [], [], []
     # Slow calls (--latency-ms) make the engine before issue 12 take far longer: let it finish.
     deadline = (time.monotonic() + 60 + args.waves * args.launch_seconds * 4 + args.executions
                 + args.latency_ms / 1000 * args.executions * args.waves * 5)
     while time.monotonic() < deadline:
         reset_queries()  # DEBUG keeps at most 9000 queries; count each tick from zero
         simulated["seconds"] = 0.0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        simulator_cpu_started = process_cpu_seconds(simulator_process) if args.simulator == "process" else 0.0
         with CaptureQueriesContext(connection) as captured:
             result = engine.tick(execution_ids=ids, owner="bench", launch_budget_seconds=launch_budget_seconds())
         tick_ms.append((time.perf_counter() - started) * 1000)
+        cpu_ms.append((time.process_time() - cpu_started) * 1000)
+        if args.simulator == "process":
+            simulator_cpu_ms.append((process_cpu_seconds(simulator_process) - simulator_cpu_started) * 1000)
         queries.append(len(captured))
         calls.append(result.drs_calls)
         drs_ms.append(simulated["seconds"] * 1000)
         if not result.remaining:
             break
         time.sleep(max(0.0, args.poll - (time.perf_counter() - started)))
-    return executions, tick_ms, queries, calls, drs_ms
+    if args.simulator == "process":
+        simulator_process.terminate()
+        simulator_process.wait()
+    return executions, tick_ms, queries, calls, drs_ms, cpu_ms, simulator_cpu_ms
+
+
+def process_cpu_seconds(process):
+    """CPU seconds (user + system) another process has used so far, from /proc (Linux)."""
+    with open(f"/proc/{process.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_simulated_drs():
@@ -167,7 +196,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="drsorch-bench-") as folder:
         os.environ["DRSORCH_POLL_SECONDS"] = str(args.poll)  # ticks are given a launch budget from it
         setup_django(folder)
-        executions, tick_ms, queries, calls, drs_ms = run(args)
+        executions, tick_ms, queries, calls, drs_ms, cpu_ms, simulator_cpu_ms = run(args, folder)
         engine_ms = [tick - drs for tick, drs in zip(tick_ms, drs_ms, strict=True)]
         for execution in executions:
             execution.refresh_from_db()
@@ -178,7 +207,8 @@ def main():
         result = {
             "config": {"executions": args.executions, "waves": args.waves,
                        "servers_per_wave": args.servers_per_wave, "targets": args.targets, "poll_s": args.poll,
-                       "launch_seconds": args.launch_seconds, "latency_ms": args.latency_ms},
+                       "launch_seconds": args.launch_seconds, "latency_ms": args.latency_ms,
+                       "simulator": args.simulator},
             "statuses": statuses,
             "ticks": len(tick_ms),
             "wave_transition_overhead_s": {
@@ -193,9 +223,17 @@ def main():
                                           "p95": round(percentile(drs_ms, 0.95), 1)},
             "engine_ms_per_tick": {"p50": round(statistics.median(engine_ms), 1),
                                    "p95": round(percentile(engine_ms, 0.95), 1)},
+            # CPU time of this process (every thread) per tick: the product's own work, and with
+            # --simulator thread also the simulated DRS's answers.
+            "engine_process_cpu_ms_per_tick": {"p50": round(statistics.median(cpu_ms), 1),
+                                               "p95": round(percentile(cpu_ms, 0.95), 1)},
             "db_queries_per_tick": {"max": max(queries)},
             "drs_calls_per_tick": {"max": max(calls)},
         }
+    if simulator_cpu_ms:
+        # With --simulator process: the simulated DRS's CPU per tick, in its own process.
+        result["simulator_process_cpu_ms_per_tick"] = {"p50": round(statistics.median(simulator_cpu_ms), 1),
+                                                       "p95": round(percentile(simulator_cpu_ms, 0.95), 1)}
     if args.json:
         print(json.dumps(result))
     else:
