@@ -59,6 +59,7 @@ _sessions_lock = threading.Lock()
 # Building a boto3 client loads and parses the service model (~0.3 s); clients are
 # thread-safe once made, so each (target settings, service) gets one for the process.
 _clients = {}
+_sandbox_boto3_session = None
 
 
 def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = False) -> BaseClient:
@@ -169,7 +170,7 @@ def _sandbox_client(target, service_name):
             f"Target '{target.name}' is a sandbox, which simulates only {' and '.join(SUPPORTED_SERVICES)}; "
             f"there is no sandbox {service_name!r} client."
         )
-    client = boto3.session.Session().client(
+    client = _sandbox_session().client(
         service_name,
         region_name=target.region,
         endpoint_url=SANDBOX_ENDPOINT.format(service=service_name),
@@ -177,6 +178,16 @@ def _sandbox_client(target, service_name):
         **SANDBOX_CREDENTIALS,
     )
     return attach(client, account_id=target.account_id, region=target.region)
+
+
+def _sandbox_session():
+    """One boto3 session for every sandbox client (made under _sessions_lock, like the
+    clients): a session caches the service models it has loaded, so the tenth target's client
+    costs milliseconds instead of another parse of the DRS and EC2 models."""
+    global _sandbox_boto3_session
+    if _sandbox_boto3_session is None:
+        _sandbox_boto3_session = boto3.session.Session()
+    return _sandbox_boto3_session
 
 
 def _aws_session(target):
