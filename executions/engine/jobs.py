@@ -5,7 +5,7 @@ participating server's launch status, recovery instance and post-launch runs (cl
 are cleanup.py's). Also says when a launch is settled or failed, which both a job's
 end and the wave state machine depend on.
 
-May import: rows, lease, evidence, times (and drs, models, choices). Never job_log, launching, waves or ticks.
+May import: account, rows, lease, evidence, times (and drs, models, choices). Never job_log, launching, waves or ticks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +31,7 @@ from executions.models import DrsJob, Execution, ServerLaunch
 from plans.models import Target
 
 from . import evidence
+from .account import ACTIVE_JOB_LOOKBACK, apply_target_jobs, fetch_target_jobs
 from .lease import LEASE_SECONDS
 from .rows import TickRows
 
@@ -80,6 +82,8 @@ def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
     for job in (jobs if jobs is not None else rows.jobs.values()):
         by_target[job.target_id].append(job)
     asks = {target_id: _TargetAsk.of(rows, target_jobs) for target_id, target_jobs in by_target.items()}
+    for ask in asks.values():
+        ask.list_account = _may_launch(rows, ask.executions) and ask.within_lookback(rows)
     answers = per_target({target_id: functools.partial(ask.fetch, rows.targets[target_id])
                           for target_id, ask in asks.items() if ask.active or ask.stale_intents})
     instance_reads = {}
@@ -88,10 +92,17 @@ def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
         try:
             if outcome is not None:
                 answer = outcome.get()
+                if answer.listing is not None:
+                    # The launcher reads the account's jobs from this listing: no second DescribeJobs.
+                    apply_target_jobs(rows, rows.targets[target_id], answer.listing)
                 instance_reads[target_id] = ask.apply(rows, answer)
                 if answer.token_error is not None:
                     raise answer.token_error
         except Exception as exc:
+            if ask.list_account and target_id not in rows.drs_views:
+                # The launcher would list the account again this tick: it waits for the next.
+                rows.drs_views[target_id] = None
+                rows.drs_view_errors[target_id] = exc
             _not_answered(rows, rows.targets[target_id], ask.executions, exc)
         else:
             for execution_id in ask.executions:
@@ -108,6 +119,13 @@ def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
             evidence.instances_unread(rows.targets[target_id], outcome.error)
         else:
             evidence.apply_instances(rows, due, outcome.value)
+
+
+def _may_launch(rows: TickRows, execution_ids: set[object]) -> bool:
+    """Whether one of these executions may start DRS jobs this tick: it has a wave that has not
+    finished launching. Broad on purpose: a wave whose turn comes in this very tick counts."""
+    return any(wave.status in (WaveStatus.PENDING, WaveStatus.LAUNCHING)
+               for execution_id in execution_ids for wave in rows.waves.get(execution_id, ()))
 
 
 def _not_answered(rows: TickRows, target: Target, executions: set[object], exc: Exception) -> None:
@@ -132,6 +150,8 @@ class _TargetAnswer:
     found: dict[str, dict[str, Any]]
     by_token: dict[str, dict[str, Any]]
     token_error: Exception | None = None
+    # The account's recent jobs, when the poll listed them (account.fetch_target_jobs).
+    listing: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -144,6 +164,18 @@ class _TargetAsk:
     job_ids: list[str] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     since: Any = None
+    # Poll by listing the account's recent jobs (the launcher needs that listing this tick)
+    # instead of by job id: one DescribeJobs for the target, not two.
+    list_account: bool = False
+    now: Any = None
+
+    def within_lookback(self, rows: TickRows) -> bool:
+        """Whether the account listing holds every job asked about: all were requested
+        within account.ACTIVE_JOB_LOOKBACK (less a minute of clock slack)."""
+        oldest = min((j.requested_at for j in self.active + self.stale_intents if j.requested_at), default=None)
+        if any(j.requested_at is None for j in self.active):
+            return False
+        return oldest is None or rows.now - oldest < ACTIVE_JOB_LOOKBACK - timedelta(minutes=1)
 
     @classmethod
     def of(cls, rows: TickRows, jobs: list[DrsJob]) -> _TargetAsk:
@@ -152,16 +184,26 @@ class _TargetAsk:
         stale = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in rows.new_intents]
         return cls(active=active, stale_intents=stale, executions={job.execution_id for job in jobs},
                    job_ids=[j.job_id for j in active], tokens={str(j.launch_token) for j in stale},
-                   since=min((j.requested_at for j in stale), default=None))
+                   since=min((j.requested_at for j in stale), default=None), now=rows.now)
 
     def fetch(self, target: Target) -> _TargetAnswer:
         """The DRS calls (safe in a pool thread: no row is read or written)."""
-        found = gateway.describe_jobs(target=target, job_ids=self.job_ids) if self.job_ids else {}
-        answer = _TargetAnswer(found=found, by_token={})
+        listing = None
+        if self.list_account:
+            listing = fetch_target_jobs(target, now=self.now)
+            listed = {job["jobID"]: job for job in listing}
+            found = {job_id: listed[job_id] for job_id in self.job_ids if job_id in listed}
+            # A job the listing lacks (DRS's clock far behind ours) is still asked for by id.
+            missing = [job_id for job_id in self.job_ids if job_id not in listed]
+            if missing:
+                found.update(gateway.describe_jobs(target=target, job_ids=missing))
+        else:
+            found = gateway.describe_jobs(target=target, job_ids=self.job_ids) if self.job_ids else {}
+        answer = _TargetAnswer(found=found, by_token={}, listing=listing)
         if self.tokens:
             try:
                 answer.by_token = gateway.find_jobs_by_launch_token(target=target, since=self.since,
-                                                                    tokens=self.tokens)
+                                                                    tokens=self.tokens, jobs=listing)
             except Exception as exc:
                 answer.token_error = exc
         return answer

@@ -107,7 +107,9 @@ def test_start_recovery_and_polls_of_two_targets_overlap_and_the_database_stays_
     assert {thread for alias, thread in queries_by_thread if alias == "sandbox"} - {main}
     answered_calls.clear()
     for _ in range(3):
-        clock.shift(30)
+        # Beyond the simulated launch time and its jitter (30 s ± 30%): both targets' servers
+        # are LAUNCHED by the same tick, which reads their recovery instances at once.
+        clock.shift(45)
         engine.tick(execution_ids=[e.pk for e in executions], launch_budget_seconds=None)
     assert overlap(answered_calls, "DescribeJobs", a.account_id, b.account_id)  # the polls
     assert overlap(answered_calls, "DescribeRecoveryInstances", a.account_id, b.account_id)
@@ -166,3 +168,30 @@ def test_calls_run_in_the_callers_thread_when_concurrency_is_one(answered_calls)
         engine.tick(execution_ids=[e.pk for e in executions], launch_budget_seconds=None)
     assert {thread for *_, thread, _, _ in answered_calls} == {threading.current_thread().name}
     assert not overlap(answered_calls, "StartRecovery", a.account_id, b.account_id)
+
+
+def test_every_tick_asks_drs_for_a_targets_jobs_once_even_when_it_launches_the_next_wave(clock, answered_calls):
+    """DRS rate-limits DescribeJobs per account: the poll of a target whose waves are still to
+    launch lists the account's recent jobs, and the launcher uses that listing for its quota
+    room and busy servers instead of asking again."""
+    target = Target.objects.create(name="One", kind="sandbox", account_id="230000000000", region="us-east-1")
+    sandbox_servers_create(account_id=target.account_id, region=target.region,
+                           specs=[{"hostname": host} for host in ("db-01", "app-01")])
+    source_servers_sync(target=target)
+    waves = [WaveSpec(name=host, protection_groups=[protection_group_save(
+        name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host)))])
+        for host in ("db-01", "app-01")]
+    execution = execution_start(plan=plan_save(name="Two waves", waves=waves), mode="DRILL", requested_by=None)
+    sandbox_configure(launch_seconds=30)
+    per_tick = []
+    for _ in range(8):
+        answered_calls.clear()
+        result = engine.tick(execution_ids=[execution.pk], launch_budget_seconds=None)
+        per_tick.append(([op for _, op, *_ in answered_calls], result.jobs_started))
+        clock.shift(30)
+    execution.refresh_from_db()
+    assert execution.status == "SUCCEEDED"
+    assert [started for _, started in per_tick if started] == [1, 1]  # both waves launched
+    second_launch = [ops for ops, started in per_tick if started][1]
+    assert second_launch.count("StartRecovery") == 1
+    assert all(ops.count("DescribeJobs") <= 1 for ops, _ in per_tick), per_tick
