@@ -159,6 +159,17 @@ def poller_lease_held(*, now: datetime | None = None) -> bool:
     return PollerLease.objects.filter(pk=LEASE_NAME).exclude(_lease_free("", now)).exists()
 
 
+def poller_note_tick(*, at: datetime | None = None) -> None:
+    """Count a person's immediate tick (tasks.advance_execution) as the poller's last: its
+    next tick then comes a whole interval later, so the targets it just asked are not asked
+    again within the interval (DRS rate-limits DescribeJobs per account). Executions the
+    person's tick did not cover wait at most one more interval."""
+    at = at or timezone.now()
+    if not PollerLease.objects.filter(pk=LEASE_NAME).update(last_tick_at=at):
+        # No poller ever ran: create the row (free) with the time; a racing creator wins.
+        PollerLease.objects.bulk_create([PollerLease(name=LEASE_NAME, last_tick_at=at)], ignore_conflicts=True)
+
+
 def poller_enqueue(*, token: str | None = None, wait_for_lease: bool = False) -> None:
     """Queue a poller task in django-q2 (a successor when `token` is the lease handed to it)."""
     from django_q.tasks import async_task
@@ -253,8 +264,13 @@ def _tick(run: PollerRun) -> bool:
     if not poller_lease_renew(token=run.token):
         run.stopped = "lease lost"
         return False
-    PollerLease.objects.filter(pk=LEASE_NAME, owner=run.token).update(last_tick_at=timezone.now())
-    engine.tick(launch_budget_seconds=launch_budget_seconds())
+    try:
+        engine.tick(launch_budget_seconds=launch_budget_seconds())
+    finally:
+        # Stamped when the tick ends, so the next one starts a whole interval after this one's
+        # DRS calls: never two DescribeJobs of a target within the interval, however long the
+        # tick took (and a tick that crashed is not retried at once).
+        PollerLease.objects.filter(pk=LEASE_NAME, owner=run.token).update(last_tick_at=timezone.now())
     run.ticks += 1
     if not poller_lease_renew(token=run.token):
         run.stopped = "lease lost"

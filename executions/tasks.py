@@ -12,6 +12,7 @@ from .poller import (
     POLLER_WINDOW_SECONDS,
     launch_budget_seconds,
     poller_ensure_running,
+    poller_note_tick,
     poller_run,
 )
 
@@ -34,6 +35,8 @@ def advance_execution(execution_id):
     """Enqueued by start, approve, retry, cancel and cleanup: one tick of that execution now,
     then make sure a poller follows it (a broken chain restarts here, not at the next minute)."""
     result = engine.tick(execution_ids=[execution_id], launch_budget_seconds=launch_budget_seconds())
+    if result.claimed:
+        poller_note_tick()
     if result.remaining:
         poller_ensure_running()
     return {"claimed": result.claimed, "jobs_started": result.jobs_started}

@@ -196,6 +196,25 @@ def test_a_human_action_restarts_a_broken_chain_at_once(clock, make_plan):
     assert queued_pollers() == []
 
 
+def test_a_persons_tick_counts_as_the_pollers_so_drs_is_not_asked_again_within_the_interval(
+        clock, sleeps, make_plan):
+    sandbox_configure(launch_seconds=60)
+    execution = start(make_plan)
+    OrmQ.objects.all().delete()
+    tasks.advance_execution(str(execution.pk))  # the start's immediate tick: polls and launches
+    person_ticked_at = PollerLease.objects.get().last_tick_at
+    assert person_ticked_at is not None
+    (row, task), = queued_pollers()
+    row.delete()
+
+    tasks.poll_executions(*task["args"], sleep=sleeps, **task["kwargs"])
+
+    # The chain's first tick waits a whole fast interval after the person's, not 0 s.
+    assert sleeps.recorded and sleeps.recorded[0] > 0
+    first_poll = PollerLease.objects.get().last_tick_at
+    assert first_poll - person_ticked_at >= timedelta(seconds=poller.fast_interval_seconds())
+
+
 def test_a_starting_worker_enqueues_a_poller_that_waits_for_a_dead_workers_lease(clock, sleeps, make_plan):
     sandbox_configure(launch_seconds=60)
     start(make_plan)
