@@ -11,8 +11,9 @@ waves or ticks.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -55,6 +56,35 @@ SAVED_FIELDS: dict[type[Model], list[str]] = {
 
 Row = ServerLaunch | WaveRun | DrsJob | Execution
 FOREIGN_KEYS = frozenset({"job", "cleanup_job"})  # saved fields compared by their id
+
+
+class WrittenEvents:
+    """The deduplicated events this process has committed, by (execution id, dedupe key).
+
+    A DRS job log is read again every few seconds while its job runs and each read returns
+    every item so far; building and INSERTing a few hundred events only for the unique
+    constraint to ignore them was a fifth of a busy tick's CPU. An item whose event this
+    process committed is skipped. Only a cache: the constraint stays the guard (another
+    worker, a restart), keys are added only after the tick's transaction committed, the
+    execution id is a UUID (no key is ever reused) and the size is bounded."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()  # ticks of a worker process may run in threads
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._keys
+
+    def add(self, keys: Iterable[tuple[str, str]]) -> None:
+        with self._lock:
+            for key in keys:
+                self._keys[key] = None
+            while len(self._keys) > self.limit:
+                self._keys.popitem(last=False)
+
+
+written_events = WrittenEvents()
 
 
 def update_rows(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
@@ -187,7 +217,10 @@ class TickRows:
     def event(self, execution_id: object, kind: str, message: str, *, wave: WaveRun | None = None,
               source_server_id: str = "", data: dict | None = None, dedupe_key: str | None = None,
               at: Any = None) -> None:
-        """Record an event of the engine, written with the tick's rows."""
+        """Record an event of the engine, written with the tick's rows (a deduplicated one
+        this process already committed is skipped: WrittenEvents)."""
+        if dedupe_key is not None and (str(execution_id), dedupe_key) in written_events:
+            return
         self.events.append(ExecutionEvent(
             execution_id=execution_id, kind=kind, message=message, actor_name=ENGINE_ACTOR,
             wave_index=wave.index if wave else None, source_server_id=source_server_id, data=data or {},
@@ -342,7 +375,10 @@ class TickRows:
                 kept = [obj for obj in self.dirty[model].values() if _execution_id(obj) in held]
                 changed, names = self._changes(kept, fields)
                 update_rows(model, changed, names)
-            insert_rows_ignoring_duplicates(ExecutionEvent, [e for e in self.events if e.execution_id in held])
+            saved_events = [e for e in self.events if e.execution_id in held]
+            insert_rows_ignoring_duplicates(ExecutionEvent, saved_events)
+            keys = [(str(e.execution_id), e.dedupe_key) for e in saved_events if e.dedupe_key is not None]
+            transaction.on_commit(lambda: written_events.add(keys))
             self._save_attempts(held)
             for execution_id, job_pk, server_id, error, at in self.late_failures:
                 if execution_id in held:

@@ -466,3 +466,32 @@ def test_a_burst_of_launches_is_spread_over_ticks(clock, drive, make_plan, monke
     assert DrsJob.objects.filter(execution=execution).count() == 2
     execution = drive(execution)
     assert execution.status == "SUCCEEDED" and launch_counts() == {"web-01": 1, "web-02": 1, "web-03": 1}
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
+def test_a_job_log_read_again_sends_only_its_new_items_to_the_database(clock, make_plan, monkeypatch):
+    """A running job's log is read every few seconds and each read returns every item so far:
+    items whose events were committed are not built and inserted again (the unique constraint
+    stays the guard), and every DRS event is still recorded exactly once."""
+    from executions.engine import rows as rows_module
+
+    sent = []
+    insert = rows_module.insert_rows_ignoring_duplicates
+
+    def counted(model, objects):
+        sent.extend(e.dedupe_key for e in objects if e.dedupe_key)
+        return insert(model, objects)
+
+    monkeypatch.setattr(rows_module, "insert_rows_ignoring_duplicates", counted)
+    sandbox_configure(launch_seconds=60)
+    execution = execution_start(plan=make_plan("Logs", [("Database", ["db-01", "db-02"], {})]), mode="DRILL",
+                                requested_by=None)
+    for _ in range(12):
+        engine.tick(execution_ids=[execution.pk], launch_budget_seconds=None)
+        clock.shift(11)  # past LOG_REFRESH_SECONDS: the running job's log is read again each tick
+    execution.refresh_from_db()
+    assert execution.status == "SUCCEEDED"
+    recorded = list(ExecutionEvent.objects.filter(execution=execution, kind=EventKind.DRS)
+                    .values_list("dedupe_key", flat=True))
+    assert len(recorded) == len(set(recorded)) > 4
+    assert sorted(sent) == sorted(recorded)  # each sent once, none re-sent by a later read
