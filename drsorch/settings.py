@@ -248,7 +248,7 @@ DRSORCH_SANDBOX_LAUNCH_SECONDS = env.float("DRSORCH_SANDBOX_LAUNCH_SECONDS", def
 DRSORCH_ADMIN_PASSWORD = env.str("DRSORCH_ADMIN_PASSWORD", default="")
 # DRS calls made at once by a tick (poll, launches, log reads of different targets): a pool
 # thread mostly waits on the network, and ten targets with two log reads each fit in one round.
-DRSORCH_DRS_CONCURRENCY = env.int("DRSORCH_DRS_CONCURRENCY", default=16)
+DRSORCH_DRS_CONCURRENCY = env.int("DRSORCH_DRS_CONCURRENCY", default=32)
 if DRSORCH_DRS_CONCURRENCY < 1:
     raise ImproperlyConfigured(f"DRSORCH_DRS_CONCURRENCY must be at least 1, not {DRSORCH_DRS_CONCURRENCY}.")
 

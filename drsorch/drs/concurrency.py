@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,26 @@ def per_target(calls: Mapping[K, Callable[[], T]], *, workers: int | None = None
     with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="drs-call") as pool:
         futures = {key: pool.submit(_in_pool_thread, call, counts) for key, call in calls.items()}
     return {key: future.result() for key, future in futures.items()}
+
+
+def per_target_started(calls: Mapping[K, Callable[[], T]], *,
+                       workers: int | None = None) -> Callable[[], dict[K, Outcome[T]]]:
+    """Start `calls` now in their own pool and return a function that waits for them and gives
+    per_target's answer: the caller works on meanwhile (the tick reads job logs while it starts
+    jobs). Where per_target would run the calls in the caller's thread, they run then, when
+    the answer is asked for, one after another."""
+    workers = concurrency() if workers is None else workers
+    if not calls or workers <= 1 or not _pool_can_see_the_sandbox():
+        return lambda: per_target(calls, workers=workers)
+    counts = call_counts()
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="drs-call")
+    futures = {key: pool.submit(_in_pool_thread, call, counts) for key, call in calls.items()}
+    pool.shutdown(wait=False)  # its threads end with their calls
+
+    def answers() -> dict[K, Outcome[T]]:
+        return {key: future.result() for key, future in futures.items()}
+
+    return answers
 
 
 def _outcome(call: Callable[[], T]) -> Outcome[T]:

@@ -13,12 +13,14 @@ import functools
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
-from drsorch.drs.concurrency import per_target
+from drsorch.drs.concurrency import Outcome, per_target_started
 from drsorch.drs.constants import FAILURE_LOG_EVENTS, REPLACEMENT_LOG_EVENTS
 from drsorch.drs.times import parse_drs_time
 from executions.choices import EventKind, JobState, JobType, LaunchPhase, LaunchStatus
@@ -77,17 +79,37 @@ def describe_log_item(job_id: str, name: str, who: str, data: dict[str, Any]) ->
     return text
 
 
+@dataclass
+class LogReads:
+    """Job log reads under way: which logs, and the function that waits for DRS's answers."""
+
+    due: list[tuple[object, DrsJob]]
+    answers: Callable[[], dict[object, Outcome]]
+
+
 def read_all_logs(rows: TickRows) -> None:
-    """Read a few job logs of every target, all at once (drsorch.drs.concurrency: at most
-    LOG_READS_PER_TARGET_PER_TICK reads of one target at a time); a target DRS does not answer
-    waits for the next tick. The logs are chosen and applied in the tick's thread; only the
-    calls run in the pool."""
+    """Read a few job logs of every target and apply them (start_log_reads, apply_log_reads)."""
+    apply_log_reads(rows, start_log_reads(rows))
+
+
+def start_log_reads(rows: TickRows) -> LogReads:
+    """Choose a few job logs of every target and start reading them, all at once, in the
+    background (drsorch.drs.concurrency.per_target_started): the tick starts the next waves'
+    jobs meanwhile, since no decision waits on a log. The logs are chosen here and applied by
+    apply_log_reads, both in the tick's thread; only the calls run in the pool."""
     by_target = defaultdict(list)
     for job in rows.jobs.values():
         by_target[job.target_id].append(job)
     due = [(target_id, job) for target_id, jobs in by_target.items() for job in logs_due(rows, jobs)]
-    answers = per_target({job.pk: functools.partial(gateway.job_log_items, target=rows.targets[target_id],
-                                                    job_id=job.job_id) for target_id, job in due})
+    answers = per_target_started({job.pk: functools.partial(
+        gateway.job_log_items, target=rows.targets[target_id], job_id=job.job_id) for target_id, job in due})
+    return LogReads(due=due, answers=answers)
+
+
+def apply_log_reads(rows: TickRows, reads: LogReads) -> None:
+    """Wait for the log reads start_log_reads began and apply them; a target DRS did not
+    answer waits for the next tick."""
+    due, answers = reads.due, reads.answers()
     final_error = None
     for target_id, job in due:
         outcome = answers[job.pk]

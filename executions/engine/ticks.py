@@ -69,11 +69,13 @@ def advance(rows: TickRows, *, launch_budget_seconds: float | None = None) -> in
     jobs.poll_jobs(rows, [job for job in rows.jobs.values() if job.type == JobType.LAUNCH])
     # Targets DRS has not answered for too long stop holding their executions (bounded wait).
     jobs.give_up_unreachable(rows)
+    # The logs are read while the waves launch: no decision waits on them, so neither the next
+    # wave's StartRecovery nor the tick waits one more round of DRS's latency for them.
+    log_reads = job_log.start_log_reads(rows)
     _step_executions(rows, launcher)
     # Clean-ups after the launches: a person waiting for a launch goes first.
     cleanup.step_cleanups(rows)
-    # Logs last: no decision waits on them, so the next wave's StartRecovery does not either.
-    job_log.read_all_logs(rows)
+    job_log.apply_log_reads(rows, log_reads)
     rows.settle_trouble()
     rows.save()
     return launcher.jobs_started
