@@ -112,3 +112,14 @@ def no_leftover_metrics():
     metrics.discard_pending()
     yield
     metrics.discard_pending()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_listing_floors():
+    """Where a previous test's ticks would start their next account listing stays out of this
+    one (the same account ids recur across tests, at other frozen times)."""
+    from executions.engine.account import forget_listing_floors
+
+    forget_listing_floors()
+    yield
+    forget_listing_floors()

@@ -190,7 +190,9 @@ class _TargetAsk:
         """The DRS calls (safe in a pool thread: no row is read or written)."""
         listing = None
         if self.list_account:
-            listing = fetch_target_jobs(target, now=self.now)
+            # Reaching back to the stale intents, which are looked for in this listing too.
+            reach_back = self.since - timedelta(minutes=2) if self.since else None
+            listing = fetch_target_jobs(target, now=self.now, reach_back=reach_back)
             listed = {job["jobID"]: job for job in listing}
             found = {job_id: listed[job_id] for job_id in self.job_ids if job_id in listed}
             # A job the listing lacks (DRS's clock far behind ours) is still asked for by id.

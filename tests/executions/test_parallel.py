@@ -196,3 +196,39 @@ def test_every_tick_asks_drs_for_a_targets_jobs_once_even_when_it_launches_the_n
     second_launch = [ops for ops, started in per_tick if started][1]
     assert second_launch.count("StartRecovery") == 1
     assert all(ops.count("DescribeJobs") <= 1 for ops, _ in per_tick), per_tick
+
+
+def test_a_later_listing_starts_at_the_oldest_job_the_last_one_showed_active(clock, monkeypatch):
+    """Hours of completed jobs (and their servers) are not listed again on every tick: the next
+    listing of an account starts at the oldest job its last listing showed active, less a slack."""
+    from executions.engine import account
+
+    asked = []
+    jobs_since = gateway.jobs_since
+
+    def recorded(*, target, since):
+        asked.append(since)
+        return jobs_since(target=target, since=since)
+
+    monkeypatch.setattr(gateway, "jobs_since", recorded)
+    target = Target.objects.create(name="One", kind="sandbox", account_id="240000000000", region="us-east-1")
+    sandbox_servers_create(account_id=target.account_id, region=target.region,
+                           specs=[{"hostname": host} for host in ("db-01", "app-01")])
+    source_servers_sync(target=target)
+    waves = [WaveSpec(name=host, protection_groups=[protection_group_save(
+        name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host)))])
+        for host in ("db-01", "app-01")]
+    execution = execution_start(plan=plan_save(name="Two waves", waves=waves), mode="DRILL", requested_by=None)
+    sandbox_configure(launch_seconds=30)
+    first_tick = timezone.now()
+    for _ in range(8):
+        engine.tick(execution_ids=[execution.pk], launch_budget_seconds=None)
+        clock.shift(30)
+    execution.refresh_from_db()
+    assert execution.status == "SUCCEEDED"
+    assert set(launch_counts().values()) == {1}
+    assert asked[0] == first_tick - account.ACTIVE_JOB_LOOKBACK
+    # Later listings start at the first wave's job (active when listed), less the slack.
+    first_job = DrsJob.objects.filter(execution=execution).order_by("drs_created_at").first()
+    assert asked[-1] >= first_job.drs_created_at - account.LISTING_SLACK
+    assert asked[-1] > first_tick - timedelta(hours=1)
