@@ -27,7 +27,7 @@ from executions.choices import EventKind, JobState, JobType, LaunchPhase, Launch
 from executions.models import DrsJob, ServerLaunch
 from plans.models import Target
 
-from .rows import TickRows, written_events
+from .rows import TickRows
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +167,12 @@ def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
         targets = [launch] if launch else (list(launches.values()) if not server_id else [])
         for each in targets:
             _apply_item(rows, each, name, data, parse_drs_time(item.get("logDateTime")))
-        key = log_item_key(job.job_id, item)
-        if (str(job.execution_id), key) in written_events:
-            continue  # recorded by an earlier read of this log
         who = (launch.hostname or server_id) if launch else server_id
         rows.event(
             job.execution_id, EventKind.DRS,
             describe_log_item(job.job_id, name, who, data),
             wave=wave, source_server_id=server_id, data=data,
-            dedupe_key=key, at=parse_drs_time(item.get("logDateTime")),
+            dedupe_key=log_item_key(job.job_id, item), at=parse_drs_time(item.get("logDateTime")),
         )
     job.log_items_seen = max(job.log_items_seen, len(items))
     job.log_read_at = rows.now

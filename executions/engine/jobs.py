@@ -31,7 +31,7 @@ from executions.models import DrsJob, Execution, ServerLaunch
 from plans.models import Target
 
 from . import evidence
-from .account import ACTIVE_JOB_LOOKBACK, apply_target_jobs, fetch_target_jobs
+from .account import apply_target_jobs, fetch_target_jobs
 from .lease import LEASE_SECONDS
 from .rows import TickRows
 
@@ -83,7 +83,7 @@ def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
         by_target[job.target_id].append(job)
     asks = {target_id: _TargetAsk.of(rows, target_jobs) for target_id, target_jobs in by_target.items()}
     for ask in asks.values():
-        ask.list_account = _may_launch(rows, ask.executions) and ask.within_lookback(rows)
+        ask.list_account = _may_launch(rows, ask.executions)
     answers = per_target({target_id: functools.partial(ask.fetch, rows.targets[target_id])
                           for target_id, ask in asks.items() if ask.active or ask.stale_intents})
     instance_reads = {}
@@ -169,14 +169,6 @@ class _TargetAsk:
     list_account: bool = False
     now: Any = None
 
-    def within_lookback(self, rows: TickRows) -> bool:
-        """Whether the account listing holds every job asked about: all were requested
-        within account.ACTIVE_JOB_LOOKBACK (less a minute of clock slack)."""
-        oldest = min((j.requested_at for j in self.active + self.stale_intents if j.requested_at), default=None)
-        if any(j.requested_at is None for j in self.active):
-            return False
-        return oldest is None or rows.now - oldest < ACTIVE_JOB_LOOKBACK - timedelta(minutes=1)
-
     @classmethod
     def of(cls, rows: TickRows, jobs: list[DrsJob]) -> _TargetAsk:
         """The active jobs to describe and the stale intents to look up by launch token."""
@@ -195,7 +187,8 @@ class _TargetAsk:
             listing = fetch_target_jobs(target, now=self.now, reach_back=reach_back)
             listed = {job["jobID"]: job for job in listing}
             found = {job_id: listed[job_id] for job_id in self.job_ids if job_id in listed}
-            # A job the listing lacks (DRS's clock far behind ours) is still asked for by id.
+            # A job the listing lacks (older than its fromDate, or DRS's clock far behind ours)
+            # is still asked for by id.
             missing = [job_id for job_id in self.job_ids if job_id not in listed]
             if missing:
                 found.update(gateway.describe_jobs(target=target, job_ids=missing))

@@ -46,6 +46,19 @@ def two_targets_with_a_drill_each():
     return targets, executions
 
 
+def two_wave_drill_on_one_target(account_id):
+    """A drill of a plan of two one-server waves (db-01, then app-01) on one sandbox target."""
+    target = Target.objects.create(name="One", kind="sandbox", account_id=account_id, region="us-east-1")
+    sandbox_servers_create(account_id=target.account_id, region=target.region,
+                           specs=[{"hostname": host} for host in ("db-01", "app-01")])
+    source_servers_sync(target=target)
+    waves = [WaveSpec(name=host, protection_groups=[protection_group_save(
+        name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host)))])
+        for host in ("db-01", "app-01")]
+    execution = execution_start(plan=plan_save(name="Two waves", waves=waves), mode="DRILL", requested_by=None)
+    return execution
+
+
 @pytest.fixture
 def answered_calls(monkeypatch):
     """Every simulated DRS call as (account, operation, thread, start, end), in perf_counter seconds."""
@@ -175,14 +188,7 @@ def test_every_tick_asks_drs_for_a_targets_jobs_once_even_when_it_launches_the_n
     """DRS rate-limits DescribeJobs per account: the poll of a target whose waves are still to
     launch lists the account's recent jobs, and the launcher uses that listing for its quota
     room and busy servers instead of asking again."""
-    target = Target.objects.create(name="One", kind="sandbox", account_id="230000000000", region="us-east-1")
-    sandbox_servers_create(account_id=target.account_id, region=target.region,
-                           specs=[{"hostname": host} for host in ("db-01", "app-01")])
-    source_servers_sync(target=target)
-    waves = [WaveSpec(name=host, protection_groups=[protection_group_save(
-        name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host)))])
-        for host in ("db-01", "app-01")]
-    execution = execution_start(plan=plan_save(name="Two waves", waves=waves), mode="DRILL", requested_by=None)
+    execution = two_wave_drill_on_one_target("230000000000")
     sandbox_configure(launch_seconds=30)
     per_tick = []
     for _ in range(8):
@@ -211,14 +217,7 @@ def test_a_later_listing_starts_at_the_oldest_job_the_last_one_showed_active(clo
         return jobs_since(target=target, since=since)
 
     monkeypatch.setattr(gateway, "jobs_since", recorded)
-    target = Target.objects.create(name="One", kind="sandbox", account_id="240000000000", region="us-east-1")
-    sandbox_servers_create(account_id=target.account_id, region=target.region,
-                           specs=[{"hostname": host} for host in ("db-01", "app-01")])
-    source_servers_sync(target=target)
-    waves = [WaveSpec(name=host, protection_groups=[protection_group_save(
-        name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host)))])
-        for host in ("db-01", "app-01")]
-    execution = execution_start(plan=plan_save(name="Two waves", waves=waves), mode="DRILL", requested_by=None)
+    execution = two_wave_drill_on_one_target("240000000000")
     sandbox_configure(launch_seconds=30)
     first_tick = timezone.now()
     for _ in range(8):
