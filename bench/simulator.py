@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,6 +69,25 @@ def forward_to(port):
     transport.SandboxTransport.__call__ = over_http
 
 
+# One answer at a time, each call taking `--latency-ms` in all. The answers are CPU (one GIL)
+# on SQLite (one writer): run together, writers meet SQLite's busy handler, which sleeps in
+# steps of up to 100 ms instead of queueing, and a burst of StartRecovery calls then takes
+# several times DRS's latency. So the answers queue for one lock, and a call that took less
+# than the latency (answer and queueing included) waits out the rest, unlocked: like DRS, a
+# call takes its latency, or longer when this simulator is the bottleneck.
+_ANSWERING = threading.Lock()
+_call = threading.local()
+
+
+def _answer_alone(state):
+    """The simulator process's `transport.wait_latency`: note the call's latency and take the
+    answer lock for the rest of the answer (do_POST releases it, then waits what is left)."""
+    _call.latency_ms = state.latency_ms
+    if not getattr(_call, "locked", False):
+        _ANSWERING.acquire()
+        _call.locked = True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: one connection per engine thread, as to AWS
 
@@ -81,7 +101,14 @@ class _Handler(BaseHTTPRequestHandler):
         request = SimpleNamespace(url=self.headers["X-Url"], body=body, method="POST", headers={})
         handler = SandboxTransport(service_name=self.headers["X-Service"], account_id=self.headers["X-Account"],
                                    region=self.headers["X-Region"])
-        response = handler(request, event_name=self.headers["X-Event"])
+        arrived, _call.latency_ms = time.monotonic(), 0
+        try:
+            response = handler(request, event_name=self.headers["X-Event"])
+        finally:
+            if getattr(_call, "locked", False):
+                _call.locked = False
+                _ANSWERING.release()
+        time.sleep(max(0.0, _call.latency_ms / 1000 - (time.monotonic() - arrived)))
         self._reply(response.status_code, dict(response.headers.items()), response.content)
 
     def _reply(self, status, headers, body):
@@ -104,6 +131,9 @@ def serve(folder, port):
     import django
 
     django.setup()
+    from drsorch.sandbox import transport
+
+    transport.wait_latency = _answer_alone
     server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     server.daemon_threads = True
     server.serve_forever()
