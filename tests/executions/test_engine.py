@@ -457,6 +457,7 @@ def test_a_burst_of_launches_is_spread_over_ticks(clock, drive, make_plan, monke
     the rest start in the next ticks, each server still exactly once."""
     settings.DRSORCH_POLL_SECONDS = 0
     monkeypatch.setattr(launching, "MAX_SERVERS_PER_JOB", 1)
+    monkeypatch.setattr(launching, "STARTS_PER_TARGET_AT_ONCE", 1)
     plan = make_plan("Burst", [("Web", ["web-01", "web-02", "web-03"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
@@ -466,6 +467,25 @@ def test_a_burst_of_launches_is_spread_over_ticks(clock, drive, make_plan, monke
     assert DrsJob.objects.filter(execution=execution).count() == 2
     execution = drive(execution)
     assert execution.status == "SUCCEEDED" and launch_counts() == {"web-01": 1, "web-02": 1, "web-03": 1}
+
+
+def test_one_round_starts_several_jobs_of_one_target_and_the_budget_stops_the_next(clock, drive, make_plan,
+                                                                                    monkeypatch, settings):
+    """Executions reaching a wave together on one account start in one round of DRS's latency
+    (STARTS_PER_TARGET_AT_ONCE calls in flight), not one round each; what the round leaves
+    waits for the next tick once the budget is spent, and no server is launched twice."""
+    settings.DRSORCH_POLL_SECONDS = 0
+    monkeypatch.setattr(launching, "MAX_SERVERS_PER_JOB", 1)
+    monkeypatch.setattr(launching, "STARTS_PER_TARGET_AT_ONCE", 4)
+    hosts = [f"web-{n:02d}" for n in range(1, 7)]
+    plan = make_plan("Round", [("Web", hosts, {})])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    result = engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
+    assert result.jobs_started == 4
+    assert sorted(launch.phase for launch in execution.server_launches.all()) == ["QUEUED"] * 2 + ["STARTING"] * 4
+    assert engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds()).jobs_started == 2
+    execution = drive(execution)
+    assert execution.status == "SUCCEEDED" and launch_counts() == dict.fromkeys(hosts, 1)
 
 
 @pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
