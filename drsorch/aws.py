@@ -96,6 +96,11 @@ def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = F
         else:
             config = SINGLE_ATTEMPT_CONFIG if single_attempt else AWS_CONFIG
             client = _aws_session(target).client(service_name, region_name=target.region, config=config)
+        # The paginators' model is loaded on a client's first get_paginator, and botocore's
+        # cache of loaded files has no lock: ten pool threads paginating new clients at once
+        # (a worker's first tick) would each scan botocore's data folders (~0.1 s of CPU, under
+        # the GIL). Loaded here, under the lock, it is read once per process.
+        client.can_paginate(next(iter(client.meta.method_to_api_mapping)))  # any operation loads them all
         client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}", _count_call)
         client.meta.events.register(f"after-call.{client.meta.service_model.endpoint_prefix}", _record_outcome)
         client.meta.events.register(f"after-call-error.{client.meta.service_model.endpoint_prefix}", _record_failure)
