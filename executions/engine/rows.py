@@ -132,6 +132,30 @@ def insert_rows_ignoring_duplicates(model: type[Model], objects: Sequence[Model]
         cursor.executemany(sql, rows)
 
 
+def upsert_rows(model: type[Model], objects: Sequence[Model], *, unique_fields: Sequence[str],
+                update_fields: Sequence[str]) -> None:
+    """INSERT `objects`, or UPDATE `update_fields` of the row holding the same `unique_fields`,
+    with one prepared statement run for every row (bulk_create(update_conflicts=True) builds
+    the SQL of every batch anew: most of a busy tick's save)."""
+    if not objects:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    unique = [model._meta.get_field(name).column for name in unique_fields]
+    updated = [model._meta.get_field(name).column for name in update_fields]
+    sql = "{} {} ({}) VALUES ({}){}".format(
+        connection.ops.insert_statement(on_conflict=OnConflict.UPDATE),
+        quote(model._meta.db_table),
+        ", ".join(quote(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+        connection.ops.on_conflict_suffix_sql(fields, OnConflict.UPDATE, updated, unique),
+    )
+    rows = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields] for obj in objects]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _execution_id(obj: Row) -> object:
     return obj.pk if isinstance(obj, Execution) else obj.execution_id
 
@@ -357,13 +381,26 @@ class TickRows:
             if (launch.execution_id not in held or job is None or not job.job_id or job.type != JobType.LAUNCH
                     or launch.status == LaunchStatus.TERMINATED):
                 continue  # a clean-up's TERMINATED is not a launch outcome: the attempt keeps it
+            if self._attempt_unchanged(launch, job):
+                continue
             status = LaunchStatus.PENDING if launch.status == LaunchStatus.NOT_STARTED else launch.status
             attempts.append(LaunchAttempt(launch_id=launch.pk, job_id=job.pk, launch_status=status, error=launch.error,
                                           started_at=job.drs_created_at, ended_at=launch.ended_at))
-        if attempts:
-            LaunchAttempt.objects.bulk_create(
-                attempts, update_conflicts=True, unique_fields=["launch", "job"],
-                update_fields=["launch_status", "error", "started_at", "ended_at"])
+        upsert_rows(LaunchAttempt, attempts, unique_fields=["launch", "job"],
+                    update_fields=["launch_status", "error", "started_at", "ended_at"])
+
+    def _attempt_unchanged(self, launch: ServerLaunch, job: DrsJob) -> bool:
+        """Whether the attempt row already says what `launch` and `job` say now: both were
+        loaded (or remembered) with the values an attempt copies, and those have not changed.
+        The attempt was written in the same transaction as those values, so it matches them;
+        a tick where only phases move (most of a launch) then upserts no attempt at all."""
+        launch_before = self.original.get((ServerLaunch, launch.pk))
+        job_before = self.original.get((DrsJob, job.pk))
+        if launch_before is None or job_before is None:
+            return False
+        return (launch_before["job"] == launch.job_id and launch_before["status"] == launch.status
+                and launch_before["error"] == launch.error and launch_before["ended_at"] == launch.ended_at
+                and job_before["job_id"] == job.job_id and job_before["drs_created_at"] == job.drs_created_at)
 
     def save(self) -> None:
         """Write the tick's changes, but only for executions whose lease we still hold: a tick
