@@ -11,6 +11,7 @@ The top of the engine: may import every other engine module; none imports it.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,7 +57,26 @@ def tick(*, execution_ids: Iterable[object] | None = None, owner: str | None = N
             release_executions(claimed, owner=owner)
     result.remaining = executions_needing_work(execution_ids=execution_ids).count()
     result.drs_calls = gateway.calls_made() - calls_before
+    if claimed:
+        _freeze_warm_heap()
     return result
+
+
+_heap_frozen = False
+
+
+def _freeze_warm_heap() -> None:
+    """Once per process, after its first tick with work: collect, then freeze what is left out
+    of the garbage collector's scans. What that tick loaded (botocore's service models, the
+    boto3 clients, Django's and django-q2's state) lives as long as the process, and every
+    full collection scanned it again: 60-90 ms pauses, several per busy tick, at 100
+    executions (docs/benchmarks.md). Objects made later are collected as usual."""
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def advance(rows: TickRows, *, launch_budget_seconds: float | None = None) -> int:
