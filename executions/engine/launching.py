@@ -90,11 +90,11 @@ def _start_recovery(request: dict[str, Any]) -> dict[str, Any]:
 class Launcher:
     """Starts the DRS jobs of one tick, within the quotas and the tick's launch deadline.
 
-    The jobs go out in rounds: each round takes the next batch of every target (in the order
-    of the executions), records their intents in this thread, sends their StartRecovery calls
-    at once (one per target, drsorch.drs.concurrency) and applies the answers here. So a tick
-    waits for DRS's latency once per round, not once per job, and the launch deadline is
-    checked between rounds."""
+    The jobs go out in rounds: each round takes the next batches of every target (up to
+    STARTS_PER_TARGET_AT_ONCE each, in the order of the executions), records their intents in
+    this thread, sends their StartRecovery calls at once (drsorch.drs.concurrency) and applies
+    the answers here. So a tick waits for DRS's latency once per round, not once per job, and
+    no round starts that would end past the launch deadline."""
 
     def __init__(self, rows: TickRows, *, budget_seconds: float | None = None) -> None:
         """`budget_seconds` is how long this tick may spend starting jobs, from its first
@@ -213,7 +213,7 @@ class Launcher:
         return _Planned(execution, wave, target, batch, job, request)
 
     def _send(self, planned: list[_Planned]) -> None:
-        """Send the round's StartRecovery calls at once (one per target) and apply the answers
+        """Send the round's StartRecovery calls at once and apply the answers
         in this thread. A crash (BaseException) leaves the other intents for a later tick to
         adopt by their launch token."""
         started = time.monotonic()
