@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
 from drsorch.web import RoleRequiredMixin, paginate
@@ -90,7 +91,16 @@ class ServerSyncView(RoleRequiredMixin, View):
                     f"Synced target '{target.name}': {result.created} new, {result.updated} updated, "
                     f"{result.missing} no longer in DRS.",
                 )
-        return redirect(request.POST.get("next") or reverse("plans:server_list"))
+        return redirect(_local_url(request, request.POST.get("next")) or reverse("plans:server_list"))
+
+
+def _local_url(request, url: str | None) -> str | None:
+    """`url` when it points into this site, else None: a `next` from a form is the
+    requester's to choose, and must never send a signed-in user to another site."""
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+        return url
+    return None
 
 
 # --- Protection groups ----------------------------------------------------------------------------

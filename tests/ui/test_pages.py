@@ -144,6 +144,20 @@ def test_inventory_sync_now_for_planners(login, demo):
     assert "Synced target &#x27;Sandbox test&#x27;: 0 new, 3 updated" in response.content.decode()
 
 
+@pytest.mark.parametrize("next_url", ["https://evil.example/phish", "//evil.example/", "/\\evil.example",
+                                      "javascript:alert(1)"])
+def test_inventory_sync_never_redirects_off_site(login, demo, next_url):
+    response = login("Planner").post(reverse("plans:server_sync"), {"target": demo["target"].pk,
+                                                                    "next": next_url})
+    assert response.status_code == 302 and response["Location"] == reverse("plans:server_list")
+
+
+def test_inventory_sync_returns_to_the_filtered_list_it_came_from(login, demo):
+    response = login("Planner").post(reverse("plans:server_sync"), {"target": demo["target"].pk,
+                                                                    "next": "/servers/?tag=Tier%3Ddb"})
+    assert response.status_code == 302 and response["Location"] == "/servers/?tag=Tier%3Ddb"
+
+
 def test_inventory_sync_shows_drs_errors(login, demo, monkeypatch):
     from botocore.exceptions import EndpointConnectionError
 
