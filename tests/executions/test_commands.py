@@ -306,6 +306,12 @@ def test_recover_with_confirmation_runs_the_recovery(demo):
 
 # --- execution list / show ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("limit", ["0", "-3", "1001", "99999999999999999999"])
+def test_list_refuses_a_limit_out_of_range_with_exit_2(demo, limit):
+    result = run("execution", "list", "--limit", limit)
+    assert result.code == 2 and f"--limit must be from 1 to 1000, not {int(limit)}." in result.err
+
+
 def test_list_and_show(demo):
     assert "No executions yet" in run("execution", "list").out
     run("drill", DEMO_PLAN_NAME, "--wait")

@@ -18,6 +18,10 @@ ACTIONS = {
     "cleanup": (execution_cleanup, "Cleaning up the drill's recovery instances"),
 }
 
+# A listing longer than this is a report, not a terminal's page (and an integer past 64 bits
+# would reach the database as a LIMIT it cannot hold).
+MAX_LIST_LIMIT = 1000
+
 
 class Command(BaseCommand):
     help = (
@@ -31,7 +35,7 @@ class Command(BaseCommand):
 
         listing = commands.add_parser("list", help="Recent executions, newest first.")
         listing.add_argument("--json", action="store_true", help="Print a JSON array of execution objects.")
-        listing.add_argument("--limit", type=int, default=20, help="How many (default 20).")
+        listing.add_argument("--limit", type=int, default=20, help=f"How many, 1 to {MAX_LIST_LIMIT} (default 20).")
 
         show = commands.add_parser("show", help="One execution with its waves and servers.")
         show.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
@@ -67,8 +71,8 @@ class Command(BaseCommand):
     # --- reading ---------------------------------------------------------------------------
 
     def _list(self, options):
-        if options["limit"] < 1:
-            raise cli.bad_input("--limit must be at least 1.")
+        if not 1 <= options["limit"] <= MAX_LIST_LIMIT:
+            raise cli.bad_input(f"--limit must be from 1 to {MAX_LIST_LIMIT}, not {options['limit']}.")
         executions = list(executions_for_json().order_by("-created_at")[:options["limit"]])
         if options["json"]:
             cli.print_json(self.stdout, ExecutionSerializer(executions, many=True).data)
