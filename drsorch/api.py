@@ -21,8 +21,26 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .exceptions import ServiceError
+from .web import MAX_ID, whole_number
 
 NON_FIELD_ERRORS = "non_field_errors"
+
+
+class IdRelatedField(serializers.PrimaryKeyRelatedField):
+    """The id of an object: a whole number (or a string of ASCII digits) within the database's
+    range. DRF's field hands any value to the ORM, which truncates 2.9 to plan 2 and sends a
+    non-ASCII digit or a 20-digit number to the database (a 500): those are refused here."""
+
+    default_error_messages = {
+        **serializers.PrimaryKeyRelatedField.default_error_messages,
+        "not_an_id": "Expected the id of an object, a whole number from 1 to {max_id}; got {value}.",
+    }
+
+    def to_internal_value(self, data):
+        number = whole_number(data)
+        if not number:
+            self.fail("not_an_id", max_id=MAX_ID, value=repr(data)[:40])
+        return super().to_internal_value(number)
 
 
 class Conflict(exceptions.APIException):

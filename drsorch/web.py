@@ -21,3 +21,20 @@ class RoleRequiredMixin(LoginRequiredMixin, PermissionRequiredMixin):
 def paginate(request: HttpRequest, queryset: QuerySet | list, size: int = PAGE_SIZE) -> Page:
     """The page of `queryset` the request's `page` parameter asks for (the last for too high a number)."""
     return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+# The largest id the databases hold (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def whole_number(value: object, *, maximum: int = MAX_ID) -> int | None:
+    """`value` (a request's text) as a whole number from 0 to `maximum`, else None.
+
+    `str.isdigit()` accepts "²" and "٢", which int() then refuses or turns into a 2 nobody
+    typed, and a 20-digit number overflows the database's integer: only ASCII digits within
+    range are a number here."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if number <= maximum else None

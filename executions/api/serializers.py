@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from drsorch.api import IdRelatedField
 from executions.choices import EventKind, ExecutionMode, ExecutionStatus, LaunchStatus, WaveStatus
 from executions.services import POINT_IN_TIME_EXAMPLE, point_in_time_check
 from plans.models import RecoveryPlan
@@ -225,7 +226,7 @@ class PlanExecuteSerializer(serializers.Serializer):
 class ExecutionStartSerializer(PlanExecuteSerializer):
     """Start a plan as a DRILL or a RECOVERY."""
 
-    plan = serializers.PrimaryKeyRelatedField(queryset=RecoveryPlan.objects.all(), help_text="Id of the plan.")
+    plan = IdRelatedField(queryset=RecoveryPlan.objects.all(), help_text="Id of the plan.")
 
 
 class ExecutionApproveSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from drsorch.api import field_errors
+from drsorch.api import IdRelatedField, field_errors
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target, validate_tag_selector
 from plans.services import (
     MAX_WAVE_TIMEOUT_MINUTES,
@@ -93,7 +93,7 @@ class SourceServerSerializer(ModelCleanMixin, serializers.ModelSerializer):
 class SourceServerSyncSerializer(serializers.Serializer):
     """Which target to refresh from DRS; every target when omitted."""
 
-    target = serializers.PrimaryKeyRelatedField(queryset=Target.objects.all(), required=False, allow_null=True)
+    target = IdRelatedField(queryset=Target.objects.all(), required=False, allow_null=True)
 
 
 class ObjectRefSerializer(serializers.Serializer):
@@ -131,7 +131,7 @@ class ProtectionGroupSerializer(serializers.ModelSerializer):
     `resolved_servers` lists every server the group stands for now (read only).
     """
 
-    servers = serializers.PrimaryKeyRelatedField(
+    servers = IdRelatedField(
         many=True, queryset=SourceServer.objects.all(), required=False,
         help_text="Ids of source servers chosen explicitly (each in at most one group).",
     )
@@ -182,7 +182,7 @@ class WaveSerializer(serializers.Serializer):
 
     index = serializers.IntegerField(read_only=True, help_text="Position of the wave in the plan, from 0.")
     name = serializers.CharField(max_length=100, allow_blank=True)
-    protection_groups = serializers.PrimaryKeyRelatedField(
+    protection_groups = IdRelatedField(
         many=True, queryset=ProtectionGroup.objects.all(), help_text="Ids of the protection groups it launches."
     )
     depends_on = serializers.ListField(
@@ -192,7 +192,7 @@ class WaveSerializer(serializers.Serializer):
     approval_required = serializers.BooleanField(default=False, help_text="Hold the wave until approved.")
     wait_after_minutes = serializers.IntegerField(min_value=0, max_value=MAX_WAVE_WAIT_MINUTES, default=0)
     timeout_minutes = serializers.IntegerField(min_value=1, max_value=MAX_WAVE_TIMEOUT_MINUTES, default=120)
-    optional_servers = serializers.PrimaryKeyRelatedField(
+    optional_servers = IdRelatedField(
         many=True, queryset=SourceServer.objects.all(), required=False,
         help_text="Ids of servers of the wave whose failure ends it PARTIAL instead of FAILED.",
     )

@@ -194,6 +194,19 @@ def test_bad_start_bodies_answer_400_naming_the_field(api, plan, body, field):
     assert not Execution.objects.exists()
 
 
+@pytest.mark.parametrize("plan_id", ["FLOAT", "FLOAT_STRING", "\uff12", "\u0662", 2**70, str(2**70), True, 0, -1, [1]])
+def test_a_plan_id_that_is_not_a_whole_number_in_range_is_400_and_starts_nothing(api, plan, plan_id):
+    """2.9 must not start plan 2 (the ORM truncates floats), and fullwidth or Arabic-Indic
+    digits or a 70-bit number must not reach the database."""
+    if plan_id in ("FLOAT", "FLOAT_STRING"):
+        plan_id = plan.pk + 0.9 if plan_id == "FLOAT" else f"{plan.pk}.9"
+    response = api("Operator").post("/api/v1/executions/", {"plan": plan_id, "mode": "DRILL"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["plan"][0].startswith("Expected the id of an object, a whole number from 1 to ")
+    assert not Execution.objects.exists()
+
+
 def test_a_body_that_is_not_json_answers_400(api, plan):
     response = api("Operator").post("/api/v1/executions/", "{not json", content_type="application/json")
     assert response.status_code == 400

@@ -149,6 +149,14 @@ def test_unknown_protection_group_in_a_wave_is_400(api):
     assert response.json() == {"waves": {"0": {"protection_groups": ['Invalid pk "999" - object does not exist.']}}}
 
 
+@pytest.mark.parametrize("group_id", [1.5, "\uff11", 2**64, "1e3"])
+def test_a_protection_group_id_that_is_not_a_whole_number_is_400(api, group_id):
+    body = {"name": "X", "waves": [{"name": "A", "protection_groups": [group_id]}]}
+    response = api("Planner").post("/api/v1/plans/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["waves"]["0"]["protection_groups"][0].startswith("Expected the id of an object")
+
+
 def test_readiness(api, plan, sandbox_servers):
     response = api("Viewer").get(f"/api/v1/plans/{plan.pk}/readiness/")
 
