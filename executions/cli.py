@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, OutputWrapper
 
+from drsorch.web import whole_number
 from plans.models import RecoveryPlan
 
 from . import engine
@@ -109,8 +110,8 @@ def resolve_plan(value):
     the numeric id `value`. Raises a CommandError with exit code 2 when there is none."""
     value = (value or "").strip()
     plan = RecoveryPlan.objects.filter(name=value).first()
-    if plan is None and value.isdigit():
-        plan = RecoveryPlan.objects.filter(pk=int(value)).first()
+    if plan is None and whole_number(value) is not None:
+        plan = RecoveryPlan.objects.filter(pk=whole_number(value)).first()
     if plan is None:
         matches = list(RecoveryPlan.objects.filter(name__iexact=value)[:2])
         plan = matches[0] if len(matches) == 1 else None

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from django.views import View
 
 from drsorch.roles import ACTION_PERMISSIONS
-from drsorch.web import RoleRequiredMixin, paginate
+from drsorch.web import RoleRequiredMixin, paginate, whole_number
 from plans.models import RecoveryPlan, SourceServer
 from plans.services import plan_wave_specs
 from plans.templatetags.plan_ui import wave_diagram_data
@@ -288,7 +288,7 @@ class ExecutionActionView(RoleRequiredMixin, View):
         kwargs = {"execution": execution, "user": request.user}
         if self.action == "approve":
             index = request.POST.get("wave_index", "")
-            kwargs["wave_index"] = int(index) if index.isdigit() else None
+            kwargs["wave_index"] = whole_number(index)
         try:
             getattr(services, f"execution_{self.action}")(**kwargs)
         except ExecutionError as exc:

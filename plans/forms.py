@@ -3,6 +3,8 @@
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from drsorch.web import whole_number
+
 from .filtersets import parse_tag
 from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target
 from .services import WaveSpec
@@ -81,12 +83,12 @@ class ProtectionGroupForm(forms.Form):
         """The servers currently ticked, for the picker (bound data first, else initial)."""
         if self.is_bound:
             values = self.data.getlist("servers") if hasattr(self.data, "getlist") else self.data.get("servers", [])
-            return {int(v) for v in values if str(v).isdigit()}
+            return {n for n in map(whole_number, values) if n is not None}
         return set(self.initial.get("servers") or [])
 
     def selected_target_id(self):
         value = self.data.get("target") if self.is_bound else self.initial.get("target")
-        return int(value) if value and str(value).isdigit() else None
+        return whole_number(value)
 
 
 class RecoveryPlanForm(forms.ModelForm):
@@ -182,7 +184,7 @@ class BaseWaveFormSet(forms.BaseFormSet):
             parts = key.split(".")
             if parts[0] != "waves":
                 continue
-            if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(kept):
+            if len(parts) == 3 and whole_number(parts[1]) is not None and int(parts[1]) < len(kept):
                 form = kept[int(parts[1])]
                 field = parts[2] if parts[2] in form.fields else None
                 for message in messages:

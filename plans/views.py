@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from drsorch.web import RoleRequiredMixin, paginate
+from drsorch.web import RoleRequiredMixin, paginate, whole_number
 
 from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
 from .forms import (
@@ -149,8 +149,8 @@ class GroupFormView(RoleRequiredMixin, View):
     def get(self, request, pk=None):
         group = self.get_group()
         initial = None
-        if group is None and request.GET.get("target"):
-            initial = {"target": request.GET["target"]}
+        if group is None and whole_number(request.GET.get("target")) is not None:
+            initial = {"target": whole_number(request.GET["target"])}
         form = ProtectionGroupForm(group=group, initial=initial) if initial else ProtectionGroupForm(group=group)
         return self.render_form(form, group)
 
@@ -210,10 +210,10 @@ class ServerPickerView(RoleRequiredMixin, View):
     def get(self, request):
         target = request.GET.get("target")
         group = None
-        if (request.GET.get("group") or "").isdigit():
-            group = ProtectionGroup.objects.filter(pk=request.GET["group"]).first()
-        selected = {int(v) for v in request.GET.getlist("servers") if v.isdigit()}
-        context = server_picker_context(int(target) if (target or "").isdigit() else None, selected,
+        if whole_number(request.GET.get("group")) is not None:
+            group = ProtectionGroup.objects.filter(pk=whole_number(request.GET["group"])).first()
+        selected = {n for n in map(whole_number, request.GET.getlist("servers")) if n is not None}
+        context = server_picker_context(whole_number(target), selected,
                                         request.GET.get("q", "").strip(), group)
         return render(request, "plans/_server_picker.html", {"picker": context})
 
@@ -224,7 +224,7 @@ class TagPreviewView(RoleRequiredMixin, View):
     permission_required = "plans.view_sourceserver"
 
     def get(self, request):
-        target = request.GET.get("target")
+        target = whole_number(request.GET.get("target"))
         context = {"error": None, "servers": [], "count": 0, "selector": {}}
         try:
             selector = parse_tag_selector(request.GET.get("tag_selector", ""))
@@ -232,11 +232,11 @@ class TagPreviewView(RoleRequiredMixin, View):
             context["error"] = exc.messages[0]
         else:
             context["selector"] = selector
-            if selector and (target or "").isdigit():
-                matches = servers_matching_tags(SourceServer.objects.filter(target_id=int(target)), selector)
+            if selector and target is not None:
+                matches = servers_matching_tags(SourceServer.objects.filter(target_id=target), selector)
                 context["count"] = matches.count()
                 context["servers"] = list(matches.order_by("hostname", "drs_id")[:PREVIEW_LIMIT])
-        context["target_chosen"] = (target or "").isdigit()
+        context["target_chosen"] = target is not None
         return render(request, "plans/_tag_preview.html", context)
 
 
@@ -349,7 +349,7 @@ class PlanFormView(RoleRequiredMixin, View):
             values = {name: field.widget.value_from_datadict(data, None, form.add_prefix(name))
                       for name, field in form.fields.items() if name != "DELETE"}
             values["depends_on"] = [new_position[int(d)] for d in values.get("depends_on") or []
-                                    if str(d).isdigit() and int(d) in new_position]
+                                    if whole_number(d) in new_position]
             initial.append(values)
         initial.append(new_wave_initial(len(initial)))
         return plan_form, WaveFormSet(prefix="waves", initial=initial)

@@ -306,6 +306,13 @@ def test_recover_with_confirmation_runs_the_recovery(demo):
 
 # --- execution list / show ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("plan", ["\u00b2", "\u0662", "99999999999999999999"])
+def test_drill_of_a_plan_id_that_is_no_number_exits_2_naming_it(demo, plan):
+    result = run("drill", plan)
+    assert result.code == 2 and plan in result.err
+    assert not Execution.objects.exists()
+
+
 @pytest.mark.parametrize("limit", ["0", "-3", "1001", "99999999999999999999"])
 def test_list_refuses_a_limit_out_of_range_with_exit_2(demo, limit):
     result = run("execution", "list", "--limit", limit)

@@ -1,0 +1,51 @@
+"""Hostile query values on the pages and their htmx partials: a 4xx or the page without the
+value, never a 500 (issue 13)."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drsorch.web import MAX_ID, whole_number
+
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
+
+BIG = str(2**70)
+# Digits str.isdigit() accepts and int() refuses or reads as a number nobody typed.
+ODD_DIGITS = ["\u00b2", "\u0662", "\uff12", BIG, "-1", "1.5", ""]
+
+PAGES = [
+    "/groups/server-picker/?target={v}", "/groups/server-picker/?target=1&group={v}",
+    "/groups/server-picker/?target=1&servers={v}", "/groups/tag-preview/?target={v}&tag_selector=Tier%3Ddb",
+    "/groups/new/?target={v}", "/servers/?target={v}", "/servers/?page={v}", "/groups/?target={v}",
+    "/executions/?plan={v}", "/executions/?page={v}", "/plans/?page={v}",
+]
+
+
+@pytest.mark.parametrize("value", ODD_DIGITS)
+@pytest.mark.parametrize("page", PAGES)
+def test_odd_numbers_in_query_values_never_answer_500(login, demo, page, value):
+    response = login("Planner").get(page.format(v=value))
+    assert response.status_code < 500
+
+
+@pytest.mark.parametrize("path", ["/plans/{v}/", "/plans/{v}/edit/", "/groups/{v}/", "/groups/{v}/edit/"])
+def test_an_id_past_64_bits_in_a_path_is_404(login, demo, path):
+    assert login("Planner").get(path.format(v=BIG)).status_code == 404
+
+
+@pytest.mark.parametrize("index", ["\u00b2", BIG, "x"])
+def test_an_odd_wave_index_on_approve_never_answers_500(login, demo, index):
+    from executions.services import execution_start
+
+    execution = execution_start(plan=demo["plan"], mode="DRILL", requested_by=None)
+    response = login("Commander").post(f"/executions/{execution.pk}/approve/", {"wave_index": index})
+    assert response.status_code < 500
+
+
+@given(st.one_of(st.text(max_size=30), st.integers(), st.booleans(), st.none(), st.floats()))
+@settings(max_examples=300, deadline=None)
+def test_whole_number_is_an_ascii_digit_string_or_int_within_range(value):
+    number = whole_number(value)
+    if number is not None:
+        assert 0 <= number <= MAX_ID
+        assert str(value).isascii() and str(value).isdigit() and not isinstance(value, bool | float)
