@@ -12,17 +12,24 @@ from django.urls import reverse
 
 from .choices import ReplicationState, TargetKind
 
-account_id_validator = RegexValidator(r"^\d{12}$", "An AWS account ID is exactly 12 digits.")
+# \A...\Z and ASCII classes: `$` also matches before a trailing newline, and `\d`/`\w` accept
+# any script's digits and letters, which AWS refuses on every call.
+account_id_validator = RegexValidator(r"\A[0-9]{12}\Z", "An AWS account ID is exactly 12 digits.")
 region_validator = RegexValidator(
-    r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$",
+    r"\A[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}\Z",
     "Enter an AWS region code such as us-east-1 or eu-west-2.",
 )
 role_arn_validator = RegexValidator(
-    r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+    r"\Aarn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}\Z",
     "Enter an IAM role ARN such as arn:aws:iam::123456789012:role/drsorch.",
 )
+external_id_validator = RegexValidator(
+    r"\A[A-Za-z0-9_+=,.@:/-]{2,1224}\Z",
+    "An external ID is 2 to 1224 characters of letters, digits and _ + = , . @ : / - (what STS "
+    "AssumeRole accepts).",
+)
 source_server_id_validator = RegexValidator(
-    r"^s-[0-9a-zA-Z]{17}$", "A DRS source server ID is 's-' followed by 17 letters or digits."
+    r"\As-[0-9a-zA-Z]{17}\Z", "A DRS source server ID is 's-' followed by 17 letters or digits."
 )
 
 TAG_KEY_RE = re.compile(r"^[\w .:/=+@-]{1,128}$")
@@ -54,7 +61,8 @@ class Target(models.Model):
         help_text="Assumed with STS before every DRS call when set.",
     )
     external_id = models.CharField(
-        "external ID", max_length=1224, blank=True, help_text="Passed to STS AssumeRole with the role."
+        "external ID", max_length=1224, blank=True, validators=[external_id_validator],
+        help_text="Passed to STS AssumeRole with the role: 2 to 1224 characters of letters, digits and _+=,.@:/-."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -237,8 +237,10 @@ def test_target_crud_with_model_validation(api):
     assert created.status_code == 201, created.json()
     url = f"/api/v1/targets/{created.json()['id']}/"
 
-    bad = client.patch(url, {"external_id": "x"}, format="json")
+    bad = client.patch(url, {"external_id": "ext-1"}, format="json")
     assert bad.status_code == 400 and "only used with a role ARN" in bad.json()["external_id"][0]
+    bad = client.patch(url, {"role_arn": "arn:aws:iam::123456789012:role/drsorch", "external_id": "x"}, format="json")
+    assert bad.status_code == 400 and bad.json()["external_id"][0].startswith("An external ID is 2 to 1224 characters")
     bad = client.post("/api/v1/targets/", {"name": "again", "kind": "aws", "account_id": "123456789012",
                                            "region": "eu-west-1"}, format="json")
     assert bad.status_code == 400

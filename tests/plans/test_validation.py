@@ -23,10 +23,20 @@ def messages_of(exc_info):
         ("account_id", "12345678901a", "An AWS account ID is exactly 12 digits."),
         ("region", "Virginia", "Enter an AWS region code such as us-east-1"),
         ("role_arn", "arn:aws:iam::123:role/x", "Enter an IAM role ARN"),
+        # What a regex with \d, \w or $ let through, and every AWS call then refuses.
+        ("account_id", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662",
+         "An AWS account ID is exactly 12 digits."),
+        ("account_id", "123456789012\n", "An AWS account ID is exactly 12 digits."),
+        ("region", "us-east-1\n", "Enter an AWS region code"),
+        ("role_arn", "arn:aws:iam::123456789012:role/dr\u00e9sorch", "Enter an IAM role ARN"),
+        ("external_id", "x", "An external ID is 2 to 1224 characters"),
+        ("external_id", "has space", "An external ID is 2 to 1224 characters"),
+        ("external_id", "caf\u00e9-id", "An external ID is 2 to 1224 characters"),
     ],
 )
 def test_target_refuses_bad_fields(field, value, message):
-    target = Target(name="prod", kind="aws", account_id="123456789012", region="us-east-1")
+    target = Target(name="prod", kind="aws", account_id="123456789012", region="us-east-1",
+                    role_arn="arn:aws:iam::123456789012:role/drsorch")
     setattr(target, field, value)
     with pytest.raises(ValidationError) as exc:
         target.full_clean()
