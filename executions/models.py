@@ -72,7 +72,9 @@ class Execution(StatusMixin, models.Model):
     )
     requested_by_username = models.CharField(max_length=150, blank=True)
     auto_approve = models.BooleanField(default=False)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Unique per requester (execution_idempotency_key_per_requester): another user's request
+    # with the same key is another request.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     rto_target_minutes = models.PositiveIntegerField()
     rpo_target_minutes = models.PositiveIntegerField()
     plan_snapshot = models.JSONField(default=dict, help_text="The plan as it was at start.")
@@ -115,6 +117,11 @@ class Execution(StatusMixin, models.Model):
             models.UniqueConstraint(
                 fields=["plan"], condition=models.Q(status__in=sorted(EXECUTION_ACTIVE)),
                 name="execution_one_active_per_plan",
+            ),
+            # By the requester's name, which the execution keeps when the user is deleted.
+            models.UniqueConstraint(
+                fields=["requested_by_username", "idempotency_key"],
+                name="execution_idempotency_key_per_requester",
             ),
         ]
         permissions = [

@@ -157,7 +157,7 @@ def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBase
     except (ExecutionError, IntegrityError):
         # A concurrent request with the same key may have won between two of our checks: it
         # is the same request, so it gets that execution rather than the refusal its win caused.
-        if idempotency_key and (existing := Execution.objects.filter(idempotency_key=idempotency_key).first()):
+        if idempotency_key and (existing := _started_with_key(requested_by, idempotency_key)):
             return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by,
                                              point_in_time=point_in_time)
         raise
@@ -165,7 +165,7 @@ def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBase
 
 def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, point_in_time):
     if idempotency_key:
-        existing = Execution.objects.filter(idempotency_key=idempotency_key).first()
+        existing = _started_with_key(user, idempotency_key)
         if existing:
             return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user,
                                              point_in_time=point_in_time)
@@ -220,6 +220,12 @@ def _claim_servers(execution, launches):
         ServerClaim(target_id=launch.target_id, source_server_id=launch.source_server_id, execution=execution)
         for launch in launches
     ])
+
+
+def _started_with_key(user, idempotency_key):
+    """The execution this requester started with `idempotency_key`: keys are scoped to whoever
+    sends them, so another user's request with the same key never gets this one's execution."""
+    return Execution.objects.filter(requested_by_username=_actor_name(user), idempotency_key=idempotency_key).first()
 
 
 def _same_request_or_conflict(existing, *, plan, mode, user, point_in_time=None):
@@ -349,11 +355,21 @@ def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> 
     return execution
 
 
+def retry_allowed(*, user: AbstractBaseUser | None, execution: Execution) -> bool:
+    """Whether `user` may retry `execution`: the retry permission, and for a RECOVERY the
+    permission to start one, since its retry launches production instances as a start does."""
+    return user is None or (user.has_perm(ACTION_PERMISSIONS["retry"])
+                            and user.has_perm(START_PERMISSION[execution.mode]))
+
+
 def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
     """Relaunch only the failed servers of failed, timed-out and partial waves, re-open the
     waves skipped because of them, and go on. The execution claims its servers again: a
     ServerBusy (409) when another execution took one of them since it ended."""
     _require(user, ACTION_PERMISSIONS["retry"])
+    if not retry_allowed(user=user, execution=execution):
+        raise PermissionDenied("Retrying a RECOVERY launches production instances again: it needs the permission to "
+                               f"start a recovery ({START_PERMISSION[ExecutionMode.RECOVERY]!r}, the Commander role).")
     with _execution_lease(execution):
         if execution.status not in EXECUTION_RETRYABLE:
             raise ExecutionConflict(f"The execution is {execution.status}; only FAILED, PARTIAL or TIMED_OUT "

@@ -180,7 +180,7 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
         if user.has_perm(ACTION_PERMISSIONS["approve"]) else [],
         "cancel": active and execution.status != ExecutionStatus.CANCELLING
         and user.has_perm(ACTION_PERMISSIONS["cancel"]),
-        "retry": execution.status in EXECUTION_RETRYABLE and user.has_perm(ACTION_PERMISSIONS["retry"]),
+        "retry": execution.status in EXECUTION_RETRYABLE and services.retry_allowed(user=user, execution=execution),
         "cleanup": execution.is_drill and execution.is_terminal and not execution.cleaned_up_at and has_instances
         and user.has_perm(ACTION_PERMISSIONS["cleanup"]),
     }

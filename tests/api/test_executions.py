@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from executions import engine
 from executions.choices import ExecutionStatus, WaveStatus
-from executions.models import Execution
+from executions.models import Execution, ServerClaim
 from executions.services import execution_start
 from executions.tasks import launch_budget_seconds
 from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_group_save
@@ -101,6 +101,24 @@ def test_an_idempotency_key_reused_for_another_request_is_409(api, plan):
 
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_key_reused"
+
+
+def test_an_idempotency_key_is_scoped_to_the_user_who_sent_it(api, plan):
+    """Another user's request with the same key is another request: it never gets the first
+    user's execution (here it meets the running plan instead), and each user's retry still
+    finds their own."""
+    first = start(api("Operator"), plan, key="shared-key")
+    other = start(api("Commander"), plan, key="shared-key")
+
+    assert first.status_code == 202
+    assert other.status_code == 409 and other.json()["code"] == "plan_running"
+    assert other.json()["execution"] == first.json()["id"]
+    assert start(api("Operator"), plan, key="shared-key").json()["id"] == first.json()["id"]
+    Execution.objects.update(status=ExecutionStatus.SUCCEEDED)  # the first run ended: plan and servers are free
+    ServerClaim.objects.all().delete()
+    second = start(api("Commander"), plan, key="shared-key")
+    assert second.status_code == 202 and second.json()["id"] != first.json()["id"]
+    assert Execution.objects.count() == 2
 
 
 def test_an_overlong_idempotency_key_is_400(api, plan):

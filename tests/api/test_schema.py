@@ -48,6 +48,15 @@ def test_the_schema_describes_the_execution_json_and_the_idempotency_key(client)
     assert set(start["responses"]) == {"202", "400", "401", "403", "409"}
 
 
+@pytest.mark.django_db(databases=["default", "sandbox"])
+def test_the_schema_and_docs_are_public_and_every_operation_they_describe_is_not(client, execution):
+    """The policy (docs/api.md, Authentication): the description is public, the data is not."""
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+    for path in ["/api/v1/plans/", "/api/v1/executions/", "/api/v1/targets/", f"/api/v1/executions/{execution.pk}/"]:
+        assert client.get(path).status_code == 401
+
+
 def test_swagger_ui_is_served_without_a_cdn(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200

@@ -440,6 +440,23 @@ def test_retry_keeps_launched_servers_of_a_recovery(clock, drive, make_plan):
     assert launch_counts() == {"db-01": 1, "db-02": 2}
 
 
+def test_only_who_may_start_a_recovery_may_retry_one(clock, drive, make_plan, make_user):
+    """A RECOVERY's retry launches production instances again: an Operator, who may retry a
+    drill but not start a recovery, is refused and nothing is relaunched; a Commander may."""
+    from django.core.exceptions import PermissionDenied
+
+    plan = make_plan("Policy", [("Database", ["db-01", "db-02"], {})])
+    sandbox_configure(fail_launch=["db-02"])
+    execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None))
+    sandbox_configure(fail_launch=[])
+    with pytest.raises(PermissionDenied, match="Retrying a RECOVERY launches production instances again"):
+        execution_retry(execution=execution, user=make_user(username="op", role="Operator"))
+    execution.refresh_from_db()
+    assert execution.status == "FAILED" and launch_counts() == {"db-01": 1, "db-02": 1}
+    execution_retry(execution=execution, user=make_user(username="cmd", role="Commander"))
+    assert drive(execution).status == "SUCCEEDED" and launch_counts() == {"db-01": 1, "db-02": 2}
+
+
 def test_quota_room_is_used_in_the_tick_that_sees_a_job_complete(clock, make_plan, monkeypatch):
     monkeypatch.setattr(launching, "MAX_SERVERS_PER_JOB", 2)
     monkeypatch.setattr(launching, "MAX_ACTIVE_JOBS_PER_TARGET", 1)
