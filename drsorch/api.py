@@ -10,7 +10,9 @@ Every error a script can act on has one of two shapes:
   the execution that holds it.
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
@@ -41,6 +43,14 @@ class IdRelatedField(serializers.PrimaryKeyRelatedField):
         if not number:
             self.fail("not_an_id", max_id=MAX_ID, value=repr(data)[:40])
         return super().to_internal_value(number)
+
+
+class RequestTooLarge(exceptions.APIException):
+    """413: a body past DATA_UPLOAD_MAX_MEMORY_SIZE (Django would answer its HTML 400 page)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
 
 
 class Conflict(exceptions.APIException):
@@ -95,6 +105,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; no request of this "
+            "API needs that much.")
     elif isinstance(exc, ProtectedError | RestrictedError):
         used_by = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
         names = sorted({f"{obj._meta.verbose_name} '{obj}'" for obj in used_by})

@@ -225,6 +225,25 @@ def test_a_plan_id_that_is_not_a_whole_number_in_range_is_400_and_starts_nothing
     assert not Execution.objects.exists()
 
 
+@pytest.mark.parametrize("path", ["/api/v1/executions/", "/api/v1/plans/"])
+def test_an_oversized_body_answers_413_in_the_apis_json(api, plan, path, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"name": "' + "x" * 2000 + '"}'
+    response = api("superuser").post(path, body, content_type="application/json")
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "The request body is larger than 1,000 bytes; no request of this API "
+                                         "needs that much.", "code": "request_too_large"}
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/executions/", "/api/v1/plans/"])
+def test_a_body_nested_past_the_recursion_limit_is_a_400_parse_error(api, plan, path):
+    depth = 100_000  # 200 kB: well within the size limit
+    response = api("superuser").post(path, "[" * depth + "]" * depth, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - the body is nested too deeply.", "code": "parse_error"}
+
+
 def test_a_body_that_is_not_json_answers_400(api, plan):
     response = api("Operator").post("/api/v1/executions/", "{not json", content_type="application/json")
     assert response.status_code == 400
