@@ -51,29 +51,26 @@ def _wave_label(spec, position):
 
 def _find_cycle(edges):
     """Return one dependency cycle as a list of positions, or None. `edges[i]` lists the
-    waves i depends on."""
+    waves i depends on. A depth-first search with its own stack: a chain of thousands of
+    waves must not exhaust Python's recursion."""
     state = {}  # position -> "visiting" | "done"
-    stack = []
-
-    def visit(node):
-        state[node] = "visiting"
-        stack.append(node)
-        for dep in edges.get(node, ()):
-            if state.get(dep) == "visiting":
-                return stack[stack.index(dep):] + [dep]
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = "done"
-        return None
-
-    for node in sorted(edges):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    for root in sorted(edges):
+        if root in state:
+            continue
+        state[root] = "visiting"
+        path, pending = [root], [iter(edges.get(root, ()))]
+        while path:
+            for dep in pending[-1]:
+                if state.get(dep) == "visiting":
+                    return path[path.index(dep):] + [dep]
+                if dep not in state:
+                    state[dep] = "visiting"
+                    path.append(dep)
+                    pending.append(iter(edges.get(dep, ())))
+                    break
+            else:
+                state[path.pop()] = "done"
+                pending.pop()
     return None
 
 

@@ -16,20 +16,31 @@ BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 190, 66, 70, 22, 12
 
 
 def wave_depths(dependencies):
-    """Column of each wave: the length of the longest dependency chain leading to it."""
+    """Column of each wave: the length of the longest dependency chain leading to it. A
+    dependency on a wave that is already on the chain (a cycle in unsaved data) counts as 0.
+    Its own stack, not recursion: a chain of thousands of waves must still draw."""
     depths = {}
 
-    def depth(node, trail=()):
-        if node in depths:
-            return depths[node]
-        if node in trail:  # a cycle in unsaved data; stop rather than recurse forever
-            return 0
-        deps = [d for d in dependencies.get(node, ()) if d in dependencies]
-        depths[node] = 1 + max((depth(d, (*trail, node)) for d in deps), default=-1)
-        return depths[node]
+    def known_deps(node):
+        return [d for d in dependencies.get(node, ()) if d in dependencies]
 
-    for node in dependencies:
-        depth(node)
+    for root in dependencies:
+        if root in depths:
+            continue
+        path, on_path, pending = [root], {root}, [iter(known_deps(root))]
+        while path:
+            for dep in pending[-1]:
+                if dep not in depths and dep not in on_path:
+                    path.append(dep)
+                    on_path.add(dep)
+                    pending.append(iter(known_deps(dep)))
+                    break
+            else:
+                node = path[-1]
+                depths[node] = 1 + max((0 if d in on_path else depths[d] for d in known_deps(node)), default=-1)
+                path.pop()
+                pending.pop()
+                on_path.discard(node)
     return depths
 
 

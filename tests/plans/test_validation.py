@@ -273,3 +273,29 @@ def test_plan_update_replaces_waves_atomically(tiers):
     plan.refresh_from_db()
     assert plan.name == "ERP v2"
     assert list(plan.waves.values_list("name", flat=True)) == ["Database", "Web"]
+
+
+# --- long dependency chains (issue 13) ----------------------------------------------------------
+
+def test_a_chain_of_thousands_of_waves_is_checked_and_drawn_without_recursion():
+    from plans.services import _find_cycle
+    from plans.templatetags.plan_ui import wave_depths
+
+    chain = {i: [i - 1] if i else [] for i in range(5000)}
+    assert _find_cycle(chain) is None
+    assert wave_depths(chain)[4999] == 4999
+    ring = {i: [(i - 1) % 5000] for i in range(5000)}
+    cycle = _find_cycle(ring)
+    assert cycle[0] == cycle[-1] and len(cycle) == 5001
+    assert wave_depths({0: [1], 1: [0]}) == {0: 2, 1: 1}
+
+
+def test_a_plan_of_1500_chained_waves_is_refused_by_the_api_with_a_400(db):
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser("planner", "p@example.com", "x"))
+    waves = [{"name": f"W{i}", "protection_groups": [], "depends_on": [i - 1] if i else []} for i in range(1500)]
+    response = client.post("/api/v1/plans/", {"name": "Long", "waves": waves}, format="json")
+    assert response.status_code == 400
