@@ -1,5 +1,7 @@
 """Pieces every app's pages use: the role check of a view and pagination."""
 
+from collections.abc import Iterable
+
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
@@ -38,3 +40,8 @@ def whole_number(value: object, *, maximum: int = MAX_ID) -> int | None:
         return None
     number = int(text)
     return number if number <= maximum else None
+
+
+def whole_numbers(values: Iterable[object]) -> set[int]:
+    """The values that are whole numbers (whole_number), the others dropped: ticked ids."""
+    return {n for n in map(whole_number, values) if n is not None}

@@ -110,8 +110,8 @@ def resolve_plan(value):
     the numeric id `value`. Raises a CommandError with exit code 2 when there is none."""
     value = (value or "").strip()
     plan = RecoveryPlan.objects.filter(name=value).first()
-    if plan is None and whole_number(value) is not None:
-        plan = RecoveryPlan.objects.filter(pk=whole_number(value)).first()
+    if plan is None and (pk := whole_number(value)) is not None:
+        plan = RecoveryPlan.objects.filter(pk=pk).first()
     if plan is None:
         matches = list(RecoveryPlan.objects.filter(name__iexact=value)[:2])
         plan = matches[0] if len(matches) == 1 else None

@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from drsorch.web import whole_number
+from drsorch.web import whole_number, whole_numbers
 
 from .filtersets import parse_tag
 from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target
@@ -83,7 +83,7 @@ class ProtectionGroupForm(forms.Form):
         """The servers currently ticked, for the picker (bound data first, else initial)."""
         if self.is_bound:
             values = self.data.getlist("servers") if hasattr(self.data, "getlist") else self.data.get("servers", [])
-            return {n for n in map(whole_number, values) if n is not None}
+            return whole_numbers(values)
         return set(self.initial.get("servers") or [])
 
     def selected_target_id(self):
@@ -184,8 +184,9 @@ class BaseWaveFormSet(forms.BaseFormSet):
             parts = key.split(".")
             if parts[0] != "waves":
                 continue
-            if len(parts) == 3 and whole_number(parts[1]) is not None and int(parts[1]) < len(kept):
-                form = kept[int(parts[1])]
+            position = whole_number(parts[1]) if len(parts) == 3 else None
+            if position is not None and position < len(kept):
+                form = kept[position]
                 field = parts[2] if parts[2] in form.fields else None
                 for message in messages:
                     form.add_error(field, message)

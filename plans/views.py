@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from drsorch.web import RoleRequiredMixin, paginate, whole_number
+from drsorch.web import RoleRequiredMixin, paginate, whole_number, whole_numbers
 
 from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
 from .forms import (
@@ -149,8 +149,9 @@ class GroupFormView(RoleRequiredMixin, View):
     def get(self, request, pk=None):
         group = self.get_group()
         initial = None
-        if group is None and whole_number(request.GET.get("target")) is not None:
-            initial = {"target": whole_number(request.GET["target"])}
+        target = whole_number(request.GET.get("target"))
+        if group is None and target is not None:
+            initial = {"target": target}
         form = ProtectionGroupForm(group=group, initial=initial) if initial else ProtectionGroupForm(group=group)
         return self.render_form(form, group)
 
@@ -210,9 +211,9 @@ class ServerPickerView(RoleRequiredMixin, View):
     def get(self, request):
         target = request.GET.get("target")
         group = None
-        if whole_number(request.GET.get("group")) is not None:
-            group = ProtectionGroup.objects.filter(pk=whole_number(request.GET["group"])).first()
-        selected = {n for n in map(whole_number, request.GET.getlist("servers")) if n is not None}
+        if (group_id := whole_number(request.GET.get("group"))) is not None:
+            group = ProtectionGroup.objects.filter(pk=group_id).first()
+        selected = whole_numbers(request.GET.getlist("servers"))
         context = server_picker_context(whole_number(target), selected,
                                         request.GET.get("q", "").strip(), group)
         return render(request, "plans/_server_picker.html", {"picker": context})
