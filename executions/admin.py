@@ -25,8 +25,7 @@ class ReadOnlyAdminMixin:
 class WaveRunInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = WaveRun
     extra = 0
-    fields = ["index", "name", "status", "depends_on", "approval_required", "approved_by", "started_at",
-              "finished_at"]
+    fields = ["index", "name", "status", "depends_on", "approval_required", "approved_by", "started_at", "finished_at"]
     readonly_fields = fields
     show_change_link = True
 
@@ -34,15 +33,24 @@ class WaveRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 class ServerLaunchInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ServerLaunch
     extra = 0
-    fields = ["wave_run", "hostname", "source_server_id", "critical", "status", "phase", "job",
-              "recovery_instance_id", "launched_at", "error"]
+    fields = [
+        "wave_run",
+        "hostname",
+        "source_server_id",
+        "critical",
+        "status",
+        "phase",
+        "job",
+        "recovery_instance_id",
+        "launched_at",
+        "error",
+    ]
     readonly_fields = fields
 
 
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["short_id", "plan_name", "mode", "status", "requested_by_username", "started_at",
-                    "finished_at"]
+    list_display = ["short_id", "plan_name", "mode", "status", "requested_by_username", "started_at", "finished_at"]
     list_filter = ["mode", "status", "plan"]
     search_fields = ["id", "plan_name", "requested_by_username", "idempotency_key"]
     date_hierarchy = "created_at"
@@ -109,8 +117,16 @@ class LaunchAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(ServerLaunch)
 class ServerLaunchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["hostname", "source_server_id", "execution", "status", "phase", "recovery_instance_id",
-                    "launched_at", "snapshot_at"]
+    list_display = [
+        "hostname",
+        "source_server_id",
+        "execution",
+        "status",
+        "phase",
+        "recovery_instance_id",
+        "launched_at",
+        "snapshot_at",
+    ]
     inlines = [LaunchAttemptInline]
     list_filter = ["status", "critical"]
     search_fields = ["hostname", "source_server_id", "recovery_instance_id"]
@@ -118,8 +134,7 @@ class ServerLaunchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(DrsJob)
 class DrsJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["__str__", "type", "state", "drs_status", "target", "execution", "server_count",
-                    "requested_at"]
+    list_display = ["__str__", "type", "state", "drs_status", "target", "execution", "server_count", "requested_at"]
     list_filter = ["type", "state", "drs_status", "target"]
     search_fields = ["job_id", "launch_token"]
 

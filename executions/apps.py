@@ -22,7 +22,6 @@ class ExecutionsConfig(AppConfig):
 
         metrics.register_collector(execution_metrics.collect_execution_metrics)
         health.register_work_check(execution_metrics.executions_need_work)
-        signals.execution_status_changed.connect(status_log.log_execution_status,
-                                                 dispatch_uid="executions-status-log")
+        signals.execution_status_changed.connect(status_log.log_execution_status, dispatch_uid="executions-status-log")
         signals.wave_status_changed.connect(status_log.log_wave_status, dispatch_uid="executions-wave-status-log")
         post_spawn.connect(poller_start_on_worker_spawn, dispatch_uid="executions.poller_start")

@@ -21,10 +21,15 @@ class ExecutionStatus(models.TextChoices):
     TIMED_OUT = "TIMED_OUT", "Timed out"
 
 
-EXECUTION_TERMINAL = frozenset({
-    ExecutionStatus.SUCCEEDED, ExecutionStatus.PARTIAL, ExecutionStatus.FAILED,
-    ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT,
-})
+EXECUTION_TERMINAL = frozenset(
+    {
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.PARTIAL,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.TIMED_OUT,
+    }
+)
 EXECUTION_ACTIVE = frozenset(set(ExecutionStatus.values) - EXECUTION_TERMINAL)
 # Ended executions with failed waves can be retried.
 EXECUTION_RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.PARTIAL, ExecutionStatus.TIMED_OUT})
@@ -33,15 +38,30 @@ EXECUTION_RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.PARTIAL
 EXECUTION_CAN_MEET_TARGETS = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.PARTIAL})
 
 EXECUTION_TRANSITIONS = {
-    ExecutionStatus.PENDING: {ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED,
-                              ExecutionStatus.FAILED},
-    ExecutionStatus.RUNNING: {ExecutionStatus.WAITING_APPROVAL, ExecutionStatus.CANCELLING,
-                              ExecutionStatus.SUCCEEDED, ExecutionStatus.PARTIAL, ExecutionStatus.FAILED,
-                              ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT},
-    ExecutionStatus.WAITING_APPROVAL: {ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING,
-                                       ExecutionStatus.SUCCEEDED, ExecutionStatus.PARTIAL,
-                                       ExecutionStatus.FAILED, ExecutionStatus.CANCELLED,
-                                       ExecutionStatus.TIMED_OUT},
+    ExecutionStatus.PENDING: {
+        ExecutionStatus.RUNNING,
+        ExecutionStatus.CANCELLING,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.FAILED,
+    },
+    ExecutionStatus.RUNNING: {
+        ExecutionStatus.WAITING_APPROVAL,
+        ExecutionStatus.CANCELLING,
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.PARTIAL,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.TIMED_OUT,
+    },
+    ExecutionStatus.WAITING_APPROVAL: {
+        ExecutionStatus.RUNNING,
+        ExecutionStatus.CANCELLING,
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.PARTIAL,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.TIMED_OUT,
+    },
     ExecutionStatus.CANCELLING: {ExecutionStatus.CANCELLED},
     ExecutionStatus.SUCCEEDED: set(),
     ExecutionStatus.PARTIAL: {ExecutionStatus.RUNNING},
@@ -64,21 +84,32 @@ class WaveStatus(models.TextChoices):
     TIMED_OUT = "TIMED_OUT", "Timed out"
 
 
-WAVE_TERMINAL = frozenset({
-    WaveStatus.SUCCEEDED, WaveStatus.PARTIAL, WaveStatus.FAILED, WaveStatus.CANCELLED,
-    WaveStatus.SKIPPED, WaveStatus.TIMED_OUT,
-})
+WAVE_TERMINAL = frozenset(
+    {
+        WaveStatus.SUCCEEDED,
+        WaveStatus.PARTIAL,
+        WaveStatus.FAILED,
+        WaveStatus.CANCELLED,
+        WaveStatus.SKIPPED,
+        WaveStatus.TIMED_OUT,
+    }
+)
 # A dependent wave may start once each wave it depends on ended in one of these.
 WAVE_SATISFIES_DEPENDENTS = frozenset({WaveStatus.SUCCEEDED, WaveStatus.PARTIAL})
 # Waves a retry re-opens: their failed servers go again, and skipped waves get their chance.
 WAVE_RETRYABLE = frozenset({WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL, WaveStatus.SKIPPED})
 
 WAVE_TRANSITIONS = {
-    WaveStatus.PENDING: {WaveStatus.WAITING_APPROVAL, WaveStatus.LAUNCHING, WaveStatus.SKIPPED,
-                         WaveStatus.CANCELLED},
+    WaveStatus.PENDING: {WaveStatus.WAITING_APPROVAL, WaveStatus.LAUNCHING, WaveStatus.SKIPPED, WaveStatus.CANCELLED},
     WaveStatus.WAITING_APPROVAL: {WaveStatus.LAUNCHING, WaveStatus.CANCELLED, WaveStatus.SKIPPED},
-    WaveStatus.LAUNCHING: {WaveStatus.WAITING, WaveStatus.SUCCEEDED, WaveStatus.PARTIAL, WaveStatus.FAILED,
-                           WaveStatus.CANCELLED, WaveStatus.TIMED_OUT},
+    WaveStatus.LAUNCHING: {
+        WaveStatus.WAITING,
+        WaveStatus.SUCCEEDED,
+        WaveStatus.PARTIAL,
+        WaveStatus.FAILED,
+        WaveStatus.CANCELLED,
+        WaveStatus.TIMED_OUT,
+    },
     WaveStatus.WAITING: {WaveStatus.SUCCEEDED, WaveStatus.PARTIAL, WaveStatus.CANCELLED},
     WaveStatus.SUCCEEDED: set(),
     WaveStatus.PARTIAL: {WaveStatus.PENDING},
@@ -103,10 +134,18 @@ class LaunchStatus(models.TextChoices):
 LAUNCH_TERMINAL = frozenset({LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED})
 
 LAUNCH_TRANSITIONS = {
-    LaunchStatus.NOT_STARTED: {LaunchStatus.PENDING, LaunchStatus.IN_PROGRESS, LaunchStatus.LAUNCHED,
-                               LaunchStatus.FAILED},
-    LaunchStatus.PENDING: {LaunchStatus.IN_PROGRESS, LaunchStatus.LAUNCHED, LaunchStatus.FAILED,
-                           LaunchStatus.NOT_STARTED},
+    LaunchStatus.NOT_STARTED: {
+        LaunchStatus.PENDING,
+        LaunchStatus.IN_PROGRESS,
+        LaunchStatus.LAUNCHED,
+        LaunchStatus.FAILED,
+    },
+    LaunchStatus.PENDING: {
+        LaunchStatus.IN_PROGRESS,
+        LaunchStatus.LAUNCHED,
+        LaunchStatus.FAILED,
+        LaunchStatus.NOT_STARTED,
+    },
     LaunchStatus.IN_PROGRESS: {LaunchStatus.LAUNCHED, LaunchStatus.FAILED},
     LaunchStatus.LAUNCHED: {LaunchStatus.TERMINATED},
     LaunchStatus.FAILED: {LaunchStatus.NOT_STARTED, LaunchStatus.TERMINATED},

@@ -105,6 +105,7 @@ def print_json(stream, data):
 
 # --- resolving names ---------------------------------------------------------------------------
 
+
 def resolve_plan(value):
     """The plan named `value` (exactly, else case-insensitively when that is unique), or with
     the numeric id `value`. Raises a CommandError with exit code 2 when there is none."""
@@ -130,8 +131,10 @@ def resolve_execution(value):
     except (ValueError, Execution.DoesNotExist):
         pass
     if len(text.replace("-", "")) < MIN_ID_PREFIX or not _ID_PREFIX_RE.match(text):
-        raise bad_input(f"No execution has the id {value!r}. Give the full id or its first {MIN_ID_PREFIX} "
-                        "characters or more (see: manage.py execution list).")
+        raise bad_input(
+            f"No execution has the id {value!r}. Give the full id or its first {MIN_ID_PREFIX} "
+            "characters or more (see: manage.py execution list)."
+        )
     matches = list(Execution.objects.filter(pk__istartswith=text).order_by("-created_at")[:5])
     if not matches:
         raise bad_input(f"No execution has an id starting with {value!r} (see: manage.py execution list).")
@@ -147,12 +150,25 @@ def load_for_display(execution_id):
 
 # --- starting ----------------------------------------------------------------------------------
 
-def start_execution(*, plan: RecoveryPlan, mode: str, auto_approve: bool = False,
-                    accept_risks: bool = False, point_in_time: datetime | None = None) -> Execution:
+
+def start_execution(
+    *,
+    plan: RecoveryPlan,
+    mode: str,
+    auto_approve: bool = False,
+    accept_risks: bool = False,
+    point_in_time: datetime | None = None,
+) -> Execution:
     """execution_start as the CLI (no user, no permission check); refusals exit with 2."""
     try:
-        return execution_start(plan=plan, mode=mode, requested_by=None, auto_approve=auto_approve,
-                               accept_risks=accept_risks, point_in_time=point_in_time)
+        return execution_start(
+            plan=plan,
+            mode=mode,
+            requested_by=None,
+            auto_approve=auto_approve,
+            accept_risks=accept_risks,
+            point_in_time=point_in_time,
+        )
     except PlanNotReady as exc:
         raise bad_input(not_ready_message(plan, exc.report))
     except ExecutionError as exc:
@@ -174,10 +190,14 @@ def parse_point_in_time(value: str | None) -> datetime | None:
 
 def add_point_in_time_argument(parser) -> None:
     """The --point-in-time option `drill` and `recover` share."""
-    parser.add_argument("--point-in-time", metavar="ISO-8601", default=None,
-                        help="Launch every server from its latest recovery snapshot at or before this time "
-                             f"(with a timezone, in the past, e.g. {POINT_IN_TIME_EXAMPLE}): a recovery from "
-                             "before a ransomware attack. A server without a snapshot that old fails.")
+    parser.add_argument(
+        "--point-in-time",
+        metavar="ISO-8601",
+        default=None,
+        help="Launch every server from its latest recovery snapshot at or before this time "
+        f"(with a timezone, in the past, e.g. {POINT_IN_TIME_EXAMPLE}): a recovery from "
+        "before a ransomware attack. A server without a snapshot that old fails.",
+    )
 
 
 def not_ready_message(plan, report):
@@ -189,8 +209,10 @@ def not_ready_message(plan, report):
             lines.append("and these warnings would need --accept-risks:")
             lines += [f"  - {check.message}" for check in report.warnings]
         return "\n".join(lines)
-    lines = [f"Plan '{plan.name}' has {len(report.warnings)} risk(s); nothing was started. To start anyway, "
-             "accept them with --accept-risks:"]
+    lines = [
+        f"Plan '{plan.name}' has {len(report.warnings)} risk(s); nothing was started. To start anyway, "
+        "accept them with --accept-risks:"
+    ]
     lines += [f"  - {check.message}" for check in report.warnings]
     return "\n".join(lines)
 
@@ -201,8 +223,13 @@ def start_from_command(command, options, *, plan, mode):
         raise bad_input("--cleanup cleans up once the drill has ended, so it needs --wait.")
     as_json = options["json"]
     point_in_time = parse_point_in_time(options.get("point_in_time"))
-    execution = start_execution(plan=plan, mode=mode, auto_approve=options.get("auto_approve", False),
-                                accept_risks=options.get("accept_risks", False), point_in_time=point_in_time)
+    execution = start_execution(
+        plan=plan,
+        mode=mode,
+        auto_approve=options.get("auto_approve", False),
+        accept_risks=options.get("accept_risks", False),
+        point_in_time=point_in_time,
+    )
     if not options["wait"]:
         if as_json:
             print_json(command.stdout, ExecutionSerializer(load_for_display(execution.pk)).data)
@@ -249,13 +276,15 @@ def clean_up_and_follow(execution, *, renderer):
         renderer.message("Clean-up finished: the drill's recovery instances are terminated.")
     else:
         failed = [launch for launch in execution.server_launches.all() if launch.status == LaunchStatus.LAUNCHED]
-        renderer.message(f"Clean-up ended with {len(failed)} recovery instance(s) not terminated: "
-                         + "; ".join(f"{launch.hostname or launch.source_server_id}: {launch.error}"
-                                     for launch in failed[:5]))
+        renderer.message(
+            f"Clean-up ended with {len(failed)} recovery instance(s) not terminated: "
+            + "; ".join(f"{launch.hostname or launch.source_server_id}: {launch.error}" for launch in failed[:5])
+        )
     return execution, execution.cleaned_up_at is not None
 
 
 # --- following ---------------------------------------------------------------------------------
+
 
 def cleanup_open(execution_id):
     return DrsJob.objects.filter(execution_id=execution_id, type=JobType.TERMINATE, state__in=JOB_OPEN).exists()
@@ -286,12 +315,15 @@ def follow(execution, *, renderer, until_cleaned=False):
             sleep(interval)
     except KeyboardInterrupt:
         renderer.close()
-        renderer.message(f"Stopped following. Execution {execution.pk} goes on; follow it again with: "
-                         f"manage.py execution watch {execution.pk}")
+        renderer.message(
+            f"Stopped following. Execution {execution.pk} goes on; follow it again with: "
+            f"manage.py execution watch {execution.pk}"
+        )
         sys.exit(EXIT_INTERRUPTED)
 
 
 # --- rendering ---------------------------------------------------------------------------------
+
 
 def duration(seconds):
     seconds = int(max(0, seconds))
@@ -325,7 +357,7 @@ def wave_counts(execution):
 
 
 def cleanup_progress(execution):
-    """"clean-up 3/12 terminated" once a clean-up started, else ""."""
+    """ "clean-up 3/12 terminated" once a clean-up started, else ""."""
     launches = list(execution.server_launches.all())
     terminated = sum(launch.status == LaunchStatus.TERMINATED for launch in launches)
     cleaning = terminated + sum(launch.phase == LaunchPhase.TERMINATING for launch in launches)
@@ -333,15 +365,22 @@ def cleanup_progress(execution):
 
 
 def execution_header(execution):
-    parts = [f"{execution.mode} of '{execution.plan_name}' ({execution.pk})", execution.status,
-             elapsed_vs_rto(execution), cleanup_progress(execution)]
+    parts = [
+        f"{execution.mode} of '{execution.plan_name}' ({execution.pk})",
+        execution.status,
+        elapsed_vs_rto(execution),
+        cleanup_progress(execution),
+    ]
     return "  ".join(part for part in parts if part)
 
 
 def progress_block(execution):
     """The lines redrawn on a terminal: short enough for 80 columns with the usual names."""
-    lines = [f"{execution.mode} '{execution.plan_name}' {str(execution.pk)[:8]}  {execution.status}  "
-             f"{elapsed_vs_rto(execution)}", *wave_lines(execution)]
+    lines = [
+        f"{execution.mode} '{execution.plan_name}' {str(execution.pk)[:8]}  {execution.status}  "
+        f"{elapsed_vs_rto(execution)}",
+        *wave_lines(execution),
+    ]
     cleanup = cleanup_progress(execution)
     return [*lines, f"  {cleanup}"] if cleanup else lines
 
@@ -361,8 +400,10 @@ def wave_lines(execution):
 
 
 def approval_hint(execution, wave):
-    return (f"Wave {wave.number} '{wave.name}' waits for approval. Approve it (from another shell, the web UI "
-            f"or the API) with:\n  manage.py execution approve {execution.pk}")
+    return (
+        f"Wave {wave.number} '{wave.name}' waits for approval. Approve it (from another shell, the web UI "
+        f"or the API) with:\n  manage.py execution approve {execution.pk}"
+    )
 
 
 class ProgressRenderer:

@@ -21,8 +21,10 @@ class PlanNotReady(ExecutionError):
         self.only_risks = not report.errors
         if self.only_risks:
             risks = "; ".join(check.message for check in report.warnings)
-            message = (f"The plan has {len(report.warnings)} risk(s) to accept: {risks} "
-                       "Start again accepting these warnings (accept_risks) to go ahead.")
+            message = (
+                f"The plan has {len(report.warnings)} risk(s) to accept: {risks} "
+                "Start again accepting these warnings (accept_risks) to go ahead."
+            )
         else:
             errors = "; ".join(check.message for check in report.errors)
             message = f"The plan is not ready: {errors}"

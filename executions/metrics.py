@@ -22,22 +22,31 @@ def collect_execution_metrics() -> Iterator[Metric]:
     """Yield drsorch_executions{status}, drsorch_queued_servers and
     drsorch_oldest_running_execution_age_seconds, read now."""
     by_status = dict(Execution.objects.order_by().values_list("status").annotate(n=Count("pk")))
-    executions = GaugeMetricFamily("drsorch_executions", "Executions by status (every execution ever started).",
-                                   labels=["status"])
+    executions = GaugeMetricFamily(
+        "drsorch_executions", "Executions by status (every execution ever started).", labels=["status"]
+    )
     for status in ExecutionStatus.values:
         executions.add_metric([status], by_status.get(status, 0))
     yield executions
 
     queued = ServerLaunch.objects.filter(
-        execution__status__in=EXECUTION_ACTIVE, status__in=QUEUED_LAUNCH_STATUSES).count()
-    yield GaugeMetricFamily("drsorch_queued_servers",
-                            "Servers of active executions not yet launched (NOT_STARTED or PENDING).", value=queued)
+        execution__status__in=EXECUTION_ACTIVE, status__in=QUEUED_LAUNCH_STATUSES
+    ).count()
+    yield GaugeMetricFamily(
+        "drsorch_queued_servers",
+        "Servers of active executions not yet launched (NOT_STARTED or PENDING).",
+        value=queued,
+    )
 
-    oldest = (Execution.objects.filter(status__in=EXECUTION_ACTIVE)
-              .aggregate(oldest=Min(Coalesce("started_at", "created_at")))["oldest"])
+    oldest = Execution.objects.filter(status__in=EXECUTION_ACTIVE).aggregate(
+        oldest=Min(Coalesce("started_at", "created_at"))
+    )["oldest"]
     age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
-    yield GaugeMetricFamily("drsorch_oldest_running_execution_age_seconds",
-                            "Age of the oldest active execution (0 when none runs).", value=max(0.0, age))
+    yield GaugeMetricFamily(
+        "drsorch_oldest_running_execution_age_seconds",
+        "Age of the oldest active execution (0 when none runs).",
+        value=max(0.0, age),
+    )
 
 
 def executions_need_work() -> bool:

@@ -45,9 +45,7 @@ class StatusMixin:
 
     def check_transition(self, status):
         if not self.can_transition_to(status):
-            raise InvalidTransition(
-                f"{type(self).__name__} {self.pk} cannot go from {self.status} to {status}."
-            )
+            raise InvalidTransition(f"{type(self).__name__} {self.pk} cannot go from {self.status} to {status}.")
 
 
 class ExecutionQuerySet(models.QuerySet):
@@ -79,13 +77,15 @@ class Execution(StatusMixin, models.Model):
     rpo_target_minutes = models.PositiveIntegerField()
     plan_snapshot = models.JSONField(default=dict, help_text="The plan as it was at start.")
     accepted_risks = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="The readiness warnings the person who started it accepted (their messages).",
     )
     point_in_time = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Launch every server from its latest recovery snapshot at or before this time "
-                  "(e.g. before a ransomware attack); null: from a fresh snapshot, as DRS does.",
+        "(e.g. before a ransomware attack); null: from a fresh snapshot, as DRS does.",
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -115,7 +115,8 @@ class Execution(StatusMixin, models.Model):
             # The database, not only the service, guarantees one active execution per plan, so
             # two starts racing in two processes cannot both win.
             models.UniqueConstraint(
-                fields=["plan"], condition=models.Q(status__in=sorted(EXECUTION_ACTIVE)),
+                fields=["plan"],
+                condition=models.Q(status__in=sorted(EXECUTION_ACTIVE)),
                 name="execution_one_active_per_plan",
             ),
             # By the requester's name, which the execution keeps when the user is deleted.
@@ -234,7 +235,11 @@ class ServerLaunch(StatusMixin, models.Model):
     wave_run = models.ForeignKey(WaveRun, on_delete=models.CASCADE, related_name="server_launches")
     target = models.ForeignKey("plans.Target", on_delete=models.PROTECT, related_name="+")
     server = models.ForeignKey(
-        "plans.SourceServer", null=True, blank=True, on_delete=models.SET_NULL, related_name="launches",
+        "plans.SourceServer",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="launches",
         help_text="The inventory row, while it exists; source_server_id keeps the DRS id regardless.",
     )
     source_server_id = models.CharField(max_length=19)
@@ -246,23 +251,30 @@ class ServerLaunch(StatusMixin, models.Model):
     phase = models.CharField(max_length=20, choices=LaunchPhase.choices, blank=True, default=LaunchPhase.WAITING)
     job = models.ForeignKey("DrsJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="servers")
     cleanup_job = models.ForeignKey(
-        "DrsJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="cleaned_servers",
+        "DrsJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cleaned_servers",
         help_text="The TERMINATE job its recovery instance was sent in, once a clean-up sent it.",
     )
     recovery_instance_id = models.CharField(max_length=32, blank=True)
     launched_at = models.DateTimeField(null=True, blank=True, help_text="When DRS launched it, on DRS's clock.")
     ended_at = models.DateTimeField(
-        null=True, blank=True, help_text="When DRS ended this launch (launched or failed), on DRS's clock.")
+        null=True, blank=True, help_text="When DRS ended this launch (launched or failed), on DRS's clock."
+    )
     snapshot_at = models.DateTimeField(
-        null=True, blank=True, help_text="The point-in-time snapshot DRS launched it from.")
+        null=True, blank=True, help_text="The point-in-time snapshot DRS launched it from."
+    )
     post_launch_status = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     terminated_at = models.DateTimeField(null=True, blank=True)
     recovery_snapshot_id = models.CharField(
-        max_length=32, blank=True,
+        max_length=32,
+        blank=True,
         help_text="The recovery snapshot a point-in-time execution launches it from, once looked up "
-                  "(kept, so a retry or a later batch does not ask DRS again).",
+        "(kept, so a retry or a later batch does not ask DRS again).",
     )
 
     class Meta:
@@ -299,7 +311,6 @@ class DrsJob(models.Model):
     log_items_seen = models.PositiveIntegerField(default=0)
     log_read_at = models.DateTimeField(null=True, blank=True, help_text="When the job log was last read.")
     error = models.TextField(blank=True)
-
 
     class Meta:
         ordering = ["requested_at"]
@@ -355,8 +366,9 @@ class ExecutionEvent(models.Model):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=10, choices=EventKind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_name = models.CharField(max_length=150, blank=True, help_text="User name, or 'drsorch' for the engine.")
     wave_index = models.PositiveSmallIntegerField(null=True, blank=True)
     source_server_id = models.CharField(max_length=19, blank=True)

@@ -105,7 +105,8 @@ def poller_interval(*, now: datetime | None = None) -> float | None:
     waves = WaveRun.objects.filter(execution_id__in=ids).exclude(status__in=WAVE_TERMINAL)
     waiting: dict[object, list[datetime | None]] = {}
     for execution_id, status, approved_at, wait_until in waves.values_list(
-            "execution_id", "status", "approved_at", "wait_until"):
+        "execution_id", "status", "approved_at", "wait_until"
+    ):
         if status == WaveStatus.LAUNCHING or (status == WaveStatus.WAITING_APPROVAL and approved_at):
             return fast
         if status in (WaveStatus.WAITING_APPROVAL, WaveStatus.WAITING):
@@ -129,8 +130,11 @@ def poller_lease_claim(*, token: str) -> bool:
     database lets one win."""
     now = timezone.now()
     expires = now + timedelta(seconds=POLLER_LEASE_SECONDS)
-    claimed = PollerLease.objects.filter(pk=LEASE_NAME).filter(_lease_free(token, now)).update(
-        owner=token, expires_at=expires)
+    claimed = (
+        PollerLease.objects.filter(pk=LEASE_NAME)
+        .filter(_lease_free(token, now))
+        .update(owner=token, expires_at=expires)
+    )
     if claimed:
         return True
     if not PollerLease.objects.filter(pk=LEASE_NAME).exists():
@@ -144,8 +148,12 @@ def poller_lease_claim(*, token: str) -> bool:
 def poller_lease_renew(*, token: str) -> bool:
     """Extend our lease; False if it lapsed and someone else took it (then stop polling)."""
     now = timezone.now()
-    return PollerLease.objects.filter(pk=LEASE_NAME, owner=token).update(
-        expires_at=now + timedelta(seconds=POLLER_LEASE_SECONDS)) == 1
+    return (
+        PollerLease.objects.filter(pk=LEASE_NAME, owner=token).update(
+            expires_at=now + timedelta(seconds=POLLER_LEASE_SECONDS)
+        )
+        == 1
+    )
 
 
 def poller_lease_release(*, token: str) -> None:
@@ -200,12 +208,22 @@ class PollerRun:
 
     def as_dict(self) -> dict:
         """The task result django-q2 stores."""
-        return {"token": self.token, "claimed": self.claimed, "ticks": self.ticks,
-                "handed_over_to": self.handed_over_to, "stopped": self.stopped}
+        return {
+            "token": self.token,
+            "claimed": self.claimed,
+            "ticks": self.ticks,
+            "handed_over_to": self.handed_over_to,
+            "stopped": self.stopped,
+        }
 
 
-def poller_run(*, token: str | None = None, window_seconds: float = POLLER_WINDOW_SECONDS,
-               wait_for_lease: bool = False, sleep: Sleep = time.sleep) -> PollerRun:
+def poller_run(
+    *,
+    token: str | None = None,
+    window_seconds: float = POLLER_WINDOW_SECONDS,
+    wait_for_lease: bool = False,
+    sleep: Sleep = time.sleep,
+) -> PollerRun:
     """One poller task: claim the lease, tick whenever a tick is due until the window ends,
     then hand over to a successor (or release the lease when nothing needs work).
 
@@ -284,7 +302,8 @@ def _hand_over(run: PollerRun) -> None:
     successor = f"poller:{uuid.uuid4().hex}"
     now = timezone.now()
     handed = PollerLease.objects.filter(pk=LEASE_NAME, owner=run.token).update(
-        owner=successor, expires_at=now + timedelta(seconds=POLLER_LEASE_SECONDS))
+        owner=successor, expires_at=now + timedelta(seconds=POLLER_LEASE_SECONDS)
+    )
     if not handed:
         run.stopped = "lease lost"
         return

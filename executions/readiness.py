@@ -17,8 +17,7 @@ def check_other_executions(report: ReadinessReport, plan: RecoveryPlan, servers:
     executions (the claims are what the database enforces at start)."""
     running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
     if running:
-        report.add(ERROR, "plan_running",
-                   f"The plan is already running as execution {running.pk} ({running.status}).")
+        report.add(ERROR, "plan_running", f"The plan is already running as execution {running.pk} ({running.status}).")
     by_key = {(s.target_id, s.drs_id): s for s in servers}
     claims = (
         ServerClaim.objects.filter(source_server_id__in=[s.drs_id for s in servers])
@@ -30,16 +29,22 @@ def check_other_executions(report: ReadinessReport, plan: RecoveryPlan, servers:
         server = by_key.get((claim.target_id, claim.source_server_id))
         if server is None:  # the same id in another target
             continue
-        report.add(ERROR, "server_in_other_execution",
-                   f"Server {server.display_name} ({server.drs_id}) is held by running execution "
-                   f"{claim.execution.pk} of plan '{claim.execution.plan_name}'.", server)
+        report.add(
+            ERROR,
+            "server_in_other_execution",
+            f"Server {server.display_name} ({server.drs_id}) is held by running execution "
+            f"{claim.execution.pk} of plan '{claim.execution.plan_name}'.",
+            server,
+        )
 
 
-def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
-                   point_in_time: datetime | None = None) -> ReadinessReport:
+def plan_readiness(
+    *, plan: RecoveryPlan, live: bool = True, refresh: bool = False, point_in_time: datetime | None = None
+) -> ReadinessReport:
     """Check that `plan` can start now: plans.readiness.plan_readiness with the checks of
     other executions, in the order the report has always listed them. Only `refresh` writes
     (it syncs the inventory first): reads (pages, GET) never pass it. `point_in_time` (a
     point-in-time start) adds a warning for each server without a snapshot that old."""
-    return plan_checks(plan=plan, live=live, refresh=refresh, server_checks=[check_other_executions],
-                       point_in_time=point_in_time)
+    return plan_checks(
+        plan=plan, live=live, refresh=refresh, server_checks=[check_other_executions], point_in_time=point_in_time
+    )

@@ -15,8 +15,11 @@ def executions_for_json() -> QuerySet[Execution]:
     """Executions with what the execution JSON shows (waves, their servers and jobs), in a
     constant number of queries for any number of executions and servers."""
     attempts = LaunchAttempt.objects.select_related("job").order_by("started_at", "pk")
-    launches = ServerLaunch.objects.select_related("job").order_by("hostname", "source_server_id").prefetch_related(
-        Prefetch("launch_attempts", queryset=attempts))
+    launches = (
+        ServerLaunch.objects.select_related("job")
+        .order_by("hostname", "source_server_id")
+        .prefetch_related(Prefetch("launch_attempts", queryset=attempts))
+    )
     waves = WaveRun.objects.order_by("index").prefetch_related(Prefetch("server_launches", queryset=launches))
     return Execution.objects.select_related("plan").prefetch_related(Prefetch("wave_runs", queryset=waves))
 
@@ -29,7 +32,8 @@ def plan_history(*, plan: RecoveryPlan, mode: str | None = None) -> QuerySet[Exe
     and no verdict, so it would only add nulls. A retried execution counts again once its
     retry ends. Creation order is also end order, since a plan runs one execution at a time."""
     launched = Q(server_launches__status=LaunchStatus.LAUNCHED) | Q(
-        server_launches__status=LaunchStatus.TERMINATED, server_launches__launched_at__isnull=False)
+        server_launches__status=LaunchStatus.TERMINATED, server_launches__launched_at__isnull=False
+    )
     executions = Execution.objects.filter(plan=plan, status__in=EXECUTION_TERMINAL)
     if mode:
         executions = executions.filter(mode=mode)

@@ -52,8 +52,10 @@ from .readiness import plan_readiness
 logger = logging.getLogger(__name__)
 
 SERVICE_LEASE_WAIT_SECONDS = 10
-START_PERMISSION = {ExecutionMode.DRILL: ACTION_PERMISSIONS["start_drill"],
-                    ExecutionMode.RECOVERY: ACTION_PERMISSIONS["start_recovery"]}
+START_PERMISSION = {
+    ExecutionMode.DRILL: ACTION_PERMISSIONS["start_drill"],
+    ExecutionMode.RECOVERY: ACTION_PERMISSIONS["start_recovery"],
+}
 
 
 def _actor_name(user):
@@ -68,13 +70,18 @@ def _require(user, permission):
 
 def _record_action(execution, user, message, **data):
     ExecutionEvent.objects.create(
-        execution=execution, kind=EventKind.ACTION, actor=user, actor_name=_actor_name(user), message=message,
+        execution=execution,
+        kind=EventKind.ACTION,
+        actor=user,
+        actor_name=_actor_name(user),
+        message=message,
         data=data,
     )
 
 
 def _enqueue_advance(execution):
     """Advance at once in a worker, after the commit, so nothing waits for the next minute."""
+
     def enqueue():
         try:
             async_task("executions.tasks.advance_execution", str(execution.pk), task_name=f"advance {execution.pk}")
@@ -118,21 +125,34 @@ def point_in_time_check(*, value: datetime | str) -> datetime:
         except ValueError:
             parsed = None
         if parsed is None:
-            raise ValidationError({"point_in_time": f"{value!r} is not an ISO-8601 date and time; "
-                                                    f"use e.g. {POINT_IN_TIME_EXAMPLE}."})
+            raise ValidationError(
+                {"point_in_time": f"{value!r} is not an ISO-8601 date and time; use e.g. {POINT_IN_TIME_EXAMPLE}."}
+            )
         value = parsed
     if timezone.is_naive(value):
-        raise ValidationError({"point_in_time": "The point in time must say its timezone "
-                                                f"(e.g. {POINT_IN_TIME_EXAMPLE} or +02:00 at the end)."})
+        raise ValidationError(
+            {
+                "point_in_time": "The point in time must say its timezone "
+                f"(e.g. {POINT_IN_TIME_EXAMPLE} or +02:00 at the end)."
+            }
+        )
     if value >= timezone.now():
-        raise ValidationError({"point_in_time": "The point in time must be in the past: DRS holds no snapshot "
-                                                "newer than now."})
+        raise ValidationError(
+            {"point_in_time": "The point in time must be in the past: DRS holds no snapshot newer than now."}
+        )
     return value.astimezone(UTC)
 
 
-def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBaseUser | None, auto_approve: bool = False,
-                    idempotency_key: str | None = None, accept_risks: bool = False,
-                    point_in_time: datetime | None = None) -> Execution:
+def execution_start(
+    *,
+    plan: RecoveryPlan,
+    mode: str,
+    requested_by: AbstractBaseUser | None,
+    auto_approve: bool = False,
+    idempotency_key: str | None = None,
+    accept_risks: bool = False,
+    point_in_time: datetime | None = None,
+) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
     Refuses without the start permission of the mode, when readiness finds errors, when it
@@ -152,14 +172,22 @@ def execution_start(*, plan: RecoveryPlan, mode: str, requested_by: AbstractBase
     # Whoever may start this mode may accept its risks: this one check covers both.
     _require(requested_by, START_PERMISSION[mode])
     try:
-        return _start(plan=plan, mode=mode, user=requested_by, auto_approve=auto_approve,
-                      idempotency_key=idempotency_key, accept_risks=accept_risks, point_in_time=point_in_time)
+        return _start(
+            plan=plan,
+            mode=mode,
+            user=requested_by,
+            auto_approve=auto_approve,
+            idempotency_key=idempotency_key,
+            accept_risks=accept_risks,
+            point_in_time=point_in_time,
+        )
     except (ExecutionError, IntegrityError):
         # A concurrent request with the same key may have won between two of our checks: it
         # is the same request, so it gets that execution rather than the refusal its win caused.
         if idempotency_key and (existing := _started_with_key(requested_by, idempotency_key)):
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=requested_by,
-                                             point_in_time=point_in_time)
+            return _same_request_or_conflict(
+                existing, plan=plan, mode=mode, user=requested_by, point_in_time=point_in_time
+            )
         raise
 
 
@@ -167,8 +195,7 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, poi
     if idempotency_key:
         existing = _started_with_key(user, idempotency_key)
         if existing:
-            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user,
-                                             point_in_time=point_in_time)
+            return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user, point_in_time=point_in_time)
     _refuse_if_running(plan)
     # A start is a POST: it may refresh the inventory, and must, to judge on fresh data.
     report = plan_readiness(plan=plan, refresh=True, point_in_time=point_in_time)
@@ -181,8 +208,15 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, poi
     if report.errors or (report.warnings and not accept_risks):
         raise PlanNotReady(report)
     try:
-        return _create_execution(plan=plan, mode=mode, user=user, auto_approve=auto_approve,
-                                 idempotency_key=idempotency_key, report=report, point_in_time=point_in_time)
+        return _create_execution(
+            plan=plan,
+            mode=mode,
+            user=user,
+            auto_approve=auto_approve,
+            idempotency_key=idempotency_key,
+            report=report,
+            point_in_time=point_in_time,
+        )
     except IntegrityError:
         # A concurrent start won the race: the unique constraints say which one.
         _refuse_if_running(plan)
@@ -203,23 +237,31 @@ def _refuse_if_claimed(servers, *, excluding=None):
     claims = ServerClaim.objects.filter(source_server_id__in={drs_id for _, drs_id in wanted})
     if excluding is not None:
         claims = claims.exclude(execution=excluding)
-    claims = [claim for claim in claims.select_related("execution").order_by("created_at", "source_server_id")
-              if (claim.target_id, claim.source_server_id) in wanted]
+    claims = [
+        claim
+        for claim in claims.select_related("execution").order_by("created_at", "source_server_id")
+        if (claim.target_id, claim.source_server_id) in wanted
+    ]
     if claims:
         holder = claims[0].execution
         names = [claim.source_server_id for claim in claims if claim.execution_id == holder.pk]
-        hostnames = dict(ServerLaunch.objects.filter(execution=holder, source_server_id__in=names)
-                         .values_list("source_server_id", "hostname"))
+        hostnames = dict(
+            ServerLaunch.objects.filter(execution=holder, source_server_id__in=names).values_list(
+                "source_server_id", "hostname"
+            )
+        )
         raise ServerBusy(holder, [f"{hostnames.get(name) or name} ({name})" for name in names])
 
 
 def _claim_servers(execution, launches):
     """Claim `launches`' servers for `execution`: an IntegrityError when another active
     execution holds one (the caller's transaction is then rolled back)."""
-    ServerClaim.objects.bulk_create([
-        ServerClaim(target_id=launch.target_id, source_server_id=launch.source_server_id, execution=execution)
-        for launch in launches
-    ])
+    ServerClaim.objects.bulk_create(
+        [
+            ServerClaim(target_id=launch.target_id, source_server_id=launch.source_server_id, execution=execution)
+            for launch in launches
+        ]
+    )
 
 
 def _started_with_key(user, idempotency_key):
@@ -245,18 +287,33 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
     specs = plan_wave_specs(plan=plan)
     waves = list(plan.waves.order_by("order").prefetch_related("optional_servers"))
     execution = Execution.objects.create(
-        plan=plan, plan_name=plan.name, mode=mode, requested_by=user, requested_by_username=_actor_name(user),
-        auto_approve=auto_approve, idempotency_key=idempotency_key or None,
-        rto_target_minutes=plan.rto_target_minutes, rpo_target_minutes=plan.rpo_target_minutes,
-        plan_snapshot=_snapshot(plan, specs, waves), accepted_risks=[c.message for c in report.warnings],
+        plan=plan,
+        plan_name=plan.name,
+        mode=mode,
+        requested_by=user,
+        requested_by_username=_actor_name(user),
+        auto_approve=auto_approve,
+        idempotency_key=idempotency_key or None,
+        rto_target_minutes=plan.rto_target_minutes,
+        rpo_target_minutes=plan.rpo_target_minutes,
+        plan_snapshot=_snapshot(plan, specs, waves),
+        accepted_risks=[c.message for c in report.warnings],
         point_in_time=point_in_time,
     )
-    wave_runs = WaveRun.objects.bulk_create([
-        WaveRun(execution=execution, index=position, name=spec.name, depends_on=spec.dependencies(position),
-                approval_required=spec.approval_required, wait_after_minutes=spec.wait_after_minutes,
-                timeout_minutes=spec.timeout_minutes)
-        for position, spec in enumerate(specs)
-    ])
+    wave_runs = WaveRun.objects.bulk_create(
+        [
+            WaveRun(
+                execution=execution,
+                index=position,
+                name=spec.name,
+                depends_on=spec.dependencies(position),
+                approval_required=spec.approval_required,
+                wait_after_minutes=spec.wait_after_minutes,
+                timeout_minutes=spec.timeout_minutes,
+            )
+            for position, spec in enumerate(specs)
+        ]
+    )
     launches = []
     for position, spec in enumerate(specs):
         optional = {s.pk for s in waves[position].optional_servers.all()}
@@ -266,39 +323,71 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
                 if server.pk in seen:
                     continue
                 seen.add(server.pk)
-                launches.append(ServerLaunch(
-                    execution=execution, wave_run=wave_runs[position], target_id=server.target_id, server=server,
-                    source_server_id=server.drs_id, hostname=server.hostname, critical=server.pk not in optional,
-                ))
+                launches.append(
+                    ServerLaunch(
+                        execution=execution,
+                        wave_run=wave_runs[position],
+                        target_id=server.target_id,
+                        server=server,
+                        source_server_id=server.drs_id,
+                        hostname=server.hostname,
+                        critical=server.pk not in optional,
+                    )
+                )
     ServerLaunch.objects.bulk_create(launches)
     _claim_servers(execution, launches)
     announce_status_changes([status_change(execution, None)] + [status_change(w, None) for w in wave_runs])
     warnings = [c.message for c in report.warnings]
-    _record_action(execution, user, f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
-                   + (" (gates approved automatically)" if auto_approve else "") + ".",
-                   readiness_warnings=warnings)
+    _record_action(
+        execution,
+        user,
+        f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
+        + (" (gates approved automatically)" if auto_approve else "")
+        + ".",
+        readiness_warnings=warnings,
+    )
     if point_in_time is not None:
         stamp = point_in_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-        _record_action(execution, user, f"Point-in-time {mode.lower()}: every server launches from its latest "
-                       f"recovery snapshot at or before {stamp}.", point_in_time=stamp)
+        _record_action(
+            execution,
+            user,
+            f"Point-in-time {mode.lower()}: every server launches from its latest "
+            f"recovery snapshot at or before {stamp}.",
+            point_in_time=stamp,
+        )
     if warnings:
-        _record_action(execution, user, f"{_actor_name(user)} accepted {len(warnings)} readiness risk(s) to start: "
-                       + " ".join(warnings), accepted_risks=warnings)
+        _record_action(
+            execution,
+            user,
+            f"{_actor_name(user)} accepted {len(warnings)} readiness risk(s) to start: " + " ".join(warnings),
+            accepted_risks=warnings,
+        )
     _enqueue_advance(execution)
     return execution
 
 
 def _snapshot(plan, specs, waves):
     return {
-        "plan": {"id": plan.pk, "name": plan.name, "description": plan.description,
-                 "rto_target_minutes": plan.rto_target_minutes, "rpo_target_minutes": plan.rpo_target_minutes},
+        "plan": {
+            "id": plan.pk,
+            "name": plan.name,
+            "description": plan.description,
+            "rto_target_minutes": plan.rto_target_minutes,
+            "rpo_target_minutes": plan.rpo_target_minutes,
+        },
         "waves": [
-            {"index": position, "name": spec.name, "depends_on": spec.dependencies(position),
-             "protection_groups": [{"id": g.pk, "name": g.name, "tag_selector": g.tag_selector}
-                                   for g in spec.protection_groups],
-             "approval_required": spec.approval_required, "wait_after_minutes": spec.wait_after_minutes,
-             "timeout_minutes": spec.timeout_minutes,
-             "optional_servers": [s.drs_id for s in waves[position].optional_servers.all()]}
+            {
+                "index": position,
+                "name": spec.name,
+                "depends_on": spec.dependencies(position),
+                "protection_groups": [
+                    {"id": g.pk, "name": g.name, "tag_selector": g.tag_selector} for g in spec.protection_groups
+                ],
+                "approval_required": spec.approval_required,
+                "wait_after_minutes": spec.wait_after_minutes,
+                "timeout_minutes": spec.timeout_minutes,
+                "optional_servers": [s.drs_id for s in waves[position].optional_servers.all()],
+            }
             for position, spec in enumerate(specs)
         ],
     }
@@ -306,8 +395,10 @@ def _snapshot(plan, specs, waves):
 
 # --- human actions -------------------------------------------------------------------------
 
-def execution_approve(*, execution: Execution, user: AbstractBaseUser | None,
-                      wave_index: int | None = None) -> Execution:
+
+def execution_approve(
+    *, execution: Execution, user: AbstractBaseUser | None, wave_index: int | None = None
+) -> Execution:
     """Open the approval gate of the waiting wave (or of `wave_index`) so it launches."""
     _require(user, ACTION_PERMISSIONS["approve"])
     with _execution_lease(execution):
@@ -358,8 +449,9 @@ def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> 
 def retry_allowed(*, user: AbstractBaseUser | None, execution: Execution) -> bool:
     """Whether `user` may retry `execution`: the retry permission, and for a RECOVERY the
     permission to start one, since its retry launches production instances as a start does."""
-    return user is None or (user.has_perm(ACTION_PERMISSIONS["retry"])
-                            and user.has_perm(START_PERMISSION[execution.mode]))
+    return user is None or (
+        user.has_perm(ACTION_PERMISSIONS["retry"]) and user.has_perm(START_PERMISSION[execution.mode])
+    )
 
 
 def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
@@ -368,22 +460,31 @@ def execution_retry(*, execution: Execution, user: AbstractBaseUser | None) -> E
     ServerBusy (409) when another execution took one of them since it ended."""
     _require(user, ACTION_PERMISSIONS["retry"])
     if not retry_allowed(user=user, execution=execution):
-        raise PermissionDenied("Retrying a RECOVERY launches production instances again: it needs the permission to "
-                               f"start a recovery ({START_PERMISSION[ExecutionMode.RECOVERY]!r}, the Commander role).")
+        raise PermissionDenied(
+            "Retrying a RECOVERY launches production instances again: it needs the permission to "
+            f"start a recovery ({START_PERMISSION[ExecutionMode.RECOVERY]!r}, the Commander role)."
+        )
     with _execution_lease(execution):
         if execution.status not in EXECUTION_RETRYABLE:
-            raise ExecutionConflict(f"The execution is {execution.status}; only FAILED, PARTIAL or TIMED_OUT "
-                                    "executions can be retried.")
-        if DrsJob.objects.filter(execution=execution, state__in=[JobState.INTENDED, JobState.ACTIVE],
-                                 type=JobType.LAUNCH).exclude(drs_status=JobStatus.COMPLETED).exists():
+            raise ExecutionConflict(
+                f"The execution is {execution.status}; only FAILED, PARTIAL or TIMED_OUT executions can be retried."
+            )
+        if (
+            DrsJob.objects.filter(
+                execution=execution, state__in=[JobState.INTENDED, JobState.ACTIVE], type=JobType.LAUNCH
+            )
+            .exclude(drs_status=JobStatus.COMPLETED)
+            .exists()
+        ):
             raise ExecutionConflict("DRS jobs of this execution are still running; retry once they have ended.")
         try:
             with transaction.atomic():
                 _retry_in_transaction(execution, user)
         except IntegrityError:
             # Another execution claimed one of its servers while it was ended.
-            _refuse_if_claimed(list(execution.server_launches.values_list("target_id", "source_server_id")),
-                               excluding=execution)
+            _refuse_if_claimed(
+                list(execution.server_launches.values_list("target_id", "source_server_id")), excluding=execution
+            )
             raise
     _enqueue_advance(execution)
     return execution
@@ -418,9 +519,17 @@ def _reset_for_retry(execution):
         again = wave.server_launches.filter(status__in=[LaunchStatus.FAILED, LaunchStatus.NOT_STARTED])
         for launch in again:
             launch.check_transition(LaunchStatus.NOT_STARTED)
-        relaunched += again.update(status=LaunchStatus.NOT_STARTED, job=None, phase=LaunchPhase.WAITING, error="",
-                                   post_launch_status="", recovery_instance_id="", launched_at=None,
-                                   ended_at=None, snapshot_at=None)
+        relaunched += again.update(
+            status=LaunchStatus.NOT_STARTED,
+            job=None,
+            phase=LaunchPhase.WAITING,
+            error="",
+            post_launch_status="",
+            recovery_instance_id="",
+            launched_at=None,
+            ended_at=None,
+            snapshot_at=None,
+        )
         wave.check_transition(WaveStatus.PENDING)
         # Waves whose gate was already approved keep the approval.
         old = wave.status
@@ -442,14 +551,18 @@ def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) ->
     _require(user, ACTION_PERMISSIONS["cleanup"])
     with _execution_lease(execution):
         if not execution.is_drill:
-            raise ExecutionConflict("Only a drill's instances are cleaned up; a recovery's instances are your "
-                                    "production now.")
+            raise ExecutionConflict(
+                "Only a drill's instances are cleaned up; a recovery's instances are your production now."
+            )
         if execution.status in EXECUTION_ACTIVE:
             raise ExecutionConflict("The drill is still running; wait for its end or cancel it first.")
         # LAUNCHED with or without an instance id: DRS does not always name it in the job,
         # and the worker finds it.
-        launches = list(execution.server_launches.filter(status=LaunchStatus.LAUNCHED)
-                        .exclude(phase=LaunchPhase.TERMINATING).only("pk", "target_id", "recovery_instance_id"))
+        launches = list(
+            execution.server_launches.filter(status=LaunchStatus.LAUNCHED)
+            .exclude(phase=LaunchPhase.TERMINATING)
+            .only("pk", "target_id", "recovery_instance_id")
+        )
         if not launches:
             raise ExecutionConflict("This drill has no running recovery instances to clean up.")
         counts = {}
@@ -457,17 +570,31 @@ def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) ->
             counts[launch.target_id] = counts.get(launch.target_id, 0) + 1
         with transaction.atomic():
             ServerLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).update(
-                phase=LaunchPhase.TERMINATING, cleanup_job=None, error="")
-            DrsJob.objects.bulk_create([
-                DrsJob(execution=execution, target_id=target_id, type=JobType.TERMINATE, state=JobState.INTENDED,
-                       is_drill=True, server_count=count)
-                for target_id, count in counts.items()
-            ])
+                phase=LaunchPhase.TERMINATING, cleanup_job=None, error=""
+            )
+            DrsJob.objects.bulk_create(
+                [
+                    DrsJob(
+                        execution=execution,
+                        target_id=target_id,
+                        type=JobType.TERMINATE,
+                        state=JobState.INTENDED,
+                        is_drill=True,
+                        server_count=count,
+                    )
+                    for target_id, count in counts.items()
+                ]
+            )
             if execution.cleaned_up_at:
                 execution.cleaned_up_at = None
                 execution.save(update_fields=["cleaned_up_at"])
-            _record_action(execution, user, f"Started clean-up of {len(launches)} recovery instance(s).",
-                           recovery_instance_ids=[launch.recovery_instance_id for launch in launches
-                                                  if launch.recovery_instance_id])
+            _record_action(
+                execution,
+                user,
+                f"Started clean-up of {len(launches)} recovery instance(s).",
+                recovery_instance_ids=[
+                    launch.recovery_instance_id for launch in launches if launch.recovery_instance_id
+                ],
+            )
     _enqueue_advance(execution)
     return execution

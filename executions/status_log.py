@@ -12,11 +12,22 @@ logger = logging.getLogger("executions.status")
 
 def log_execution_status(*, execution_id, old_status, new_status, **_) -> None:
     """Log an execution's status change with its execution_id."""
-    logger.info("Execution %s: %s -> %s", execution_id, old_status or "created", new_status,
-                extra={"execution_id": execution_id})
+    logger.info(
+        "Execution %s: %s -> %s",
+        execution_id,
+        old_status or "created",
+        new_status,
+        extra={"execution_id": execution_id},
+    )
 
 
 def log_wave_status(*, pk, execution_id, old_status, new_status, **_) -> None:
     """Log a wave run's status change with its execution_id and wave_id."""
-    logger.info("Wave %s of execution %s: %s -> %s", pk, execution_id, old_status or "created", new_status,
-                extra={"execution_id": execution_id, "wave_id": pk})
+    logger.info(
+        "Wave %s of execution %s: %s -> %s",
+        pk,
+        execution_id,
+        old_status or "created",
+        new_status,
+        extra={"execution_id": execution_id, "wave_id": pk},
+    )

@@ -18,8 +18,13 @@ from .poller import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LAUNCH_SHARE_OF_POLL", "POLLER_WINDOW_SECONDS", "advance_execution", "launch_budget_seconds",
-           "poll_executions"]
+__all__ = [
+    "LAUNCH_SHARE_OF_POLL",
+    "POLLER_WINDOW_SECONDS",
+    "advance_execution",
+    "launch_budget_seconds",
+    "poll_executions",
+]
 
 
 def poll_executions(token=None, *, wait_for_lease=False, window_seconds=POLLER_WINDOW_SECONDS, sleep=time.sleep):

@@ -87,12 +87,16 @@ def trend_run(execution) -> TrendRun:
     """The TrendRun of an ended Execution (no query: only its own columns), dated in the
     current time zone like every date of the pages."""
     return TrendRun(
-        when=timezone.localtime(execution.started_at or execution.created_at), mode=execution.mode,
-        mode_label=str(execution.get_mode_display()), status_label=str(execution.get_status_display()),
+        when=timezone.localtime(execution.started_at or execution.created_at),
+        mode=execution.mode,
+        mode_label=str(execution.get_mode_display()),
+        status_label=str(execution.get_status_display()),
         url=execution.get_absolute_url(),
-        rto_seconds=execution.rto_achieved, rto_target_minutes=execution.rto_target_minutes,
+        rto_seconds=execution.rto_achieved,
+        rto_target_minutes=execution.rto_target_minutes,
         rto_met=execution.rto_met,
-        rpo_seconds=execution.rpo_worst_seconds, rpo_target_minutes=execution.rpo_target_minutes,
+        rpo_seconds=execution.rpo_worst_seconds,
+        rpo_target_minutes=execution.rpo_target_minutes,
         rpo_met=execution.rpo_met,
     )
 
@@ -145,14 +149,18 @@ def trend_chart(*, runs: Sequence[TrendRun], measure: str, target_minutes: int) 
         met = getattr(run, f"{measure}_met")
         frozen = getattr(run, f"{measure}_target_minutes")
         shown = f"{minutes_text(value)} min" if value is not None else "not measured"
-        points.append(TrendPoint(
-            x=round(plot_left + (index + 0.5) * slot, 1), y=y_of(value or 0.0),
-            shape=SHAPES.get(run.mode, "circle"),
-            tone={True: "ok", False: "bad"}.get(met, "muted"), measured=value is not None,
-            title=f"{run.when:%Y-%m-%d %H:%M} · {run.mode_label} · {run.status_label} · {name} {measured_as} "
-                  f"{shown} (target {frozen} min): {verdict_text(met)}",
-            url=run.url,
-        ))
+        points.append(
+            TrendPoint(
+                x=round(plot_left + (index + 0.5) * slot, 1),
+                y=y_of(value or 0.0),
+                shape=SHAPES.get(run.mode, "circle"),
+                tone={True: "ok", False: "bad"}.get(met, "muted"),
+                measured=value is not None,
+                title=f"{run.when:%Y-%m-%d %H:%M} · {run.mode_label} · {run.status_label} · {name} {measured_as} "
+                f"{shown} (target {frozen} min): {verdict_text(met)}",
+                url=run.url,
+            )
+        )
     dates = []
     if runs:
         dates.append((plot_left, "start", f"{runs[0].when:%Y-%m-%d}"))
@@ -160,24 +168,39 @@ def trend_chart(*, runs: Sequence[TrendRun], measure: str, target_minutes: int) 
         dates.append((plot_right, "end", f"{runs[-1].when:%Y-%m-%d}"))
     missed = sum(1 for point in points if point.tone == "bad")
     title = f"{name} {measured_as} per execution (minutes)"
-    aria = (f"{title}: {len(points)} executions, oldest first; target {target_minutes} min; "
-            f"{missed} missed their target." if points else f"{title}: no ended execution yet.")
-    return TrendChart(measure=measure, title=title, aria_label=aria, target_minutes=target_minutes,
-                      target_y=y_of(target_minutes), ticks=ticks, dates=dates, points=points)
+    aria = (
+        f"{title}: {len(points)} executions, oldest first; target {target_minutes} min; {missed} missed their target."
+        if points
+        else f"{title}: no ended execution yet."
+    )
+    return TrendChart(
+        measure=measure,
+        title=title,
+        aria_label=aria,
+        target_minutes=target_minutes,
+        target_y=y_of(target_minutes),
+        ticks=ticks,
+        dates=dates,
+        points=points,
+    )
 
 
 def trend_summary(runs: Sequence[TrendRun]) -> list[str]:
     """One line per mode that ran, drills first: how many of its last runs met each target,
     e.g. "Last 10 drills: 9 of 10 met the RTO target, 8 of 10 the RPO target."."""
     lines = []
-    for mode, singular, plural in ((ExecutionMode.DRILL, "drill", "drills"),
-                                   (ExecutionMode.RECOVERY, "recovery", "recoveries")):
+    for mode, singular, plural in (
+        (ExecutionMode.DRILL, "drill", "drills"),
+        (ExecutionMode.RECOVERY, "recovery", "recoveries"),
+    ):
         of_mode = [run for run in runs if run.mode == mode]
         if not of_mode:
             continue
         count = len(of_mode)
         rto = sum(1 for run in of_mode if run.rto_met is True)
         rpo = sum(1 for run in of_mode if run.rpo_met is True)
-        lines.append(f"Last {count} {singular if count == 1 else plural}: {rto} of {count} met the RTO target, "
-                     f"{rpo} of {count} the RPO target.")
+        lines.append(
+            f"Last {count} {singular if count == 1 else plural}: {rto} of {count} met the RTO target, "
+            f"{rpo} of {count} the RPO target."
+        )
     return lines

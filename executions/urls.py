@@ -25,6 +25,5 @@ urlpatterns = [
 plan_urlpatterns = [
     path("plans/<int:pk>/", views.PlanDetailView.as_view(), name="plan_detail"),
     path("plans/<int:pk>/start/", views.PlanStartView.as_view(), name="plan_start"),
-    path("plans/<int:pk>/readiness/refresh/", views.PlanReadinessRefreshView.as_view(),
-         name="plan_readiness_refresh"),
+    path("plans/<int:pk>/readiness/refresh/", views.PlanReadinessRefreshView.as_view(), name="plan_readiness_refresh"),
 ]

@@ -51,11 +51,24 @@ EVENT_LOG_LIMIT = 150
 LAGGING_LIMIT = 20
 # What the detail, its partial and the report show of a launch: loading only these keeps
 # building 1,000 rows cheap.
-LAUNCH_FIELDS = ["execution_id", "wave_run_id", "source_server_id", "hostname", "critical", "status", "phase",
-                 "recovery_instance_id", "launched_at", "error", "job__job_id", "job__drs_created_at"]
+LAUNCH_FIELDS = [
+    "execution_id",
+    "wave_run_id",
+    "source_server_id",
+    "hostname",
+    "critical",
+    "status",
+    "phase",
+    "recovery_instance_id",
+    "launched_at",
+    "error",
+    "job__job_id",
+    "job__drs_created_at",
+]
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
+
 
 def running_executions():
     """Active executions with their launch counts and waves, in three queries."""
@@ -76,9 +89,11 @@ class DashboardView(RoleRequiredMixin, View):
     permission_required = ("executions.view_execution", "plans.view_recoveryplan")
 
     def get(self, request):
-        last_drill = Execution.objects.filter(
-            plan=OuterRef("pk"), mode=ExecutionMode.DRILL, status__in=EXECUTION_TERMINAL
-        ).order_by("-created_at").values("pk")[:1]
+        last_drill = (
+            Execution.objects.filter(plan=OuterRef("pk"), mode=ExecutionMode.DRILL, status__in=EXECUTION_TERMINAL)
+            .order_by("-created_at")
+            .values("pk")[:1]
+        )
         plans = list(RecoveryPlan.objects.annotate(last_drill_id=Subquery(last_drill)))
         drills = Execution.objects.in_bulk([p.last_drill_id for p in plans if p.last_drill_id])
         rpo_lagging = {}
@@ -89,21 +104,28 @@ class DashboardView(RoleRequiredMixin, View):
                 if check.code == "lag_above_rpo" and check.server is not None:
                     rpo_lagging.setdefault(check.server.pk, (check.server, []))[1].append(plan)
         states = list(
-            SourceServer.objects.filter(in_drs=True).values("replication_state").annotate(count=Count("pk"))
+            SourceServer.objects.filter(in_drs=True)
+            .values("replication_state")
+            .annotate(count=Count("pk"))
             .order_by("-count")
         )
         lagging = SourceServer.objects.filter(in_drs=True, lag_seconds__gt=LAG_ALERT_SECONDS).select_related("target")
-        return render(request, "executions/dashboard.html", {
-            "running": running_executions(),
-            "plans": plans,
-            "states": states,
-            "server_total": sum(row["count"] for row in states),
-            "healthy_total": sum(row["count"] for row in states if row["replication_state"] == "CONTINUOUS"),
-            "lagging": list(lagging.order_by("-lag_seconds")[:LAGGING_LIMIT]),
-            "lagging_count": lagging.count(),
-            "rpo_lagging": sorted(rpo_lagging.values(), key=lambda item: -(item[0].lag_seconds or 0)),
-            "lag_alert_minutes": LAG_ALERT_SECONDS // 60, "lag_alert_seconds": LAG_ALERT_SECONDS,
-        })
+        return render(
+            request,
+            "executions/dashboard.html",
+            {
+                "running": running_executions(),
+                "plans": plans,
+                "states": states,
+                "server_total": sum(row["count"] for row in states),
+                "healthy_total": sum(row["count"] for row in states if row["replication_state"] == "CONTINUOUS"),
+                "lagging": list(lagging.order_by("-lag_seconds")[:LAGGING_LIMIT]),
+                "lagging_count": lagging.count(),
+                "rpo_lagging": sorted(rpo_lagging.values(), key=lambda item: -(item[0].lag_seconds or 0)),
+                "lag_alert_minutes": LAG_ALERT_SECONDS // 60,
+                "lag_alert_seconds": LAG_ALERT_SECONDS,
+            },
+        )
 
 
 class DashboardRunningView(RoleRequiredMixin, View):
@@ -117,6 +139,7 @@ class DashboardRunningView(RoleRequiredMixin, View):
 
 # --- History -----------------------------------------------------------------------------------
 
+
 class ExecutionListView(RoleRequiredMixin, View):
     """Execution history filtered by plan, mode, status and date."""
 
@@ -124,17 +147,24 @@ class ExecutionListView(RoleRequiredMixin, View):
 
     def get(self, request):
         filterset = ExecutionHistoryFilterSet(request.GET or None, queryset=Execution.objects.order_by("-created_at"))
-        return render(request, "executions/execution_list.html", {
-            "filterset": filterset, "page": paginate(request, filterset.qs),
-        })
+        return render(
+            request,
+            "executions/execution_list.html",
+            {
+                "filterset": filterset,
+                "page": paginate(request, filterset.qs),
+            },
+        )
 
 
 # --- Detail ------------------------------------------------------------------------------------
 
+
 def was_launched(launch):
     """Launched, including drill instances terminated since by a clean-up."""
     return launch.status == LaunchStatus.LAUNCHED or (
-        launch.status == LaunchStatus.TERMINATED and launch.launched_at is not None)
+        launch.status == LaunchStatus.TERMINATED and launch.launched_at is not None
+    )
 
 
 def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
@@ -145,8 +175,10 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
     now = timezone.now()
     waves = list(WaveRun.objects.filter(execution=execution).select_related("approved_by").order_by("index"))
     launches = list(
-        ServerLaunch.objects.filter(execution=execution).select_related("job")
-        .only(*LAUNCH_FIELDS).order_by("wave_run__index", "hostname", "source_server_id")
+        ServerLaunch.objects.filter(execution=execution)
+        .select_related("job")
+        .only(*LAUNCH_FIELDS)
+        .order_by("wave_run__index", "hostname", "source_server_id")
     )
     events_qs = ExecutionEvent.objects.filter(execution=execution).order_by("-created_at", "-pk")
     events = list(events_qs[:event_limit]) if event_limit else list(events_qs.reverse())
@@ -163,9 +195,7 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
         wave.percent = round(100 * done / wave.total) if wave.total else (100 if wave.is_terminal else 0)
         wave.ok_percent = round(100 * wave.launched / wave.total) if wave.total else 0
         wave.failed_percent = round(100 * wave.failed / wave.total) if wave.total else 0
-        wave.duration = (
-            ((wave.finished_at or now) - wave.started_at).total_seconds() if wave.started_at else None
-        )
+        wave.duration = ((wave.finished_at or now) - wave.started_at).total_seconds() if wave.started_at else None
         for launch in wave.launches:
             launch.wave = wave
 
@@ -173,29 +203,42 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
     rto_seconds = execution.rto_target_minutes * 60
     user = request.user
     active = execution.status in EXECUTION_ACTIVE
-    has_instances = any(item.recovery_instance_id and item.status == LaunchStatus.LAUNCHED
-                        and item.phase != LaunchPhase.TERMINATING for item in launches)
+    has_instances = any(
+        item.recovery_instance_id and item.status == LaunchStatus.LAUNCHED and item.phase != LaunchPhase.TERMINATING
+        for item in launches
+    )
     actions = {
         "approve": [wave for wave in waves if wave.status == WaveStatus.WAITING_APPROVAL]
-        if user.has_perm(ACTION_PERMISSIONS["approve"]) else [],
-        "cancel": active and execution.status != ExecutionStatus.CANCELLING
+        if user.has_perm(ACTION_PERMISSIONS["approve"])
+        else [],
+        "cancel": active
+        and execution.status != ExecutionStatus.CANCELLING
         and user.has_perm(ACTION_PERMISSIONS["cancel"]),
         "retry": execution.status in EXECUTION_RETRYABLE and services.retry_allowed(user=user, execution=execution),
-        "cleanup": execution.is_drill and execution.is_terminal and not execution.cleaned_up_at and has_instances
+        "cleanup": execution.is_drill
+        and execution.is_terminal
+        and not execution.cleaned_up_at
+        and has_instances
         and user.has_perm(ACTION_PERMISSIONS["cleanup"]),
     }
     # A clean-up runs after the execution ended: the page keeps polling until it is over.
     terminating = sum(1 for item in launches if item.phase == LaunchPhase.TERMINATING)
     terminated = sum(1 for item in launches if item.status == LaunchStatus.TERMINATED)
     return {
-        "execution": execution, "waves": waves, "launches": launches, "events": events, "now": now,
-        "active": active, "polling": active or bool(terminating),
+        "execution": execution,
+        "waves": waves,
+        "launches": launches,
+        "events": events,
+        "now": now,
+        "active": active,
+        "polling": active or bool(terminating),
         "cleanup": {"running": bool(terminating), "terminated": terminated, "total": terminated + terminating},
-        "elapsed": elapsed, "rto_seconds": rto_seconds,
+        "elapsed": elapsed,
+        "rto_seconds": rto_seconds,
         "rto_percent": min(100, round(100 * elapsed / rto_seconds)) if rto_seconds else 0,
         "over_rto": elapsed > rto_seconds,
-        "actions": actions, "any_action": bool(actions["approve"]) or any(
-            actions[k] for k in ("cancel", "retry", "cleanup")),
+        "actions": actions,
+        "any_action": bool(actions["approve"]) or any(actions[k] for k in ("cancel", "retry", "cleanup")),
         "launch_counts": {
             "total": len(launches),
             "launched": sum(1 for item in launches if was_launched(item)),
@@ -271,8 +314,12 @@ class ExecutionReportCsvView(ExecutionReportFileView):
 
 # --- Actions -----------------------------------------------------------------------------------
 
-DONE = {"approve": "Approved", "cancel": "Cancellation requested", "retry": "Retry started",
-        "cleanup": "Clean-up started"}
+DONE = {
+    "approve": "Approved",
+    "cancel": "Cancellation requested",
+    "retry": "Retry started",
+    "cleanup": "Clean-up started",
+}
 
 
 class ExecutionActionView(RoleRequiredMixin, View):
@@ -305,6 +352,7 @@ class ExecutionActionView(RoleRequiredMixin, View):
 # needs executions), the plan's executions and the forms that start one. Its URLs keep their
 # names in the "plans" namespace (see plan_urlpatterns in executions/urls.py).
 
+
 class PlanDetailView(RoleRequiredMixin, View):
     """A plan: the wave diagram, targets, readiness checks, trends, recent executions, start forms."""
 
@@ -316,8 +364,11 @@ class PlanDetailView(RoleRequiredMixin, View):
 
 
 # Refreshing the inventory from DRS is a write: for those who may start or edit the plan.
-REFRESH_PERMISSIONS = (ACTION_PERMISSIONS["start_drill"], ACTION_PERMISSIONS["start_recovery"],
-                       "plans.change_recoveryplan")
+REFRESH_PERMISSIONS = (
+    ACTION_PERMISSIONS["start_drill"],
+    ACTION_PERMISSIONS["start_recovery"],
+    "plans.change_recoveryplan",
+)
 
 
 def can_refresh_readiness(user):
@@ -331,9 +382,14 @@ def plan_trends(plan):
     themselves for the table beside the charts; one query."""
     runs = [trend_run(execution) for execution in plan_trend(plan=plan)]
     return {
-        "runs": runs, "newest_first": runs[::-1], "limit": TREND_LIMIT, "summary": trend_summary(runs),
-        "charts": [trend_chart(runs=runs, measure="rto", target_minutes=plan.rto_target_minutes),
-                   trend_chart(runs=runs, measure="rpo", target_minutes=plan.rpo_target_minutes)],
+        "runs": runs,
+        "newest_first": runs[::-1],
+        "limit": TREND_LIMIT,
+        "summary": trend_summary(runs),
+        "charts": [
+            trend_chart(runs=runs, measure="rto", target_minutes=plan.rto_target_minutes),
+            trend_chart(runs=runs, measure="rpo", target_minutes=plan.rpo_target_minutes),
+        ],
     }
 
 
@@ -353,25 +409,37 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
     executions = plan.executions.order_by("-created_at")[:10]
     running = plan.executions.active().first()
     key = str(uuid.uuid4())
-    return render(request, "plans/plan_detail.html", status=status, context={
-        "plan": plan, "specs": specs, "diagram": wave_diagram_data(specs), "report": report,
-        "readiness_error": readiness_error, "executions": executions, "running": running,
-        "trends": plan_trends(plan),
-        "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
-        "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
-        "drill_form": start_form if start_form and start_form.data.get("mode") == "DRILL"
-        else StartForm(plan=plan, initial={"mode": "DRILL", "idempotency_key": key}),
-        "recovery_form": start_form if start_form and start_form.data.get("mode") == "RECOVERY"
-        else StartForm(plan=plan, initial={"mode": "RECOVERY", "idempotency_key": key + "-r"}),
-        "start_error": start_error,
-        "can_refresh": can_refresh_readiness(request.user),
-        "targets": sorted({server.target.name for server in report.servers}),
-        "server_count": len(report.servers),
-    })
+    return render(
+        request,
+        "plans/plan_detail.html",
+        status=status,
+        context={
+            "plan": plan,
+            "specs": specs,
+            "diagram": wave_diagram_data(specs),
+            "report": report,
+            "readiness_error": readiness_error,
+            "executions": executions,
+            "running": running,
+            "trends": plan_trends(plan),
+            "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
+            "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
+            "drill_form": start_form
+            if start_form and start_form.data.get("mode") == "DRILL"
+            else StartForm(plan=plan, initial={"mode": "DRILL", "idempotency_key": key}),
+            "recovery_form": start_form
+            if start_form and start_form.data.get("mode") == "RECOVERY"
+            else StartForm(plan=plan, initial={"mode": "RECOVERY", "idempotency_key": key + "-r"}),
+            "start_error": start_error,
+            "can_refresh": can_refresh_readiness(request.user),
+            "targets": sorted({server.target.name for server in report.servers}),
+            "server_count": len(report.servers),
+        },
+    )
 
 
 class PlanReadinessRefreshView(RoleRequiredMixin, View):
-    """"Refresh from DRS": sync the inventory of the plan's targets, then show its readiness
+    """ "Refresh from DRS": sync the inventory of the plan's targets, then show its readiness
     (the readiness card for htmx, else back to the plan page)."""
 
     permission_required = "plans.view_recoveryplan"
@@ -403,19 +471,28 @@ class PlanStartView(RoleRequiredMixin, View):
         data = form.cleaned_data
         try:
             execution = services.execution_start(
-                plan=plan, mode=data["mode"], requested_by=request.user, auto_approve=data["auto_approve"],
-                idempotency_key=data["idempotency_key"] or None, accept_risks=data["accept_risks"],
+                plan=plan,
+                mode=data["mode"],
+                requested_by=request.user,
+                auto_approve=data["auto_approve"],
+                idempotency_key=data["idempotency_key"] or None,
+                accept_risks=data["accept_risks"],
                 point_in_time=data["point_in_time"],
             )
         except PlanNotReady as exc:
-            error = ("The plan has risks; nothing was started. To start anyway, tick \u201cAccept these risks\u201d:"
-                     if exc.only_risks else "The plan is not ready; nothing was started. Fix these first:")
-            return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400,
-                                      start_error=error)
+            error = (
+                "The plan has risks; nothing was started. To start anyway, tick \u201cAccept these risks\u201d:"
+                if exc.only_risks
+                else "The plan is not ready; nothing was started. Fix these first:"
+            )
+            return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400, start_error=error)
         except PlanAlreadyRunning as exc:
-            messages.error(request, format_html(
-                '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()
-            ))
+            messages.error(
+                request,
+                format_html(
+                    '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()
+                ),
+            )
             return redirect(plan)
         except ExecutionError as exc:
             messages.error(request, exc.message)

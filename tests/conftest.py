@@ -53,7 +53,8 @@ def make_sandbox_servers(sandbox_target):
 
     def make(*hostnames, **options):
         sandbox_servers_create(
-            account_id=sandbox_target.account_id, region=sandbox_target.region,
+            account_id=sandbox_target.account_id,
+            region=sandbox_target.region,
             specs=[{"hostname": hostname, **options} for hostname in hostnames],
         )
         source_servers_sync(target=sandbox_target)

@@ -107,21 +107,35 @@ def build_execution(*, servers=10, waves=2, status=ExecutionStatus.RUNNING, plan
     target = target or TargetFactory()
     now = timezone.now()
     execution = ExecutionFactory(plan=plan, status=status, started_at=now - timedelta(minutes=12))
-    wave_runs = WaveRun.objects.bulk_create([
-        WaveRun(execution=execution, index=i, name=f"Wave {i + 1}", depends_on=[i - 1] if i else [],
-                status=WaveStatus.LAUNCHING, started_at=now - timedelta(minutes=10 - i))
-        for i in range(waves)
-    ])
+    wave_runs = WaveRun.objects.bulk_create(
+        [
+            WaveRun(
+                execution=execution,
+                index=i,
+                name=f"Wave {i + 1}",
+                depends_on=[i - 1] if i else [],
+                status=WaveStatus.LAUNCHING,
+                started_at=now - timedelta(minutes=10 - i),
+            )
+            for i in range(waves)
+        ]
+    )
     launches = []
     for n in range(servers):
         wave = wave_runs[n % waves]
         launched = n // waves % 2 == 0
-        launches.append(ServerLaunch(
-            execution=execution, wave_run=wave, target=target, source_server_id=f"s-{n:017x}",
-            hostname=f"host-{n:04d}", status=LaunchStatus.LAUNCHED if launched else LaunchStatus.IN_PROGRESS,
-            phase="READY" if launched else "CONVERSION",
-            recovery_instance_id=f"i-{n:017x}" if launched else "",
-            launched_at=now - timedelta(seconds=30) if launched else None,
-        ))
+        launches.append(
+            ServerLaunch(
+                execution=execution,
+                wave_run=wave,
+                target=target,
+                source_server_id=f"s-{n:017x}",
+                hostname=f"host-{n:04d}",
+                status=LaunchStatus.LAUNCHED if launched else LaunchStatus.IN_PROGRESS,
+                phase="READY" if launched else "CONVERSION",
+                recovery_instance_id=f"i-{n:017x}" if launched else "",
+                launched_at=now - timedelta(seconds=30) if launched else None,
+            )
+        )
     ServerLaunch.objects.bulk_create(launches, batch_size=500)
     return execution

@@ -31,8 +31,14 @@ def fresh_sessions(monkeypatch, tmp_path):
 
 @pytest.fixture
 def aws_target():
-    return Target.objects.create(name="Production", kind="aws", account_id=ROLE_ACCOUNT, region="eu-west-1",
-                                 role_arn=ROLE_ARN, external_id="drsorch-ext-1")
+    return Target.objects.create(
+        name="Production",
+        kind="aws",
+        account_id=ROLE_ACCOUNT,
+        region="eu-west-1",
+        role_arn=ROLE_ARN,
+        external_id="drsorch-ext-1",
+    )
 
 
 def assumed_roles():
@@ -112,11 +118,18 @@ def test_sandbox_clients_make_a_single_attempt_against_an_unreachable_endpoint()
 def test_every_call_is_counted_per_service_and_page(sandbox_target):
     from drsorch.sandbox.services import sandbox_servers_create
 
-    sandbox_servers_create(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                           specs=[{"hostname": f"app-{n:02}"} for n in range(5)], snapshots=0)
+    sandbox_servers_create(
+        account_id=sandbox_target.account_id,
+        region=sandbox_target.region,
+        specs=[{"hostname": f"app-{n:02}"} for n in range(5)],
+        snapshots=0,
+    )
     drs_before, ec2_before = aws.aws_calls_made("drs"), aws.aws_calls_made("ec2")
-    pages = client_for(sandbox_target, "drs").get_paginator("describe_source_servers").paginate(
-        filters={}, PaginationConfig={"PageSize": 2})
+    pages = (
+        client_for(sandbox_target, "drs")
+        .get_paginator("describe_source_servers")
+        .paginate(filters={}, PaginationConfig={"PageSize": 2})
+    )
     assert sum(len(page["items"]) for page in pages) == 5
     client_for(sandbox_target, "ec2").describe_instances()
     assert aws.aws_calls_made("drs") - drs_before == 3  # three pages of two

@@ -22,8 +22,13 @@ def test_viewer_reads_only():
 
 def test_operator_drills_but_does_not_recover():
     operator = perms("Operator")
-    assert {"executions.start_drill", "executions.approve_execution", "executions.cancel_execution",
-            "executions.retry_execution", "executions.cleanup_execution"} <= operator
+    assert {
+        "executions.start_drill",
+        "executions.approve_execution",
+        "executions.cancel_execution",
+        "executions.retry_execution",
+        "executions.cleanup_execution",
+    } <= operator
     assert "executions.start_recovery" not in operator
     assert "plans.change_recoveryplan" not in operator
 
@@ -34,6 +39,10 @@ def test_commander_recovers():
 
 def test_planner_edits_plans_but_runs_nothing():
     planner = perms("Planner")
-    assert {"plans.add_recoveryplan", "plans.change_protectiongroup", "plans.delete_target",
-            "plans.change_sourceserver"} <= planner
+    assert {
+        "plans.add_recoveryplan",
+        "plans.change_protectiongroup",
+        "plans.delete_target",
+        "plans.change_sourceserver",
+    } <= planner
     assert not {p for p in planner if p.startswith("executions.") and not p.split(".")[1].startswith("view_")}

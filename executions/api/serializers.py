@@ -43,9 +43,12 @@ class PointInTimeField(serializers.Field):
     """An ISO-8601 date and time with its timezone, in the past (services.point_in_time_check)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "Launch every server from its latest recovery snapshot at or before this "
-                          "time (ISO-8601 with a timezone, in the past), e.g. before a ransomware attack. "
-                          "Omitted or null: from a fresh snapshot.")
+        kwargs.setdefault(
+            "help_text",
+            "Launch every server from its latest recovery snapshot at or before this "
+            "time (ISO-8601 with a timezone, in the past), e.g. before a ransomware attack. "
+            "Omitted or null: from a fresh snapshot.",
+        )
         super().__init__(required=False, allow_null=True, default=None, **kwargs)
 
     def to_internal_value(self, data):
@@ -87,8 +90,10 @@ class ServerLaunchSerializer(serializers.Serializer):
     error = NullIfBlankCharField()
     snapshot_at = UtcDateTimeField(allow_null=True, help_text="The recovery snapshot DRS launched it from.")
     attempts = LaunchAttemptSerializer(
-        source="launch_attempts.all", many=True,
-        help_text="Every launch of it in this execution, oldest first; a retry adds one.")
+        source="launch_attempts.all",
+        many=True,
+        help_text="Every launch of it in this execution, oldest first; a retry adds one.",
+    )
 
 
 class ExecutionWaveSerializer(serializers.Serializer):
@@ -112,22 +117,30 @@ class SecondsField(serializers.FloatField):
 class RtoSerializer(serializers.Serializer):
     target_minutes = serializers.IntegerField(source="rto_target_minutes")
     achieved_seconds = SecondsField(
-        source="rto_achieved", allow_null=True,
-        help_text="From the start to the last critical server's launch, on DRS's clock; null while it runs.")
+        source="rto_achieved",
+        allow_null=True,
+        help_text="From the start to the last critical server's launch, on DRS's clock; null while it runs.",
+    )
     met = serializers.BooleanField(
-        source="rto_met", allow_null=True,
-        help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
+        source="rto_met",
+        allow_null=True,
+        help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.",
+    )
 
 
 class RpoSerializer(serializers.Serializer):
     target_minutes = serializers.IntegerField(source="rpo_target_minutes")
     worst_seconds = SecondsField(
-        source="rpo_worst_seconds", allow_null=True,
+        source="rpo_worst_seconds",
+        allow_null=True,
         help_text="The oldest recovery snapshot a server was launched from, measured from the start "
-        "(or the requested point in time); null while it runs or when DRS did not say.")
+        "(or the requested point in time); null while it runs or when DRS did not say.",
+    )
     met = serializers.BooleanField(
-        source="rpo_met", allow_null=True,
-        help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.")
+        source="rpo_met",
+        allow_null=True,
+        help_text="Null while it runs; false unless it ended SUCCEEDED or PARTIAL within the target.",
+    )
 
 
 class ExecutionSerializer(serializers.Serializer):
@@ -162,7 +175,8 @@ class HistoryServersSerializer(serializers.Serializer):
 
     total = serializers.IntegerField(source="server_total")
     launched = serializers.IntegerField(
-        source="server_launched", help_text="Launched by DRS, including drill instances cleaned up since.")
+        source="server_launched", help_text="Launched by DRS, including drill instances cleaned up since."
+    )
     failed = serializers.IntegerField(source="server_failed")
 
 
@@ -179,7 +193,8 @@ class ExecutionHistorySerializer(serializers.Serializer):
     started_at = UtcDateTimeField(allow_null=True, help_text="Null when it ended before it started.")
     finished_at = UtcDateTimeField(allow_null=True)
     point_in_time = UtcDateTimeField(
-        allow_null=True, help_text="The point in time its servers were launched from; null: a fresh snapshot.")
+        allow_null=True, help_text="The point in time its servers were launched from; null: a fresh snapshot."
+    )
     rto = RtoSerializer(source="*")
     rpo = RpoSerializer(source="*")
     servers = HistoryServersSerializer(source="*")
@@ -189,9 +204,11 @@ class PlanHistoryQuerySerializer(serializers.Serializer):
     """The filter of a plan's history."""
 
     mode = serializers.ChoiceField(
-        choices=ExecutionMode.choices, required=False,
+        choices=ExecutionMode.choices,
+        required=False,
         error_messages={"invalid_choice": '"{input}" is not a mode: use DRILL or RECOVERY.'},
-        help_text="Only drills (DRILL) or only recoveries (RECOVERY); both when omitted.")
+        help_text="Only drills (DRILL) or only recoveries (RECOVERY); both when omitted.",
+    )
 
 
 class ExecutionEventSerializer(serializers.Serializer):

@@ -67,7 +67,7 @@ START_RESPONSES = {
     ),
     400: OpenApiResponse(
         OpenApiTypes.OBJECT,
-        description="Invalid input (field errors, e.g. `{\"plan\": [\"...\"]}`), or the plan is not ready "
+        description='Invalid input (field errors, e.g. `{"plan": ["..."]}`), or the plan is not ready '
         "(`code` not_ready, with the `readiness` report): its errors, or warnings the request did not accept "
         "with `accept_risks` (the `detail` says so).",
     ),
@@ -93,17 +93,21 @@ def start_execution(request, *, plan, mode, auto_approve, accept_risks=False, po
     Location; shared by POST executions/ and POST plans/<id>/execute/."""
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "").strip() or None
     if key and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise ValidationError(
-            {IDEMPOTENCY_KEY_HEADER: [f"Use at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
-        )
+        raise ValidationError({IDEMPOTENCY_KEY_HEADER: [f"Use at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]})
     execution = services.execution_start(
-        plan=plan, mode=mode, requested_by=request.user, auto_approve=auto_approve, idempotency_key=key,
-        accept_risks=accept_risks, point_in_time=point_in_time,
+        plan=plan,
+        mode=mode,
+        requested_by=request.user,
+        auto_approve=auto_approve,
+        idempotency_key=key,
+        accept_risks=accept_risks,
+        point_in_time=point_in_time,
     )
     execution = executions_for_json().get(pk=execution.pk)
     location = request.build_absolute_uri(reverse("api-execution-detail", args=[execution.pk]))
-    return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED,
-                    headers={"Location": location})
+    return Response(
+        ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+    )
 
 
 @extend_schema(tags=["executions"])
@@ -171,33 +175,52 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
         )
         return self.rendered(execution)
 
-    @extend_schema(summary="Cancel", description="Stops launching; the execution ends CANCELLED.",
-                   request=None, responses=ACTION_RESPONSES)
+    @extend_schema(
+        summary="Cancel",
+        description="Stops launching; the execution ends CANCELLED.",
+        request=None,
+        responses=ACTION_RESPONSES,
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self.rendered(services.execution_cancel(execution=self.get_object(), user=request.user))
 
-    @extend_schema(summary="Retry", description="Runs the failed, timed-out and skipped waves of an ended "
-                   "execution again.", request=None, responses=ACTION_RESPONSES)
+    @extend_schema(
+        summary="Retry",
+        description="Runs the failed, timed-out and skipped waves of an ended execution again.",
+        request=None,
+        responses=ACTION_RESPONSES,
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self.rendered(services.execution_retry(execution=self.get_object(), user=request.user))
 
-    @extend_schema(summary="Clean up", description="Starts terminating the recovery instances a drill launched "
-                   "and answers 202 at once: the worker terminates them (retrying throttling); their "
-                   "`launch_status` turns TERMINATED as DRS does it.",
-                   request=None, responses=CLEANUP_RESPONSES)
+    @extend_schema(
+        summary="Clean up",
+        description="Starts terminating the recovery instances a drill launched "
+        "and answers 202 at once: the worker terminates them (retrying throttling); their "
+        "`launch_status` turns TERMINATED as DRS does it.",
+        request=None,
+        responses=CLEANUP_RESPONSES,
+    )
     @action(detail=True, methods=["post"])
     def cleanup(self, request, pk=None):
-        return self.rendered(services.execution_cleanup(execution=self.get_object(), user=request.user),
-                             status_code=status.HTTP_202_ACCEPTED)
+        return self.rendered(
+            services.execution_cleanup(execution=self.get_object(), user=request.user),
+            status_code=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(
         summary="Audit log of an execution",
         description="Status changes, human actions and DRS job log items, oldest first.",
         parameters=[
-            OpenApiParameter("kind", OpenApiTypes.STR, many=True, enum=[k for k, _ in ExecutionEventFilterSet
-                             .base_filters["kind"].extra["choices"]], explode=True),
+            OpenApiParameter(
+                "kind",
+                OpenApiTypes.STR,
+                many=True,
+                enum=[k for k, _ in ExecutionEventFilterSet.base_filters["kind"].extra["choices"]],
+                explode=True,
+            ),
             OpenApiParameter("wave_index", OpenApiTypes.INT),
         ],
         responses={200: ExecutionEventSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
@@ -217,6 +240,7 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
 # --- The endpoints of a plan that need executions --------------------------------------------
 # Served at the paths and names a @action of the plans viewset would have (plans/<id>/...,
 # api-plan-<name>, tag "plans"); registered in executions/api/urls.py.
+
 
 class PlanEndpointView(generics.GenericAPIView):
     """One plan, found like RecoveryPlanViewSet finds it; the role permission of the API."""
@@ -252,8 +276,11 @@ class PlanReadinessView(PlanEndpointView):
         "against the RPO, DRS quotas, other executions and (with `live`) active DRS jobs, read without "
         "writing anything. `ready` is false when any check has severity error; warnings block a start "
         "unless it accepts them (`accept_risks`). POST to refresh the inventory from DRS first.",
-        parameters=[OpenApiParameter("live", OpenApiTypes.BOOL, default=True,
-                                     description=ReadinessQuerySerializer().fields["live"].help_text)],
+        parameters=[
+            OpenApiParameter(
+                "live", OpenApiTypes.BOOL, default=True, description=ReadinessQuerySerializer().fields["live"].help_text
+            )
+        ],
         responses={**READINESS_RESPONSES, 400: FIELD_ERRORS_RESPONSE},
     )
     def get(self, request, pk=None):
@@ -309,10 +336,20 @@ class PlanHistoryView(PlanEndpointView):
         "and worst RPO against the targets frozen when each started (the `rto` and `rpo` objects of the "
         "execution JSON), and how many servers launched or failed. Running executions are left out: they "
         "have no measure yet.",
-        parameters=[OpenApiParameter("mode", OpenApiTypes.STR, enum=ExecutionMode.values,
-                                     description=PlanHistoryQuerySerializer().fields["mode"].help_text)],
-        responses={200: ExecutionHistorySerializer(many=True), 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES,
-                   **NOT_FOUND_RESPONSE},
+        parameters=[
+            OpenApiParameter(
+                "mode",
+                OpenApiTypes.STR,
+                enum=ExecutionMode.values,
+                description=PlanHistoryQuerySerializer().fields["mode"].help_text,
+            )
+        ],
+        responses={
+            200: ExecutionHistorySerializer(many=True),
+            400: FIELD_ERRORS_RESPONSE,
+            **ERROR_RESPONSES,
+            **NOT_FOUND_RESPONSE,
+        },
     )
     def get(self, request, pk=None):
         plan = self.get_object()

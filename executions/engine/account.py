@@ -108,8 +108,9 @@ def apply_target_jobs(rows: TickRows, target: Target, jobs: list[dict[str, Any]]
     """Cache the view of a listing fetch_target_jobs made, make the target's quota use DRS's
     own count, and remember where the next listing may start."""
     view = TargetView.from_jobs(jobs)
-    active_since = [parse_drs_time(job.get("creationDateTime")) for job in jobs
-                    if job.get("status") != JobStatus.COMPLETED]
+    active_since = [
+        parse_drs_time(job.get("creationDateTime")) for job in jobs if job.get("status") != JobStatus.COMPLETED
+    ]
     if all(created is not None for created in active_since):
         _listing_floor[_account(target)] = min([*active_since, rows.now]) - LISTING_SLACK
     else:

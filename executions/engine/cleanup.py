@@ -65,8 +65,7 @@ def step_cleanups(rows: TickRows) -> None:
             _follow_sent(rows, target, [job for job in jobs if job.state == JobState.ACTIVE])
         except (BotoCoreError, ClientError) as exc:
             # The jobs run on in DRS whatever we read; they are read again next tick.
-            logger.info("Could not follow the clean-up jobs of target %s: %s", target.name,
-                        drs_errors.describe(exc))
+            logger.info("Could not follow the clean-up jobs of target %s: %s", target.name, drs_errors.describe(exc))
         for request in (job for job in jobs if job.state == JobState.INTENDED):
             try:
                 _send(rows, target, request)
@@ -74,8 +73,9 @@ def step_cleanups(rows: TickRows) -> None:
                 rows.lost.add(request.execution_id)
             except (BotoCoreError, ClientError) as exc:
                 if _wait_for_next_tick(exc):
-                    logger.info("Clean-up for target %s waits for the next tick: %s", target.name,
-                                drs_errors.describe(exc))
+                    logger.info(
+                        "Clean-up for target %s waits for the next tick: %s", target.name, drs_errors.describe(exc)
+                    )
                     break
                 _abandon(rows, request, drs_errors.describe(exc))
     for execution_id in touched:
@@ -105,6 +105,7 @@ def _named_instance_ids(exc: BaseException) -> set[str]:
 
 # --- following the TERMINATE jobs --------------------------------------------------------------
 
+
 def _follow_sent(rows: TickRows, target: Target, jobs: list[DrsJob]) -> None:
     if not jobs:
         return
@@ -129,8 +130,7 @@ def _finish_terminate_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> 
         if launch.cleanup_job_id != job.pk or launch.status == LaunchStatus.TERMINATED:
             continue
         if outcome.get(launch.source_server_id, LaunchStatus.TERMINATED) == LaunchStatus.TERMINATED:
-            rows.set_status(launch, LaunchStatus.TERMINATED, phase=LaunchPhase.TERMINATED,
-                            terminated_at=confirmed_at)
+            rows.set_status(launch, LaunchStatus.TERMINATED, phase=LaunchPhase.TERMINATED, terminated_at=confirmed_at)
         else:
             _not_terminated(rows, launch, f"DRS job {job.job_id} did not terminate {launch.recovery_instance_id}.")
     job.state = JobState.COMPLETED
@@ -144,23 +144,37 @@ def _not_terminated(rows: TickRows, launch: ServerLaunch, reason: str) -> None:
     launch.cleanup_job = None
     launch.error = f"{FAILED_PREFIX}: {reason}"
     rows.touch(launch)
-    rows.event(launch.execution_id, EventKind.ERROR, f"Server {launch.hostname or launch.source_server_id}: "
-               f"clean-up failed: {reason}", source_server_id=launch.source_server_id)
+    rows.event(
+        launch.execution_id,
+        EventKind.ERROR,
+        f"Server {launch.hostname or launch.source_server_id}: clean-up failed: {reason}",
+        source_server_id=launch.source_server_id,
+    )
 
 
 def _gone(rows: TickRows, launch: ServerLaunch, note: str) -> None:
-    rows.set_status(launch, LaunchStatus.TERMINATED,
-                    f"Server {launch.hostname or launch.source_server_id}: recovery instance "
-                    f"{launch.recovery_instance_id or '(unknown)'} {note}; nothing to terminate.",
-                    phase=LaunchPhase.TERMINATED, terminated_at=rows.now)
+    rows.set_status(
+        launch,
+        LaunchStatus.TERMINATED,
+        f"Server {launch.hostname or launch.source_server_id}: recovery instance "
+        f"{launch.recovery_instance_id or '(unknown)'} {note}; nothing to terminate.",
+        phase=LaunchPhase.TERMINATED,
+        terminated_at=rows.now,
+    )
 
 
 # --- sending -----------------------------------------------------------------------------------
 
+
 def _pending(rows: TickRows, request: DrsJob) -> list[ServerLaunch]:
-    return [launch for launch in rows.launches[request.execution_id]
-            if launch.target_id == request.target_id and launch.phase == LaunchPhase.TERMINATING
-            and launch.status == LaunchStatus.LAUNCHED and launch.cleanup_job_id is None]
+    return [
+        launch
+        for launch in rows.launches[request.execution_id]
+        if launch.target_id == request.target_id
+        and launch.phase == LaunchPhase.TERMINATING
+        and launch.status == LaunchStatus.LAUNCHED
+        and launch.cleanup_job_id is None
+    ]
 
 
 def _send(rows: TickRows, target: Target, request: DrsJob) -> None:
@@ -172,7 +186,7 @@ def _send(rows: TickRows, target: Target, request: DrsJob) -> None:
             _gone(rows, launch, GONE_NOTE)
     pending = [launch for launch in pending if launch.recovery_instance_id]
     for start in range(0, len(pending), MAX_INSTANCES_PER_TERMINATE):
-        _terminate(rows, target, request, pending[start:start + MAX_INSTANCES_PER_TERMINATE])
+        _terminate(rows, target, request, pending[start : start + MAX_INSTANCES_PER_TERMINATE])
     request.state = JobState.COMPLETED
     rows.touch(request)
 
@@ -186,7 +200,8 @@ def _terminate(rows: TickRows, target: Target, request: DrsJob, batch: list[Serv
             raise LeaseLost(execution.pk)
         try:
             data = gateway.terminate_recovery_instances(
-                target=target, recovery_instance_ids=[launch.recovery_instance_id for launch in batch])
+                target=target, recovery_instance_ids=[launch.recovery_instance_id for launch in batch]
+            )
         except Exception as exc:
             named = _named_instance_ids(exc)
             dropped = [launch for launch in batch if launch.recovery_instance_id in named]
@@ -205,18 +220,28 @@ def _record_sent(rows: TickRows, request: DrsJob, batch: list[ServerLaunch], dat
     # Written at once, together: the job id is what lets a later tick follow the termination.
     with transaction.atomic():
         job = DrsJob.objects.create(
-            execution_id=request.execution_id, target_id=request.target_id, type=JobType.TERMINATE,
-            job_id=data["jobID"], state=JobState.ACTIVE, drs_status=data.get("status", ""), is_drill=True,
-            server_count=len(batch), requested_at=rows.now, drs_created_at=parse_drs_time(data.get("creationDateTime")),
+            execution_id=request.execution_id,
+            target_id=request.target_id,
+            type=JobType.TERMINATE,
+            job_id=data["jobID"],
+            state=JobState.ACTIVE,
+            drs_status=data.get("status", ""),
+            is_drill=True,
+            server_count=len(batch),
+            requested_at=rows.now,
+            drs_created_at=parse_drs_time(data.get("creationDateTime")),
         )
         ServerLaunch.objects.filter(pk__in=[launch.pk for launch in batch]).update(cleanup_job=job)
     for launch in batch:
         launch.cleanup_job = job
     rows.jobs[job.pk] = job
     rows.remember([job])
-    rows.event(request.execution_id, EventKind.ENGINE,
-               f"DRS job {job.job_id} terminates {len(batch)} recovery instance(s).",
-               data={"job_id": job.job_id, "recovery_instance_ids": [launch.recovery_instance_id for launch in batch]})
+    rows.event(
+        request.execution_id,
+        EventKind.ENGINE,
+        f"DRS job {job.job_id} terminates {len(batch)} recovery instance(s).",
+        data={"job_id": job.job_id, "recovery_instance_ids": [launch.recovery_instance_id for launch in batch]},
+    )
 
 
 def _abandon(rows: TickRows, request: DrsJob, reason: str) -> None:
@@ -229,14 +254,18 @@ def _abandon(rows: TickRows, request: DrsJob, reason: str) -> None:
 
 # --- finding instance ids ----------------------------------------------------------------------
 
+
 def _find_instance_ids(rows: TickRows, target: Target, launches: list[ServerLaunch]) -> None:
     """Fill in the recovery instance ids DRS did not give with the launch: the launch job's
     participatingServers, else its LAUNCH_START log event, else DescribeRecoveryInstances."""
     if not launches:
         return
     launch_jobs = DrsJob.objects.in_bulk([launch.job_id for launch in launches if launch.job_id])
-    job_id_of = {launch.pk: launch_jobs[launch.job_id].job_id for launch in launches
-                 if launch.job_id in launch_jobs and launch_jobs[launch.job_id].job_id}
+    job_id_of = {
+        launch.pk: launch_jobs[launch.job_id].job_id
+        for launch in launches
+        if launch.job_id in launch_jobs and launch_jobs[launch.job_id].job_id
+    }
     missing = [launch for launch in launches if launch.pk in job_id_of]
     if not missing:
         return
@@ -246,19 +275,24 @@ def _find_instance_ids(rows: TickRows, target: Target, launches: list[ServerLaun
             if participant.get("sourceServerID") == launch.source_server_id:
                 _found(rows, launch, participant.get("recoveryInstanceID"))
     for job_id in {job_id_of[launch.pk] for launch in missing if not launch.recovery_instance_id}:
-        started = {(item.get("eventData") or {}).get("sourceServerID"): (item.get("eventData") or {})
-                   .get("targetInstanceID") for item in gateway.job_log_items(target=target, job_id=job_id)
-                   if item.get("event") == "LAUNCH_START"}
+        started = {
+            (item.get("eventData") or {}).get("sourceServerID"): (item.get("eventData") or {}).get("targetInstanceID")
+            for item in gateway.job_log_items(target=target, job_id=job_id)
+            if item.get("event") == "LAUNCH_START"
+        }
         for launch in missing:
             if job_id_of[launch.pk] == job_id and not launch.recovery_instance_id:
                 _found(rows, launch, started.get(launch.source_server_id))
     still = [launch for launch in missing if not launch.recovery_instance_id]
     if still:
         # Only the instance of *this* launch job: a later launch's instance is another drill's.
-        instances = {(item.get("sourceServerID"), item.get("jobID")): item.get("recoveryInstanceID")
-                     for item in gateway.recovery_instances(target=target,
-                                                            source_server_ids=[la.source_server_id for la in still])
-                     if item.get("ec2InstanceState") != "TERMINATED"}
+        instances = {
+            (item.get("sourceServerID"), item.get("jobID")): item.get("recoveryInstanceID")
+            for item in gateway.recovery_instances(
+                target=target, source_server_ids=[la.source_server_id for la in still]
+            )
+            if item.get("ec2InstanceState") != "TERMINATED"
+        }
         for launch in still:
             _found(rows, launch, instances.get((launch.source_server_id, job_id_of[launch.pk])))
 
@@ -271,24 +305,35 @@ def _found(rows: TickRows, launch: ServerLaunch, instance_id: str | None) -> Non
 
 # --- the end -----------------------------------------------------------------------------------
 
+
 def _finish_if_done(rows: TickRows, execution: Execution) -> None:
     """Once no clean-up job of the execution is open, say how the clean-up ended."""
-    if any(job.execution_id == execution.pk and job.type == JobType.TERMINATE and job.state in JOB_OPEN
-           for job in rows.jobs.values()):
+    if any(
+        job.execution_id == execution.pk and job.type == JobType.TERMINATE and job.state in JOB_OPEN
+        for job in rows.jobs.values()
+    ):
         return
     if execution.cleaned_up_at:
         return
     loaded = {launch.pk: launch for launch in rows.launches[execution.pk]}
-    failed = {launch.pk for launch in loaded.values()
-              if launch.status == LaunchStatus.LAUNCHED and launch.error.startswith(FAILED_PREFIX)}
+    failed = {
+        launch.pk
+        for launch in loaded.values()
+        if launch.status == LaunchStatus.LAUNCHED and launch.error.startswith(FAILED_PREFIX)
+    }
     # Failures of an earlier tick are no longer loaded (their phase went back to READY).
-    failed |= set(ServerLaunch.objects.filter(execution=execution, status=LaunchStatus.LAUNCHED,
-                                              error__startswith=FAILED_PREFIX)
-                  .exclude(pk__in=list(loaded)).values_list("pk", flat=True))
+    failed |= set(
+        ServerLaunch.objects.filter(execution=execution, status=LaunchStatus.LAUNCHED, error__startswith=FAILED_PREFIX)
+        .exclude(pk__in=list(loaded))
+        .values_list("pk", flat=True)
+    )
     if failed:
-        rows.event(execution.pk, EventKind.ERROR,
-                   f"Clean-up ended: {len(failed)} recovery instance(s) could not be terminated; clean up again "
-                   "once the cause is fixed.")
+        rows.event(
+            execution.pk,
+            EventKind.ERROR,
+            f"Clean-up ended: {len(failed)} recovery instance(s) could not be terminated; clean up again "
+            "once the cause is fixed.",
+        )
         return
     execution.cleaned_up_at = rows.now
     rows.touch(execution)

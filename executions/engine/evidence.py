@@ -11,8 +11,10 @@ May import: rows, times (and drs, models, choices). Never jobs, job_log, launchi
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +22,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
+from drsorch.drs.concurrency import Outcome, per_target_started
 from drsorch.drs.times import parse_drs_time
-from executions.choices import JobState, JobType, LaunchStatus
-from executions.models import DrsJob, Execution, ServerLaunch
+from executions.choices import JobState, JobType, LaunchStatus, WaveStatus
+from executions.models import DrsJob, Execution, ServerLaunch, WaveRun
 from plans.models import Target
 
 from .rows import TickRows
@@ -63,6 +66,67 @@ def instance_reads_due(rows: TickRows, jobs: Iterable[DrsJob]) -> list[ServerLau
             if launch.status == LaunchStatus.LAUNCHED and launch.snapshot_at is None:
                 due.append(launch)
     return due
+
+
+@dataclass
+class InstanceReads:
+    """The recovery-instance reads a tick started: the launches each target was asked about,
+    and the function that waits for DRS's answers."""
+
+    due: dict[object, list[ServerLaunch]]
+    answers: Callable[[], dict[object, Outcome[list[dict[str, Any]]]]]
+
+
+def start_instance_reads(rows: TickRows, due: dict[object, list[ServerLaunch]]) -> InstanceReads:
+    """Start one DescribeRecoveryInstances per target for the launches `due` (target id ->
+    launches), all at once, in the background (drsorch.drs.concurrency.per_target_started)."""
+    due = {target_id: launches for target_id, launches in due.items() if launches}
+    answers = per_target_started(
+        {
+            target_id: functools.partial(fetch_instances, rows.targets[target_id], launches)
+            for target_id, launches in due.items()
+        }
+    )
+    return InstanceReads(due=due, answers=answers)
+
+
+def apply_instance_reads(rows: TickRows, reads: InstanceReads) -> None:
+    """Wait for the reads start_instance_reads began and copy DRS's times onto the launches;
+    a target DRS did not answer is asked again next tick. A wave that ended in this tick,
+    before the answers were in (the tick starts the next wave's jobs meanwhile), is stamped
+    again with DRS's time of its last launch (wave_finished_at), so its end is on DRS's clock
+    whatever the order."""
+    if not reads.due:
+        return
+    found = reads.answers()
+    for target_id, launches in reads.due.items():
+        outcome = found[target_id]
+        if outcome.error is not None:
+            if not isinstance(outcome.error, BotoCoreError | ClientError):
+                raise outcome.error
+            instances_unread(rows.targets[target_id], outcome.error)
+        else:
+            apply_instances(rows, launches, outcome.value)
+    read_waves = {launch.wave_run_id for launches in reads.due.values() for launch in launches}
+    for execution_id, waves in rows.waves.items():
+        for wave in waves:
+            if wave.pk in read_waves and _ended_by_launches_this_tick(rows, wave):
+                execution = rows.executions[execution_id]
+                stamped = wave_finished_at(rows, execution, rows.wave_launches(execution, wave))
+                if wave.finished_at != stamped:
+                    wave.finished_at = stamped
+                    rows.touch(wave)
+
+
+def _ended_by_launches_this_tick(rows: TickRows, wave: WaveRun) -> bool:
+    """Whether `wave` ended in this tick because its launches settled (its end is then its
+    last launch's, wave_finished_at), not by a cancel, a skip or a time-out (the tick's time)."""
+    before = rows.original.get((WaveRun, wave.pk), {}).get("status")
+    return before == WaveStatus.LAUNCHING and wave.status in (
+        WaveStatus.SUCCEEDED,
+        WaveStatus.PARTIAL,
+        WaveStatus.FAILED,
+    )
 
 
 def read_instances(rows: TickRows, target: Target, launches: list[ServerLaunch]) -> None:
@@ -141,8 +205,10 @@ def record_verdict_inputs(execution: Execution, launches: Iterable[ServerLaunch]
     launched = [x for x in launches if x.launched_at is not None]
     critical = [x for x in launched if x.critical] or launched
     execution.rto_achieved_seconds = (
-        max((x.launched_at - start).total_seconds() for x in critical) if critical and start else None)
+        max((x.launched_at - start).total_seconds() for x in critical) if critical and start else None
+    )
     point = execution.point_in_time or start
     snapshots = [x.snapshot_at for x in launches if x.snapshot_at is not None]
     execution.rpo_worst_seconds = (
-        max(max(0.0, (point - at).total_seconds()) for at in snapshots) if snapshots and point else None)
+        max(max(0.0, (point - at).total_seconds()) for at in snapshots) if snapshots and point else None
+    )

@@ -36,8 +36,9 @@ class StatusChange:
 def status_change(obj: Execution | WaveRun, old_status: str | None) -> StatusChange:
     """The change of `obj` from `old_status` to the status it has now."""
     execution_id = obj.pk if isinstance(obj, Execution) else obj.execution_id
-    return StatusChange(model=type(obj), pk=obj.pk, execution_id=execution_id, old_status=old_status,
-                        new_status=obj.status)
+    return StatusChange(
+        model=type(obj), pk=obj.pk, execution_id=execution_id, old_status=old_status, new_status=obj.status
+    )
 
 
 def announce_status_changes(changes: Iterable[StatusChange]) -> None:
@@ -54,9 +55,17 @@ def _send(changes: list[StatusChange]) -> None:
         # send_robust: the rows are committed already, so a failing receiver (a mail server
         # down) must not fail the tick or the request that made the change.
         for receiver, result in signal.send_robust(
-            sender=change.model, pk=change.pk, execution_id=change.execution_id,
-            old_status=change.old_status, new_status=change.new_status,
+            sender=change.model,
+            pk=change.pk,
+            execution_id=change.execution_id,
+            old_status=change.old_status,
+            new_status=change.new_status,
         ):
             if isinstance(result, Exception):
-                logger.error("Status-change receiver %r failed for %s %s", receiver, change.model.__name__,
-                             change.pk, exc_info=result)
+                logger.error(
+                    "Status-change receiver %r failed for %s %s",
+                    receiver,
+                    change.model.__name__,
+                    change.pk,
+                    exc_info=result,
+                )

@@ -60,8 +60,15 @@ def log_item_key(job_id: str, item: dict[str, Any]) -> str:
     """The dedupe key of a job log item, from its content: DRS may list the items of a log in
     another order, or insert some, between two reads, so a position identifies nothing."""
     data = item.get("eventData") or {}
-    key = ":".join([job_id, item.get("event", ""), str(item.get("logDateTime", "")),
-                    data.get("sourceServerID", ""), data.get("targetInstanceID", "")])
+    key = ":".join(
+        [
+            job_id,
+            item.get("event", ""),
+            str(item.get("logDateTime", "")),
+            data.get("sourceServerID", ""),
+            data.get("targetInstanceID", ""),
+        ]
+    )
     if len(key) <= DEDUPE_KEY_MAX:
         return key
     return f"{job_id}:{hashlib.sha256(key.encode()).hexdigest()}"
@@ -72,8 +79,10 @@ def describe_log_item(job_id: str, name: str, who: str, data: dict[str, Any]) ->
     text = f"{job_id}: {name}" + (f" ({who})" if who else "")
     if name in REPLACEMENT_LOG_EVENTS and data.get("targetInstanceID"):
         verb = "terminating" if name == "CLEANUP_START" else "terminated"
-        text += (f": DRS is {verb} the previous recovery instance {data['targetInstanceID']}, "
-                 "replaced by this launch (DRS keeps one recovery instance per source server)")
+        text += (
+            f": DRS is {verb} the previous recovery instance {data['targetInstanceID']}, "
+            "replaced by this launch (DRS keeps one recovery instance per source server)"
+        )
     elif name in FAILURE_LOG_EVENTS:
         text += f": {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
     return text
@@ -101,8 +110,12 @@ def start_log_reads(rows: TickRows) -> LogReads:
     for job in rows.jobs.values():
         by_target[job.target_id].append(job)
     due = [(target_id, job) for target_id, jobs in by_target.items() for job in logs_due(rows, jobs)]
-    answers = per_target_started({job.pk: functools.partial(
-        gateway.job_log_items, target=rows.targets[target_id], job_id=job.job_id) for target_id, job in due})
+    answers = per_target_started(
+        {
+            job.pk: functools.partial(gateway.job_log_items, target=rows.targets[target_id], job_id=job.job_id)
+            for target_id, job in due
+        }
+    )
     return LogReads(due=due, answers=answers)
 
 
@@ -119,8 +132,7 @@ def apply_log_reads(rows: TickRows, reads: LogReads) -> None:
             # Raised once every other log is applied (they are not this one's fault).
             final_error = final_error or outcome.error
         else:
-            logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name,
-                        outcome.error)
+            logger.info("DRS did not answer a log read for target %s: %s", rows.targets[target_id].name, outcome.error)
     if final_error is not None:
         raise final_error
 
@@ -139,8 +151,12 @@ def logs_due(rows: TickRows, jobs: list[DrsJob]) -> list[DrsJob]:
     readable = [j for j in jobs if j.job_id and j.type == JobType.LAUNCH and j.state == JobState.ACTIVE]
     final = [j for j in readable if j.pk in rows.final_log_due]
     stale = sorted(
-        (j for j in readable if j.pk not in rows.final_log_due and (
-            j.log_read_at is None or (rows.now - j.log_read_at).total_seconds() >= LOG_REFRESH_SECONDS)),
+        (
+            j
+            for j in readable
+            if j.pk not in rows.final_log_due
+            and (j.log_read_at is None or (rows.now - j.log_read_at).total_seconds() >= LOG_REFRESH_SECONDS)
+        ),
         key=lambda j: j.log_read_at or datetime.min.replace(tzinfo=rows.now.tzinfo),
     )
     return (final + stale)[:LOG_READS_PER_TARGET_PER_TICK]
@@ -169,10 +185,14 @@ def apply_log(rows: TickRows, job: DrsJob, items: list[dict[str, Any]]) -> None:
             _apply_item(rows, each, name, data, parse_drs_time(item.get("logDateTime")))
         who = (launch.hostname or server_id) if launch else server_id
         rows.event(
-            job.execution_id, EventKind.DRS,
+            job.execution_id,
+            EventKind.DRS,
             describe_log_item(job.job_id, name, who, data),
-            wave=wave, source_server_id=server_id, data=data,
-            dedupe_key=log_item_key(job.job_id, item), at=parse_drs_time(item.get("logDateTime")),
+            wave=wave,
+            source_server_id=server_id,
+            data=data,
+            dedupe_key=log_item_key(job.job_id, item),
+            at=parse_drs_time(item.get("logDateTime")),
         )
     job.log_items_seen = max(job.log_items_seen, len(items))
     job.log_read_at = rows.now
@@ -184,16 +204,18 @@ def failure_text(name: str, data: dict[str, Any]) -> str:
     return f"{name}: {data.get('rawError') or FAILURE_MEANING.get(name, 'no reason given')}"
 
 
-def _apply_item(rows: TickRows, launch: ServerLaunch, name: str, data: dict[str, Any],
-                at: datetime | None) -> None:
+def _apply_item(rows: TickRows, launch: ServerLaunch, name: str, data: dict[str, Any], at: datetime | None) -> None:
     if name in FAILURE_LOG_EVENTS and launch.status != LaunchStatus.LAUNCHED:
         # The log holds the reason DRS gives nowhere else; it may arrive after the job
         # already reported the server FAILED. Its time is when DRS failed the launch.
         launch.error = failure_text(name, data)
         launch.ended_at = at or launch.ended_at
         rows.touch(launch)
-    elif (name in PHASE_OF_LOG_EVENT and launch.phase != PHASE_OF_LOG_EVENT[name]
-          and launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)):
+    elif (
+        name in PHASE_OF_LOG_EVENT
+        and launch.phase != PHASE_OF_LOG_EVENT[name]
+        and launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED)
+    ):
         launch.phase = PHASE_OF_LOG_EVENT[name]
         rows.touch(launch)
     if name == "LAUNCH_START" and data.get("targetInstanceID") and not launch.recovery_instance_id:

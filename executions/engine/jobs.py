@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from drsorch.drs import errors as drs_errors
 from drsorch.drs import gateway
 from drsorch.drs.concurrency import per_target
@@ -72,20 +70,30 @@ def launch_failed(execution: Execution, launch: ServerLaunch) -> bool:
     )
 
 
-def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
+def poll_jobs(
+    rows: TickRows, jobs: Iterable[DrsJob] | None = None, *, instances_later: bool = False
+) -> evidence.InstanceReads | None:
     """One DescribeJobs per target for the open jobs (or `jobs`); adopt or drop unconfirmed
-    intents. A target DRS does not answer is noted against the executions of its jobs.
+    intents. A target DRS does not answer is noted against the executions of its jobs. Then
+    the recovery instances of the servers that just launched are read, one call per target.
 
     The targets are asked at once (drsorch.drs.concurrency): what to ask is decided here, the
-    calls return plain data, and the answers are applied here, in the tick's thread."""
+    calls return plain data, and the answers are applied here, in the tick's thread. With
+    `instances_later` the instance reads are only started and returned, for the caller to
+    apply (evidence.apply_instance_reads) once it has started the next waves' jobs."""
     by_target = defaultdict(list)
-    for job in (jobs if jobs is not None else rows.jobs.values()):
+    for job in jobs if jobs is not None else rows.jobs.values():
         by_target[job.target_id].append(job)
     asks = {target_id: _TargetAsk.of(rows, target_jobs) for target_id, target_jobs in by_target.items()}
     for ask in asks.values():
         ask.list_account = _may_launch(rows, ask.executions)
-    answers = per_target({target_id: functools.partial(ask.fetch, rows.targets[target_id])
-                          for target_id, ask in asks.items() if ask.active or ask.stale_intents})
+    answers = per_target(
+        {
+            target_id: functools.partial(ask.fetch, rows.targets[target_id])
+            for target_id, ask in asks.items()
+            if ask.active or ask.stale_intents
+        }
+    )
     instance_reads = {}
     for target_id, ask in asks.items():
         outcome = answers.get(target_id)
@@ -108,24 +116,21 @@ def poll_jobs(rows: TickRows, jobs: Iterable[DrsJob] | None = None) -> None:
             for execution_id in ask.executions:
                 rows.call_answered(execution_id, target_id)
     # The servers that just launched: their recovery instances, one call per target, at once.
-    instance_reads = {target_id: due for target_id, due in instance_reads.items() if due}
-    found = per_target({target_id: functools.partial(evidence.fetch_instances, rows.targets[target_id], due)
-                        for target_id, due in instance_reads.items()})
-    for target_id, due in instance_reads.items():
-        outcome = found[target_id]
-        if outcome.error is not None:
-            if not isinstance(outcome.error, BotoCoreError | ClientError):
-                raise outcome.error
-            evidence.instances_unread(rows.targets[target_id], outcome.error)
-        else:
-            evidence.apply_instances(rows, due, outcome.value)
+    reads = evidence.start_instance_reads(rows, instance_reads)
+    if instances_later:
+        return reads
+    evidence.apply_instance_reads(rows, reads)
+    return None
 
 
 def _may_launch(rows: TickRows, execution_ids: set[object]) -> bool:
     """Whether one of these executions may start DRS jobs this tick: it has a wave that has not
     finished launching. Broad on purpose: a wave whose turn comes in this very tick counts."""
-    return any(wave.status in (WaveStatus.PENDING, WaveStatus.LAUNCHING)
-               for execution_id in execution_ids for wave in rows.waves.get(execution_id, ()))
+    return any(
+        wave.status in (WaveStatus.PENDING, WaveStatus.LAUNCHING)
+        for execution_id in execution_ids
+        for wave in rows.waves.get(execution_id, ())
+    )
 
 
 def _not_answered(rows: TickRows, target: Target, executions: set[object], exc: Exception) -> None:
@@ -174,9 +179,15 @@ class _TargetAsk:
         """The active jobs to describe and the stale intents to look up by launch token."""
         active = [j for j in jobs if j.state == JobState.ACTIVE]
         stale = [j for j in jobs if j.state == JobState.INTENDED and j.pk not in rows.new_intents]
-        return cls(active=active, stale_intents=stale, executions={job.execution_id for job in jobs},
-                   job_ids=[j.job_id for j in active], tokens={str(j.launch_token) for j in stale},
-                   since=min((j.requested_at for j in stale), default=None), now=rows.now)
+        return cls(
+            active=active,
+            stale_intents=stale,
+            executions={job.execution_id for job in jobs},
+            job_ids=[j.job_id for j in active],
+            tokens={str(j.launch_token) for j in stale},
+            since=min((j.requested_at for j in stale), default=None),
+            now=rows.now,
+        )
 
     def fetch(self, target: Target) -> _TargetAnswer:
         """The DRS calls (safe in a pool thread: no row is read or written)."""
@@ -197,8 +208,9 @@ class _TargetAsk:
         answer = _TargetAnswer(found=found, by_token={}, listing=listing)
         if self.tokens:
             try:
-                answer.by_token = gateway.find_jobs_by_launch_token(target=target, since=self.since,
-                                                                    tokens=self.tokens, jobs=listing)
+                answer.by_token = gateway.find_jobs_by_launch_token(
+                    target=target, since=self.since, tokens=self.tokens, jobs=listing
+                )
             except Exception as exc:
                 answer.token_error = exc
         return answer
@@ -247,9 +259,13 @@ def adopt(rows: TickRows, job: DrsJob, data: dict[str, Any], *, how: str) -> Non
     for launch in rows.launches_by_job.get(job.pk, {}).values():
         rows.touch(launch)
     wave = rows.wave_of(job)
-    rows.event(job.execution_id, EventKind.ENGINE,
-               f"DRS job {job.job_id} ({how}) launches {job.server_count} server(s) of wave '{wave.name}'.",
-               wave=wave, data={"job_id": job.job_id, "launch_token": str(job.launch_token)})
+    rows.event(
+        job.execution_id,
+        EventKind.ENGINE,
+        f"DRS job {job.job_id} ({how}) launches {job.server_count} server(s) of wave '{wave.name}'.",
+        wave=wave,
+        data={"job_id": job.job_id, "launch_token": str(job.launch_token)},
+    )
     apply_job(rows, job, data)
 
 
@@ -267,8 +283,13 @@ def abandon(rows: TickRows, job: DrsJob, reason: str, *, fail_servers: bool = Fa
             launch.error = ""
             rows.touch(launch)
     wave = rows.wave_of(job)
-    rows.event(job.execution_id, EventKind.ENGINE, f"Launch of {job.server_count} server(s) not done: {reason}",
-               wave=wave, data={"launch_token": str(job.launch_token)})
+    rows.event(
+        job.execution_id,
+        EventKind.ENGINE,
+        f"Launch of {job.server_count} server(s) not done: {reason}",
+        wave=wave,
+        data={"launch_token": str(job.launch_token)},
+    )
 
 
 def give_up_unreachable(rows: TickRows) -> None:
@@ -283,9 +304,12 @@ def give_up_unreachable(rows: TickRows) -> None:
     relaunched by the engine; a person's retry (which sees the recorded cause) decides."""
     for execution in rows.executions.values():
         trouble = execution.drs_trouble or {}
-        due = {key: entry for key, entry in trouble.items()
-               if entry.get("ticks", 0) >= UNREACHABLE_GIVE_UP_TICKS
-               and (rows.now - parse_drs_time(entry["since"])).total_seconds() >= UNREACHABLE_GIVE_UP_SECONDS}
+        due = {
+            key: entry
+            for key, entry in trouble.items()
+            if entry.get("ticks", 0) >= UNREACHABLE_GIVE_UP_TICKS
+            and (rows.now - parse_drs_time(entry["since"])).total_seconds() >= UNREACHABLE_GIVE_UP_SECONDS
+        }
         for key, entry in due.items():
             _give_up_target(rows, execution, int(key) if key.isdigit() else key, entry)
         if due:
@@ -295,30 +319,46 @@ def give_up_unreachable(rows: TickRows) -> None:
 
 def _give_up_target(rows: TickRows, execution: Execution, target_id: object, entry: dict[str, Any]) -> None:
     since = parse_drs_time(entry["since"])
-    cause = f"DRS of target '{rows.targets[target_id].name}' could not be reached for " \
-            f"{(rows.now - since).total_seconds() / 60:.0f} min: {entry.get('error', 'no answer')}"
+    cause = (
+        f"DRS of target '{rows.targets[target_id].name}' could not be reached for "
+        f"{(rows.now - since).total_seconds() / 60:.0f} min: {entry.get('error', 'no answer')}"
+    )
     for job in list(rows.jobs.values()):
-        if (job.execution_id != execution.pk or job.target_id != target_id or job.type != JobType.LAUNCH
-                or job.state not in JOB_OPEN):
+        if (
+            job.execution_id != execution.pk
+            or job.target_id != target_id
+            or job.type != JobType.LAUNCH
+            or job.state not in JOB_OPEN
+        ):
             continue
         what = f"DRS job {job.job_id}" if job.job_id else "The StartRecovery of this launch"
-        reason = (f"{cause}. {what} may or may not have launched these servers (outcome unknown); "
-                  "they are not relaunched automatically: check DRS, then retry.")
+        reason = (
+            f"{cause}. {what} may or may not have launched these servers (outcome unknown); "
+            "they are not relaunched automatically: check DRS, then retry."
+        )
         job.state = JobState.UNKNOWN
         job.error = reason
         rows.touch(job)
         for launch in rows.launches_by_job.pop(job.pk, {}).values():
             if not launch.is_terminal:
                 rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, error=reason)
-        rows.event(execution.pk, EventKind.ERROR, f"Launch outcome unknown: {reason}", wave=rows.wave_of(job),
-                   data={"launch_token": str(job.launch_token), "job_id": job.job_id or ""})
+        rows.event(
+            execution.pk,
+            EventKind.ERROR,
+            f"Launch outcome unknown: {reason}",
+            wave=rows.wave_of(job),
+            data={"launch_token": str(job.launch_token), "job_id": job.job_id or ""},
+        )
     waves = {w.pk: w for w in rows.waves[execution.pk] if w.status == WaveStatus.LAUNCHING}
     failed = 0
     for launch in rows.launches[execution.pk]:
-        if (launch.wave_run_id in waves and launch.target_id == target_id and launch.job_id is None
-                and launch.status == LaunchStatus.NOT_STARTED):
-            rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
-                            error=f"{cause}. Not launched.")
+        if (
+            launch.wave_run_id in waves
+            and launch.target_id == target_id
+            and launch.job_id is None
+            and launch.status == LaunchStatus.NOT_STARTED
+        ):
+            rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, error=f"{cause}. Not launched.")
             failed += 1
     if failed:
         rows.event(execution.pk, EventKind.ERROR, f"{failed} server(s) not launched: {cause}.")
@@ -346,8 +386,13 @@ def apply_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
     if data.get("status") == JobStatus.COMPLETED:
         for launch in launches.values():
             if launch.status not in (LaunchStatus.LAUNCHED, LaunchStatus.FAILED, LaunchStatus.TERMINATED):
-                rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, ended_at=ended or rows.now,
-                                error=launch.error or f"DRS completed job {job.job_id} without launching it.")
+                rows.set_status(
+                    launch,
+                    LaunchStatus.FAILED,
+                    phase=LaunchPhase.FAILED,
+                    ended_at=ended or rows.now,
+                    error=launch.error or f"DRS completed job {job.job_id} without launching it.",
+                )
         if all(launch_settled(rows, execution, launch) for launch in launches.values()):
             # Done for the state machine; the job closes once its final log is read
             # (job_log.read_logs), so its events are complete without costing this tick a call.
@@ -356,8 +401,9 @@ def apply_job(rows: TickRows, job: DrsJob, data: dict[str, Any]) -> None:
             rows.touch(job)
 
 
-def apply_participant(rows: TickRows, execution: Execution, launch: ServerLaunch,
-                      participant: dict[str, Any], *, job_ended_at: Any = None) -> None:
+def apply_participant(
+    rows: TickRows, execution: Execution, launch: ServerLaunch, participant: dict[str, Any], *, job_ended_at: Any = None
+) -> None:
     """Copy one participating server's launch status and recovery instance onto its launch.
     Times are DRS's where the job gives one; otherwise the tick's, until the recovery instance
     (evidence.read_instances, this tick) or the job log (LAUNCH_FAILED) gives DRS's own."""
@@ -373,13 +419,18 @@ def apply_participant(rows: TickRows, execution: Execution, launch: ServerLaunch
     elif status == LaunchStatus.LAUNCHED:
         if launch.status != LaunchStatus.LAUNCHED:
             at = evidence.participant_launch_time(participant) or rows.now
-            rows.set_status(launch, LaunchStatus.LAUNCHED, launched_at=at, ended_at=at, phase=LaunchPhase.READY,
-                            error="")
+            rows.set_status(
+                launch, LaunchStatus.LAUNCHED, launched_at=at, ended_at=at, phase=LaunchPhase.READY, error=""
+            )
         _apply_post_launch(rows, execution, launch, participant)
     elif status == LaunchStatus.FAILED and launch.status != LaunchStatus.FAILED:
-        rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
-                        ended_at=launch.ended_at or job_ended_at or rows.now,
-                        error=launch.error or "DRS reported the launch as FAILED.")
+        rows.set_status(
+            launch,
+            LaunchStatus.FAILED,
+            phase=LaunchPhase.FAILED,
+            ended_at=launch.ended_at or job_ended_at or rows.now,
+            error=launch.error or "DRS reported the launch as FAILED.",
+        )
 
 
 def _action_label(run: dict[str, Any]) -> str:
@@ -389,8 +440,7 @@ def _action_label(run: dict[str, Any]) -> str:
     return f"{label}: {run.get('failureReason') or 'no reason given'}"
 
 
-def _apply_post_launch(rows: TickRows, execution: Execution, launch: ServerLaunch,
-                       participant: dict[str, Any]) -> None:
+def _apply_post_launch(rows: TickRows, execution: Execution, launch: ServerLaunch, participant: dict[str, Any]) -> None:
     """Follow a launched server's post-launch actions (drs-facts 6). In a recovery the server
     is done when they end: a failed mandatory action fails it, naming the action(s); a failed
     action DRS marks `optional` does not (it is recorded). A drill records the status only."""
@@ -423,14 +473,21 @@ def _apply_post_launch(rows: TickRows, execution: Execution, launch: ServerLaunc
         if not execution.is_drill:
             launch.phase = LaunchPhase.FAILED
             launch.error = message
-        rows.event(execution.pk, EventKind.ERROR if not execution.is_drill else EventKind.ENGINE,
-                   f"{who}: {message}" + (" (a drill: the launch is what counts)" if execution.is_drill else ""),
-                   wave=wave, source_server_id=launch.source_server_id)
+        rows.event(
+            execution.pk,
+            EventKind.ERROR if not execution.is_drill else EventKind.ENGINE,
+            f"{who}: {message}" + (" (a drill: the launch is what counts)" if execution.is_drill else ""),
+            wave=wave,
+            source_server_id=launch.source_server_id,
+        )
     elif not execution.is_drill:
         launch.phase = LaunchPhase.READY
     if optional:
-        rows.event(execution.pk, EventKind.ENGINE,
-                   f"{who}: optional post-launch action(s) failed, which does not fail the server: "
-                   + "; ".join(_action_label(run) for run in optional),
-                   wave=wave, source_server_id=launch.source_server_id)
-
+        rows.event(
+            execution.pk,
+            EventKind.ENGINE,
+            f"{who}: optional post-launch action(s) failed, which does not fail the server: "
+            + "; ".join(_action_label(run) for run in optional),
+            wave=wave,
+            source_server_id=launch.source_server_id,
+        )

@@ -151,8 +151,9 @@ class Launcher:
         """The account's active jobs of every target that has launches to make and was not
         read yet this tick: one listing per target, the targets at once."""
         due = {pk: target for pk, target in targets.items() if pk not in self.rows.drs_views}
-        answers = per_target({pk: functools.partial(fetch_target_jobs, target, now=self.rows.now)
-                              for pk, target in due.items()})
+        answers = per_target(
+            {pk: functools.partial(fetch_target_jobs, target, now=self.rows.now) for pk, target in due.items()}
+        )
         for pk, target in due.items():
             outcome = answers[pk]
             if outcome.error is None:
@@ -189,8 +190,7 @@ class Launcher:
         for target_id in list(queues):
             queues[target_id] = [entry for entry in queues[target_id] if entry[0].pk != execution.pk]
 
-    def _plan(self, execution: Execution, wave: WaveRun, target: Target,
-              batch: list[ServerLaunch]) -> _Planned | None:
+    def _plan(self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]) -> _Planned | None:
         """Renew the lease and record the intent of one batch (for a point-in-time execution,
         each server from its recovery snapshot at or before the point); None when nothing is
         to be sent."""
@@ -204,12 +204,21 @@ class Launcher:
         job = self._record_intent(execution, wave, target, batch)
         if job is None:
             return None
-        tags = {drs_constants.TAG_EXECUTION: str(execution.pk), drs_constants.TAG_WAVE: str(wave.index),
-                drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token)}
-        snapshot_ids = {launch.source_server_id: launch.recovery_snapshot_id
-                        for launch in batch if launch.recovery_snapshot_id}
-        request = {"target": target, "source_server_ids": [launch.source_server_id for launch in batch],
-                   "is_drill": execution.is_drill, "tags": tags, "snapshot_ids": snapshot_ids}
+        tags = {
+            drs_constants.TAG_EXECUTION: str(execution.pk),
+            drs_constants.TAG_WAVE: str(wave.index),
+            drs_constants.TAG_LAUNCH_TOKEN: str(job.launch_token),
+        }
+        snapshot_ids = {
+            launch.source_server_id: launch.recovery_snapshot_id for launch in batch if launch.recovery_snapshot_id
+        }
+        request = {
+            "target": target,
+            "source_server_ids": [launch.source_server_id for launch in batch],
+            "is_drill": execution.is_drill,
+            "tags": tags,
+            "snapshot_ids": snapshot_ids,
+        }
         return _Planned(execution, wave, target, batch, job, request)
 
     def _send(self, planned: list[_Planned]) -> None:
@@ -230,8 +239,9 @@ class Launcher:
             try:
                 self._apply(item, outcome)
             except LeaseLost:
-                logger.warning("Lost the lease of execution %s mid-tick; another worker continues it.",
-                               item.execution.pk)
+                logger.warning(
+                    "Lost the lease of execution %s mid-tick; another worker continues it.", item.execution.pk
+                )
                 self.rows.lost.add(item.execution.pk)
 
     def _apply(self, item: _Planned, outcome: Outcome[dict[str, Any]]) -> None:
@@ -245,11 +255,15 @@ class Launcher:
     def _out_of_time(self) -> bool:
         # A burst of launches must not stretch one tick over the next poll: every other
         # execution waits for the tick to end. What does not fit starts in the next tick.
-        return (bool(self.jobs_started) and self.deadline is not None
-                and time.monotonic() + self.last_round_seconds > self.deadline)
+        return (
+            bool(self.jobs_started)
+            and self.deadline is not None
+            and time.monotonic() + self.last_round_seconds > self.deadline
+        )
 
-    def _batches(self, execution: Execution, wave: WaveRun, target: Target,
-                 launches: list[ServerLaunch]) -> Iterator[list[ServerLaunch]]:
+    def _batches(
+        self, execution: Execution, wave: WaveRun, target: Target, launches: list[ServerLaunch]
+    ) -> Iterator[list[ServerLaunch]]:
         """The batches of one wave on one target, each taken when the round asks for it, so
         the quota room and the deadline are those of that moment; the servers held by another
         job wait for it, and what does not fit waits (phase QUEUED)."""
@@ -278,8 +292,9 @@ class Launcher:
             use["servers"] += len(batch)
             yield batch
 
-    def _view(self, execution: Execution, wave: WaveRun, target: Target,
-              launches: list[ServerLaunch]) -> TargetView | None:
+    def _view(
+        self, execution: Execution, wave: WaveRun, target: Target, launches: list[ServerLaunch]
+    ) -> TargetView | None:
         """The account's active jobs on `target`, read at most once per tick (None when DRS did
         not answer: the servers wait, or fail at once when the answer is final)."""
         if target.pk in self.rows.drs_views:
@@ -297,17 +312,31 @@ class Launcher:
         self._not_launched(execution, wave, target, launches, exc, operation="DescribeJobs")
         return None
 
-    def _not_launched(self, execution: Execution, wave: WaveRun, target: Target, launches: list[ServerLaunch],
-                      exc: Exception, *, operation: str) -> None:
+    def _not_launched(
+        self,
+        execution: Execution,
+        wave: WaveRun,
+        target: Target,
+        launches: list[ServerLaunch],
+        exc: Exception,
+        *,
+        operation: str,
+    ) -> None:
         """What happens to servers whose launch a DRS error stopped before any job was made."""
         kind = drs_errors.classify(exc)
         cause = drs_errors.explain(exc, operation=operation)
         if kind == ErrorKind.FINAL:
             for launch in launches:
-                self.rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
-                                     error=f"Not launched: {cause}")
-            self.rows.event(execution.pk, EventKind.ERROR, f"{len(launches)} server(s) of wave '{wave.name}' not "
-                            f"launched: {cause}", wave=wave, data={"operation": operation})
+                self.rows.set_status(
+                    launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED, error=f"Not launched: {cause}"
+                )
+            self.rows.event(
+                execution.pk,
+                EventKind.ERROR,
+                f"{len(launches)} server(s) of wave '{wave.name}' not launched: {cause}",
+                wave=wave,
+                data={"operation": operation},
+            )
             return
         if kind == ErrorKind.UNREACHABLE:
             self.rows.call_failed(execution.pk, target.pk, cause)
@@ -319,15 +348,23 @@ class Launcher:
 
     def _hold(self, execution: Execution, wave: WaveRun, launch: ServerLaunch, holder: str) -> None:
         """`launch` waits for DRS job `holder` to end: DRS runs one active job per server."""
-        error = (f"Waiting for DRS job {holder}, which holds this server; it is launched once that job ends."
-                 if holder != UNKNOWN_HOLDER else
-                 "Held by a DRS job not found among the account's recent jobs; tried again on the next poll.")
+        error = (
+            f"Waiting for DRS job {holder}, which holds this server; it is launched once that job ends."
+            if holder != UNKNOWN_HOLDER
+            else "Held by a DRS job not found among the account's recent jobs; tried again on the next poll."
+        )
         if launch.phase == LaunchPhase.HELD and launch.error == error:
             return
         launch.phase, launch.error = LaunchPhase.HELD, error
         self.rows.touch(launch)
-        self.rows.event(execution.pk, EventKind.ENGINE, f"{launch.hostname or launch.source_server_id}: {error}",
-                        wave=wave, source_server_id=launch.source_server_id, data={"held_by": holder})
+        self.rows.event(
+            execution.pk,
+            EventKind.ENGINE,
+            f"{launch.hostname or launch.source_server_id}: {error}",
+            wave=wave,
+            source_server_id=launch.source_server_id,
+            data={"held_by": holder},
+        )
 
     def launch_batch(self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]) -> None:
         """Renew the lease, record the intent, then call StartRecovery once for `batch`, in
@@ -336,8 +373,9 @@ class Launcher:
         if item is not None:
             self._apply(item, per_target({target.pk: functools.partial(_start_recovery, item.request)})[target.pk])
 
-    def _choose_snapshots(self, execution: Execution, wave: WaveRun, target: Target,
-                          batch: list[ServerLaunch]) -> list[ServerLaunch]:
+    def _choose_snapshots(
+        self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]
+    ) -> list[ServerLaunch]:
         """Find, for each server of `batch` not looked up before, its latest recovery snapshot
         at or before the execution's point in time (one DescribeRecoverySnapshots per server,
         only in point-in-time executions), and keep its id on the launch at once, so a retry or
@@ -354,8 +392,9 @@ class Launcher:
                 unanswered.append(launch)
                 continue
             try:
-                snapshot = gateway.latest_recovery_snapshot(target=target, source_server_id=launch.source_server_id,
-                                                            at_or_before=point)
+                snapshot = gateway.latest_recovery_snapshot(
+                    target=target, source_server_id=launch.source_server_id, at_or_before=point
+                )
             except Exception as exc:
                 # The rest of the batch would meet the same error: it waits (or fails) with this one.
                 error = exc
@@ -366,24 +405,40 @@ class Launcher:
                 continue
             launch.recovery_snapshot_id = snapshot["snapshotID"]
             found.append(launch)
-            self.rows.event(execution.pk, EventKind.ENGINE,
-                            f"{launch.hostname or launch.source_server_id}: launching from recovery snapshot "
-                            f"{snapshot['snapshotID']} taken {snapshot.get('timestamp')}, the latest at or before "
-                            f"{stamp}.", wave=wave, source_server_id=launch.source_server_id,
-                            data={"snapshot_id": snapshot["snapshotID"], "snapshot_at": snapshot.get("timestamp"),
-                                  "point_in_time": stamp})
+            self.rows.event(
+                execution.pk,
+                EventKind.ENGINE,
+                f"{launch.hostname or launch.source_server_id}: launching from recovery snapshot "
+                f"{snapshot['snapshotID']} taken {snapshot.get('timestamp')}, the latest at or before "
+                f"{stamp}.",
+                wave=wave,
+                source_server_id=launch.source_server_id,
+                data={
+                    "snapshot_id": snapshot["snapshotID"],
+                    "snapshot_at": snapshot.get("timestamp"),
+                    "point_in_time": stamp,
+                },
+            )
         # One statement for the batch; kept outside the tick's save so that even a tick that
         # crashes before saving does not ask DRS again for what it already found.
         update_rows(ServerLaunch, found, ["recovery_snapshot_id"])
         for launch in missing:
-            self.rows.set_status(launch, LaunchStatus.FAILED, phase=LaunchPhase.FAILED,
-                                 error=f"Not launched: DRS holds no recovery snapshot of this server taken at or "
-                                       f"before the point in time {stamp}; it is not launched from a newer one.")
+            self.rows.set_status(
+                launch,
+                LaunchStatus.FAILED,
+                phase=LaunchPhase.FAILED,
+                error=f"Not launched: DRS holds no recovery snapshot of this server taken at or "
+                f"before the point in time {stamp}; it is not launched from a newer one.",
+            )
         if missing:
-            self.rows.event(execution.pk, EventKind.ERROR,
-                            f"{len(missing)} server(s) of wave '{wave.name}' not launched: no recovery snapshot at "
-                            f"or before {stamp}.", wave=wave,
-                            data={"source_server_ids": [launch.source_server_id for launch in missing]})
+            self.rows.event(
+                execution.pk,
+                EventKind.ERROR,
+                f"{len(missing)} server(s) of wave '{wave.name}' not launched: no recovery snapshot at "
+                f"or before {stamp}.",
+                wave=wave,
+                data={"source_server_ids": [launch.source_server_id for launch in missing]},
+            )
         if error is not None:
             self._not_launched(execution, wave, target, unanswered, error, operation="DescribeRecoverySnapshots")
         return [launch for launch in batch if launch.recovery_snapshot_id]
@@ -398,14 +453,21 @@ class Launcher:
             raise LeaseLost(execution.pk)
         self.rows.lease_renewed_at[execution.pk] = time.monotonic()
 
-    def _record_intent(self, execution: Execution, wave: WaveRun, target: Target,
-                       batch: list[ServerLaunch]) -> DrsJob | None:
+    def _record_intent(
+        self, execution: Execution, wave: WaveRun, target: Target, batch: list[ServerLaunch]
+    ) -> DrsJob | None:
         """Store the job we are about to ask for and claim its servers, before any call."""
         with transaction.atomic():
             job = DrsJob.objects.create(
-                execution=execution, wave_run=wave, target=target, type=JobType.LAUNCH,
-                launch_token=uuid.uuid4(), state=JobState.INTENDED, is_drill=execution.is_drill,
-                server_count=len(batch), requested_at=timezone.now(),
+                execution=execution,
+                wave_run=wave,
+                target=target,
+                type=JobType.LAUNCH,
+                launch_token=uuid.uuid4(),
+                state=JobState.INTENDED,
+                is_drill=execution.is_drill,
+                server_count=len(batch),
+                requested_at=timezone.now(),
             )
             claimed = ServerLaunch.objects.filter(
                 pk__in=[launch.pk for launch in batch], job__isnull=True, status=LaunchStatus.NOT_STARTED
@@ -427,8 +489,15 @@ class Launcher:
         self.rows.remember(batch)
         return job
 
-    def _launch_refused(self, execution: Execution, wave: WaveRun, target: Target, job: DrsJob,
-                        batch: list[ServerLaunch], exc: Exception) -> None:
+    def _launch_refused(
+        self,
+        execution: Execution,
+        wave: WaveRun,
+        target: Target,
+        job: DrsJob,
+        batch: list[ServerLaunch],
+        exc: Exception,
+    ) -> None:
         """Decide from StartRecovery's error whether DRS acted: adopt, drop, fail or keep the intent."""
         kind = drs_errors.classify(exc)
         cause = drs_errors.explain(exc, operation="StartRecovery")
@@ -446,8 +515,13 @@ class Launcher:
             # could not be adopted, and its servers would be launched twice. The permission is
             # what to fix (docs/architecture.md, "Exactly once").
             abandon(self.rows, job, cause, fail_servers=True)
-            self.rows.event(execution.pk, EventKind.ERROR, f"StartRecovery refused for good: {cause}", wave=wave,
-                            data={"error_code": drs_errors.error_code(exc), "action": drs_errors.denied_action(exc)})
+            self.rows.event(
+                execution.pk,
+                EventKind.ERROR,
+                f"StartRecovery refused for good: {cause}",
+                wave=wave,
+                data={"error_code": drs_errors.error_code(exc), "action": drs_errors.denied_action(exc)},
+            )
         elif drs_errors.unsent(exc):
             # Throttled, or the request never left (endpoint unreachable, no credentials):
             # DRS created nothing, so the servers simply wait; unreachability is counted
@@ -458,12 +532,22 @@ class Launcher:
             # The call may or may not have reached DRS: keep the intent; the next tick looks the
             # job up by its launch token and adopts it, or drops the intent after the grace time.
             logger.warning("StartRecovery outcome unknown for intent %s: %s", job.launch_token, exc)
-            self.rows.event(job.execution_id, EventKind.ENGINE,
-                            f"StartRecovery answer lost ({exc}); the job will be looked up by its launch token.",
-                            wave=self.rows.wave_of(job))
+            self.rows.event(
+                job.execution_id,
+                EventKind.ENGINE,
+                f"StartRecovery answer lost ({exc}); the job will be looked up by its launch token.",
+                wave=self.rows.wave_of(job),
+            )
 
-    def _conflict(self, execution: Execution, wave: WaveRun, target: Target, job: DrsJob,
-                  batch: list[ServerLaunch], exc: Exception) -> None:
+    def _conflict(
+        self,
+        execution: Execution,
+        wave: WaveRun,
+        target: Target,
+        job: DrsJob,
+        batch: list[ServerLaunch],
+        exc: Exception,
+    ) -> None:
         """A server of `batch` is in an active DRS job, and DRS does not say which. Perhaps it
         is ours, from an answer we never saw: look the launch token up first. Otherwise find
         the held servers among the account's active jobs (read again now), let them wait for
@@ -471,8 +555,9 @@ class Launcher:
         of them, split the batch in two and launch each half (each a new intent)."""
         try:
             view = read_target(self.rows, target)
-            found = gateway.find_jobs_by_launch_token(target=target, since=job.requested_at,
-                                                      tokens={str(job.launch_token)}, jobs=view.jobs)
+            found = gateway.find_jobs_by_launch_token(
+                target=target, since=job.requested_at, tokens={str(job.launch_token)}, jobs=view.jobs
+            )
         except Exception as read_exc:
             # ConflictException proves DRS created nothing for this call: dropping is safe.
             abandon(self.rows, job, f"DRS refused: {drs_errors.error_message(exc)}. Retrying on the next poll.")
@@ -506,8 +591,8 @@ class Launcher:
         they can be claimed by a new intent in this very tick (a conflict's split batch)."""
         abandon(self.rows, job, f"{reason} The servers not held by another job are launched again now.")
         with transaction.atomic():
-            DrsJob.objects.filter(pk=job.pk, state=JobState.INTENDED).update(state=JobState.ABANDONED,
-                                                                               error=job.error)
+            DrsJob.objects.filter(pk=job.pk, state=JobState.INTENDED).update(state=JobState.ABANDONED, error=job.error)
             ServerLaunch.objects.filter(pk__in=[launch.pk for launch in batch], job=job).update(
-                job=None, phase=LaunchPhase.QUEUED, error="")
+                job=None, phase=LaunchPhase.QUEUED, error=""
+            )
         self.rows.remember([job, *batch])

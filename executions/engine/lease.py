@@ -68,9 +68,12 @@ def claim_executions(*, execution_ids: Iterable[object] | None = None, owner: st
 def claim_execution(execution_id: object, *, owner: str) -> bool:
     """Take one execution's lease whatever its status (human actions use it); True if taken."""
     now = timezone.now()
-    return Execution.objects.filter(pk=execution_id).filter(_lease_is_free(owner, now)).update(
-        lease_owner=owner, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS)
-    ) == 1
+    return (
+        Execution.objects.filter(pk=execution_id)
+        .filter(_lease_is_free(owner, now))
+        .update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+        == 1
+    )
 
 
 def release_executions(executions: Iterable[Execution], *, owner: str) -> None:
@@ -83,9 +86,12 @@ def release_executions(executions: Iterable[Execution], *, owner: str) -> None:
 def renew_lease(execution: Execution, *, owner: str) -> bool:
     """Extend our lease, or report that it was lost. Called right before StartRecovery."""
     now = timezone.now()
-    return Execution.objects.filter(pk=execution.pk, lease_owner=owner, lease_expires_at__gt=now).update(
-        lease_expires_at=now + timedelta(seconds=LEASE_SECONDS)
-    ) == 1
+    return (
+        Execution.objects.filter(pk=execution.pk, lease_owner=owner, lease_expires_at__gt=now).update(
+            lease_expires_at=now + timedelta(seconds=LEASE_SECONDS)
+        )
+        == 1
+    )
 
 
 def renew_held_leases(execution_ids: Iterable[object], *, owner: str, excluded: Iterable[object]) -> set[object]:
@@ -95,9 +101,12 @@ def renew_held_leases(execution_ids: Iterable[object], *, owner: str, excluded: 
     SQLite's write lock) until commit, so no other worker can claim them between check and write."""
     execution_ids, excluded = list(execution_ids), list(excluded)
     now = timezone.now()
-    mine = Execution.objects.filter(pk__in=execution_ids, lease_owner=owner,
-                                    lease_expires_at__gt=now).exclude(pk__in=excluded)
+    mine = Execution.objects.filter(pk__in=execution_ids, lease_owner=owner, lease_expires_at__gt=now).exclude(
+        pk__in=excluded
+    )
     mine.update(lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
-    return set(Execution.objects.filter(pk__in=execution_ids, lease_owner=owner,
-                                        lease_expires_at__gt=now).exclude(pk__in=excluded)
-               .values_list("pk", flat=True))
+    return set(
+        Execution.objects.filter(pk__in=execution_ids, lease_owner=owner, lease_expires_at__gt=now)
+        .exclude(pk__in=excluded)
+        .values_list("pk", flat=True)
+    )

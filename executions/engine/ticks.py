@@ -21,7 +21,7 @@ from drsorch.drs import gateway
 from executions.choices import JobType
 from executions.models import Execution
 
-from . import cleanup, job_log, jobs, waves
+from . import cleanup, evidence, job_log, jobs, waves
 from .launching import Launcher
 from .lease import LeaseLost, claim_executions, executions_needing_work, release_executions, worker_identity
 from .rows import TickRows
@@ -40,8 +40,12 @@ class TickResult:
 
 
 @metrics.record_tick
-def tick(*, execution_ids: Iterable[object] | None = None, owner: str | None = None,
-         launch_budget_seconds: float | None = None) -> TickResult:
+def tick(
+    *,
+    execution_ids: Iterable[object] | None = None,
+    owner: str | None = None,
+    launch_budget_seconds: float | None = None,
+) -> TickResult:
     """Advance every execution that needs work (or only `execution_ids`) by one step.
 
     `launch_budget_seconds` is how long the tick may spend starting DRS jobs (at least one
@@ -86,13 +90,18 @@ def advance(rows: TickRows, *, launch_budget_seconds: float | None = None) -> in
     StartRecovery round, not from the tick's start: polling ten targets at DRS's latency must
     not eat the launches' share (None: no limit)."""
     launcher = Launcher(rows, budget_seconds=launch_budget_seconds)
-    jobs.poll_jobs(rows, [job for job in rows.jobs.values() if job.type == JobType.LAUNCH])
+    # The recovery instances of the servers that just launched are read while the next waves'
+    # jobs start: only the ended waves' evidence needs them, and it is applied before any
+    # execution's status is judged (evidence.apply_instance_reads).
+    instance_reads = jobs.poll_jobs(
+        rows, [job for job in rows.jobs.values() if job.type == JobType.LAUNCH], instances_later=True
+    )
     # Targets DRS has not answered for too long stop holding their executions (bounded wait).
     jobs.give_up_unreachable(rows)
     # The logs are read while the waves launch: no decision waits on them, so neither the next
     # wave's StartRecovery nor the tick waits one more round of DRS's latency for them.
     log_reads = job_log.start_log_reads(rows)
-    _step_executions(rows, launcher)
+    _step_executions(rows, launcher, instance_reads)
     # Clean-ups after the launches: a person waiting for a launch goes first.
     cleanup.step_cleanups(rows)
     job_log.apply_log_reads(rows, log_reads)
@@ -101,12 +110,13 @@ def advance(rows: TickRows, *, launch_budget_seconds: float | None = None) -> in
     return launcher.jobs_started
 
 
-def _step_executions(rows: TickRows, launcher: Launcher) -> None:
-    moving: list[Execution] = [execution for execution in rows.executions.values()
-                               if waves.step_waves(rows, execution)]
+def _step_executions(rows: TickRows, launcher: Launcher, instance_reads: evidence.InstanceReads | None) -> None:
+    moving: list[Execution] = [execution for execution in rows.executions.values() if waves.step_waves(rows, execution)]
     rows.load_started_waves()
     # Every execution's launches together: the jobs of different targets start at once.
     launcher.submit_all(moving)
+    if instance_reads is not None:
+        evidence.apply_instance_reads(rows, instance_reads)
     for execution in moving:
         if execution.pk in rows.lost:
             continue

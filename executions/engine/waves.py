@@ -26,8 +26,9 @@ def step_waves(rows: TickRows, execution: Execution) -> bool:
     """Move the execution's waves along; False for an ended execution (only its open
     jobs are followed)."""
     if execution.status == ExecutionStatus.PENDING:
-        rows.set_status(execution, ExecutionStatus.RUNNING, "Execution started.",
-                        started_at=execution.started_at or rows.now)
+        rows.set_status(
+            execution, ExecutionStatus.RUNNING, "Execution started.", started_at=execution.started_at or rows.now
+        )
     if execution.is_terminal:
         return False
     waves = rows.waves[execution.pk]
@@ -50,17 +51,24 @@ def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
         blocked = [d for d in deps if d.is_terminal and d.status not in WAVE_SATISFIES_DEPENDENTS]
         if blocked:
             return rows.set_status(
-                wave, WaveStatus.SKIPPED,
+                wave,
+                WaveStatus.SKIPPED,
                 f"Wave {wave.number} '{wave.name}' skipped: wave '{blocked[0].name}' ended {blocked[0].status}.",
-                finished_at=rows.now)
+                finished_at=rows.now,
+            )
         if all(d.status in WAVE_SATISFIES_DEPENDENTS for d in deps):
             if wave.approval_required and not wave.approved_at:
                 if not execution.auto_approve:
-                    return rows.set_status(wave, WaveStatus.WAITING_APPROVAL,
-                                           f"Wave {wave.number} '{wave.name}' waits for approval.")
+                    return rows.set_status(
+                        wave, WaveStatus.WAITING_APPROVAL, f"Wave {wave.number} '{wave.name}' waits for approval."
+                    )
                 wave.approved_at = rows.now
-                rows.event(execution.pk, EventKind.ACTION,
-                           f"Gate of wave '{wave.name}' approved automatically (auto-approve).", wave=wave)
+                rows.event(
+                    execution.pk,
+                    EventKind.ACTION,
+                    f"Gate of wave '{wave.name}' approved automatically (auto-approve).",
+                    wave=wave,
+                )
             return start_wave(rows, wave)
         return False
     if wave.status == WaveStatus.WAITING_APPROVAL:
@@ -77,7 +85,9 @@ def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
 def start_wave(rows: TickRows, wave: WaveRun) -> bool:
     """Put `wave` in LAUNCHING with its deadline; its servers go to DRS in this tick."""
     return rows.set_status(
-        wave, WaveStatus.LAUNCHING, f"Wave {wave.number} '{wave.name}' is launching.",
+        wave,
+        WaveStatus.LAUNCHING,
+        f"Wave {wave.number} '{wave.name}' is launching.",
         started_at=wave.started_at or rows.now,
         deadline_at=rows.now + timedelta(minutes=wave.timeout_minutes),
     )
@@ -103,9 +113,12 @@ def step_launching_wave(rows: TickRows, execution: Execution, wave: WaveRun, can
         outcome = wave_outcome(rows, execution, wave)
         if outcome != WaveStatus.FAILED and wave.wait_after_minutes and not cancelling:
             return rows.set_status(
-                wave, WaveStatus.WAITING,
+                wave,
+                WaveStatus.WAITING,
                 f"Wave {wave.number} '{wave.name}' is done; waiting {wave.wait_after_minutes} min before "
-                "its dependents.", wait_until=rows.now + timedelta(minutes=wave.wait_after_minutes))
+                "its dependents.",
+                wait_until=rows.now + timedelta(minutes=wave.wait_after_minutes),
+            )
         return rows.set_status(wave, outcome, finished_at=evidence.wave_finished_at(rows, execution, launches))
     if cancelling and not any(launch.job_id for launch in launches if not launch.is_terminal):
         return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
@@ -116,21 +129,28 @@ def step_launching_wave(rows: TickRows, execution: Execution, wave: WaveRun, can
 
 def time_out_wave(rows: TickRows, execution: Execution, wave: WaveRun, launches: list[ServerLaunch]) -> bool:
     """Read DRS once more for the truth before declaring the wave TIMED_OUT."""
-    open_jobs = [rows.jobs[launch.job_id] for launch in launches
-                 if launch.job_id in rows.jobs and rows.jobs[launch.job_id].state in JOB_OPEN]
+    open_jobs = [
+        rows.jobs[launch.job_id]
+        for launch in launches
+        if launch.job_id in rows.jobs and rows.jobs[launch.job_id].state in JOB_OPEN
+    ]
     if open_jobs:
         poll_jobs(rows, list({job.pk: job for job in open_jobs}.values()))
     if all(launch_settled(rows, execution, launch) for launch in launches):
-        return rows.set_status(wave, wave_outcome(rows, execution, wave),
-                               finished_at=evidence.wave_finished_at(rows, execution, launches))
+        return rows.set_status(
+            wave, wave_outcome(rows, execution, wave), finished_at=evidence.wave_finished_at(rows, execution, launches)
+        )
     for launch in launches:
         if not launch_settled(rows, execution, launch):
             phase = launch.get_phase_display() if launch.phase else "not started"
             launch.error = f"Timed out after {wave.timeout_minutes} min ({phase})."
             rows.touch(launch)
-    return rows.set_status(wave, WaveStatus.TIMED_OUT,
-                           f"Wave {wave.number} '{wave.name}' timed out after {wave.timeout_minutes} min.",
-                           finished_at=rows.now)
+    return rows.set_status(
+        wave,
+        WaveStatus.TIMED_OUT,
+        f"Wave {wave.number} '{wave.name}' timed out after {wave.timeout_minutes} min.",
+        finished_at=rows.now,
+    )
 
 
 def step_execution_status(rows: TickRows, execution: Execution) -> None:
@@ -161,10 +181,12 @@ def step_execution_status(rows: TickRows, execution: Execution) -> None:
     current = {launch.pk: launch for launch in rows.launches[execution.pk]}
     stored = ServerLaunch.objects.filter(execution=execution).only("critical", "launched_at", "snapshot_at")
     evidence.record_verdict_inputs(execution, [current.get(launch.pk, launch) for launch in stored])
-    verdict = {True: "met", False: "missed", None: "unknown"}[execution.verdict(
-        execution.rto_achieved, execution.rto_target_minutes, status=final)]
+    verdict = {True: "met", False: "missed", None: "unknown"}[
+        execution.verdict(execution.rto_achieved, execution.rto_target_minutes, status=final)
+    ]
     rows.set_status(
-        execution, final,
+        execution,
+        final,
         f"Execution ended {final} after {elapsed / 60:.1f} min; RTO target of "
         f"{execution.rto_target_minutes} min {verdict}.",
         finished_at=rows.now,

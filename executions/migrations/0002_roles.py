@@ -9,10 +9,15 @@ _VIEW_MODELS = {
     "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave"],
     "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent"],
 }
-_PLANNER_EDIT_MODELS = ["target", "sourceserver", "protectiongroup", "protectiongroupmembership",
-                        "recoveryplan", "wave"]
-_OPERATOR_ACTIONS = ["start_drill", "approve_execution", "cancel_execution", "retry_execution",
-                     "cleanup_execution"]
+_PLANNER_EDIT_MODELS = [
+    "target",
+    "sourceserver",
+    "protectiongroup",
+    "protectiongroupmembership",
+    "recoveryplan",
+    "wave",
+]
+_OPERATOR_ACTIONS = ["start_drill", "approve_execution", "cancel_execution", "retry_execution", "cleanup_execution"]
 _VIEWER = [(app, f"view_{model}") for app, models in _VIEW_MODELS.items() for model in models]
 _OPERATOR = _VIEWER + [("executions", codename) for codename in _OPERATOR_ACTIONS]
 _COMMANDER = _OPERATOR + [("executions", "start_recovery")]

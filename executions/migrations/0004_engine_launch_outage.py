@@ -4,25 +4,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0003_server_claims_accepted_risks'),
+        ("executions", "0003_server_claims_accepted_risks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='execution',
-            name='drs_trouble',
+            model_name="execution",
+            name="drs_trouble",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='drsjob',
-            name='state',
-            field=models.CharField(choices=[('INTENDED', 'Intended (not yet confirmed by DRS)'), ('ACTIVE', 'Active in DRS'), ('COMPLETED', 'Completed'), ('ABANDONED', 'Never reached DRS'), ('UNKNOWN', 'Outcome unknown (DRS unreachable)')], default='INTENDED', max_length=12),
+            model_name="drsjob",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("INTENDED", "Intended (not yet confirmed by DRS)"),
+                    ("ACTIVE", "Active in DRS"),
+                    ("COMPLETED", "Completed"),
+                    ("ABANDONED", "Never reached DRS"),
+                    ("UNKNOWN", "Outcome unknown (DRS unreachable)"),
+                ],
+                default="INTENDED",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='serverlaunch',
-            name='phase',
-            field=models.CharField(blank=True, choices=[('', '—'), ('QUEUED', 'Queued'), ('HELD', 'Held by another DRS job'), ('STARTING', 'Starting job'), ('SNAPSHOT', 'Taking snapshot'), ('CONVERSION', 'Converting'), ('LAUNCHING', 'Launching instance'), ('POST_LAUNCH', 'Post-launch actions'), ('READY', 'Ready'), ('FAILED', 'Failed'), ('TERMINATING', 'Terminating'), ('TERMINATED', 'Terminated')], default='', max_length=20),
+            model_name="serverlaunch",
+            name="phase",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "—"),
+                    ("QUEUED", "Queued"),
+                    ("HELD", "Held by another DRS job"),
+                    ("STARTING", "Starting job"),
+                    ("SNAPSHOT", "Taking snapshot"),
+                    ("CONVERSION", "Converting"),
+                    ("LAUNCHING", "Launching instance"),
+                    ("POST_LAUNCH", "Post-launch actions"),
+                    ("READY", "Ready"),
+                    ("FAILED", "Failed"),
+                    ("TERMINATING", "Terminating"),
+                    ("TERMINATED", "Terminated"),
+                ],
+                default="",
+                max_length=20,
+            ),
         ),
     ]

@@ -5,15 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0004_engine_launch_outage'),
+        ("executions", "0004_engine_launch_outage"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='serverlaunch',
-            name='cleanup_job',
-            field=models.ForeignKey(blank=True, help_text='The TERMINATE job its recovery instance was sent in, once a clean-up sent it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='cleaned_servers', to='executions.drsjob'),
+            model_name="serverlaunch",
+            name="cleanup_job",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The TERMINATE job its recovery instance was sent in, once a clean-up sent it.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="cleaned_servers",
+                to="executions.drsjob",
+            ),
         ),
     ]

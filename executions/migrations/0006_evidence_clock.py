@@ -5,51 +5,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0005_server_launch_cleanup_job'),
+        ("executions", "0005_server_launch_cleanup_job"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='execution',
-            name='rpo_worst_seconds',
+            model_name="execution",
+            name="rpo_worst_seconds",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='execution',
-            name='rto_achieved_seconds',
+            model_name="execution",
+            name="rto_achieved_seconds",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='serverlaunch',
-            name='ended_at',
-            field=models.DateTimeField(blank=True, help_text="When DRS ended this launch (launched or failed), on DRS's clock.", null=True),
+            model_name="serverlaunch",
+            name="ended_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When DRS ended this launch (launched or failed), on DRS's clock.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='serverlaunch',
-            name='snapshot_at',
-            field=models.DateTimeField(blank=True, help_text='The point-in-time snapshot DRS launched it from.', null=True),
+            model_name="serverlaunch",
+            name="snapshot_at",
+            field=models.DateTimeField(
+                blank=True, help_text="The point-in-time snapshot DRS launched it from.", null=True
+            ),
         ),
         migrations.AlterField(
-            model_name='serverlaunch',
-            name='launched_at',
+            model_name="serverlaunch",
+            name="launched_at",
             field=models.DateTimeField(blank=True, help_text="When DRS launched it, on DRS's clock.", null=True),
         ),
         migrations.CreateModel(
-            name='LaunchAttempt',
+            name="LaunchAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('launch_status', models.CharField(choices=[('NOT_STARTED', 'Not started'), ('PENDING', 'Pending'), ('IN_PROGRESS', 'In progress'), ('LAUNCHED', 'Launched'), ('FAILED', 'Failed'), ('TERMINATED', 'Terminated')], max_length=20)),
-                ('error', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(blank=True, help_text='When DRS created the job.', null=True)),
-                ('ended_at', models.DateTimeField(blank=True, help_text='When DRS launched or failed it.', null=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='executions.drsjob')),
-                ('launch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='launch_attempts', to='executions.serverlaunch')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "launch_status",
+                    models.CharField(
+                        choices=[
+                            ("NOT_STARTED", "Not started"),
+                            ("PENDING", "Pending"),
+                            ("IN_PROGRESS", "In progress"),
+                            ("LAUNCHED", "Launched"),
+                            ("FAILED", "Failed"),
+                            ("TERMINATED", "Terminated"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(blank=True, help_text="When DRS created the job.", null=True)),
+                ("ended_at", models.DateTimeField(blank=True, help_text="When DRS launched or failed it.", null=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attempts", to="executions.drsjob"
+                    ),
+                ),
+                (
+                    "launch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="launch_attempts",
+                        to="executions.serverlaunch",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['started_at', 'pk'],
-                'constraints': [models.UniqueConstraint(fields=('launch', 'job'), name='launch_attempt_unique_job')],
+                "ordering": ["started_at", "pk"],
+                "constraints": [models.UniqueConstraint(fields=("launch", "job"), name="launch_attempt_unique_job")],
             },
         ),
     ]

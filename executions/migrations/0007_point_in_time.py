@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0006_evidence_clock'),
+        ("executions", "0006_evidence_clock"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='execution',
-            name='point_in_time',
-            field=models.DateTimeField(blank=True, help_text='Launch every server from its latest recovery snapshot at or before this time (e.g. before a ransomware attack); null: from a fresh snapshot, as DRS does.', null=True),
+            model_name="execution",
+            name="point_in_time",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="Launch every server from its latest recovery snapshot at or before this time (e.g. before a ransomware attack); null: from a fresh snapshot, as DRS does.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='serverlaunch',
-            name='recovery_snapshot_id',
-            field=models.CharField(blank=True, help_text='The recovery snapshot a point-in-time execution launches it from, once looked up (kept, so a retry or a later batch does not ask DRS again).', max_length=32),
+            model_name="serverlaunch",
+            name="recovery_snapshot_id",
+            field=models.CharField(
+                blank=True,
+                help_text="The recovery snapshot a point-in-time execution launches it from, once looked up (kept, so a retry or a later batch does not ask DRS again).",
+                max_length=32,
+            ),
         ),
     ]

@@ -4,19 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0007_point_in_time'),
+        ("executions", "0007_point_in_time"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PollerLease',
+            name="PollerLease",
             fields=[
-                ('name', models.CharField(max_length=32, primary_key=True, serialize=False)),
-                ('owner', models.CharField(blank=True, max_length=64)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_tick_at', models.DateTimeField(blank=True, help_text='When the poller last ticked the engine.', null=True)),
+                ("name", models.CharField(max_length=32, primary_key=True, serialize=False)),
+                ("owner", models.CharField(blank=True, max_length=64)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "last_tick_at",
+                    models.DateTimeField(blank=True, help_text="When the poller last ticked the engine.", null=True),
+                ),
             ],
         ),
     ]

@@ -5,21 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0008_poller_lease'),
-        ('plans', '0002_target_validators_ascii'),
+        ("executions", "0008_poller_lease"),
+        ("plans", "0002_target_validators_ascii"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='execution',
-            name='idempotency_key',
+            model_name="execution",
+            name="idempotency_key",
             field=models.CharField(blank=True, max_length=255, null=True),
         ),
         migrations.AddConstraint(
-            model_name='execution',
-            constraint=models.UniqueConstraint(fields=('requested_by_username', 'idempotency_key'), name='execution_idempotency_key_per_requester'),
+            model_name="execution",
+            constraint=models.UniqueConstraint(
+                fields=("requested_by_username", "idempotency_key"), name="execution_idempotency_key_per_requester"
+            ),
         ),
     ]

@@ -19,10 +19,23 @@ from executions.choices import EXECUTION_CAN_MEET_TARGETS, EventKind, LaunchStat
 from executions.models import Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
 
 REPORT_LAUNCH_FIELDS = [
-    "execution_id", "wave_run_id", "source_server_id", "hostname", "critical", "status", "phase",
-    "recovery_instance_id", "launched_at", "snapshot_at", "error", "terminated_at",
-    "job__job_id", "job__drs_created_at", "job__drs_ended_at",
-    "cleanup_job__job_id", "cleanup_job__drs_ended_at",
+    "execution_id",
+    "wave_run_id",
+    "source_server_id",
+    "hostname",
+    "critical",
+    "status",
+    "phase",
+    "recovery_instance_id",
+    "launched_at",
+    "snapshot_at",
+    "error",
+    "terminated_at",
+    "job__job_id",
+    "job__drs_created_at",
+    "job__drs_ended_at",
+    "cleanup_job__job_id",
+    "cleanup_job__drs_ended_at",
 ]
 
 
@@ -157,11 +170,17 @@ def execution_report(*, execution_id: Any, event_log: bool = True) -> ExecutionR
     execution = get_object_or_404(Execution.objects.select_related("plan"), pk=execution_id)
     runs = list(WaveRun.objects.filter(execution=execution).select_related("approved_by").order_by("index"))
     launches = list(
-        ServerLaunch.objects.filter(execution=execution).select_related("job", "cleanup_job")
-        .only(*REPORT_LAUNCH_FIELDS).order_by("wave_run__index", "hostname", "source_server_id")
-        .prefetch_related(Prefetch(
-            "launch_attempts", to_attr="attempt_list",
-            queryset=LaunchAttempt.objects.select_related("job").order_by("started_at", "pk")))
+        ServerLaunch.objects.filter(execution=execution)
+        .select_related("job", "cleanup_job")
+        .only(*REPORT_LAUNCH_FIELDS)
+        .order_by("wave_run__index", "hostname", "source_server_id")
+        .prefetch_related(
+            Prefetch(
+                "launch_attempts",
+                to_attr="attempt_list",
+                queryset=LaunchAttempt.objects.select_related("job").order_by("started_at", "pk"),
+            )
+        )
     )
     events = ExecutionEvent.objects.filter(execution=execution).order_by("created_at", "pk")
     if not event_log:
@@ -172,19 +191,26 @@ def execution_report(*, execution_id: Any, event_log: bool = True) -> ExecutionR
     servers = []
     for launch in launches:
         wave = waves[launch.wave_run_id]
-        evidence = ServerEvidence(launch=launch, wave=wave.run, attempts=launch.attempt_list,
-                                  launch_seconds=_launch_seconds(launch, wave.run),
-                                  rpo_seconds=_rpo_seconds(execution, launch))
+        evidence = ServerEvidence(
+            launch=launch,
+            wave=wave.run,
+            attempts=launch.attempt_list,
+            launch_seconds=_launch_seconds(launch, wave.run),
+            rpo_seconds=_rpo_seconds(execution, launch),
+        )
         wave.servers.append(evidence)
         servers.append(evidence)
     return ExecutionReport(
-        execution=execution, frozen_plan=execution.plan_snapshot or {}, waves=list(waves.values()),
+        execution=execution,
+        frozen_plan=execution.plan_snapshot or {},
+        waves=list(waves.values()),
         servers=servers,
         human_actions=[e for e in events if e.kind == EventKind.ACTION],
         error_events=[e for e in events if e.kind == EventKind.ERROR],
         events=events if event_log else [],
         cleanup=[_cleanup(s) for s in servers if s.was_launched and s.launch.recovery_instance_id]
-        if execution.is_drill else [],
+        if execution.is_drill
+        else [],
         generated_at=timezone.now(),
     )
 
@@ -208,8 +234,12 @@ def _cleanup(server: ServerEvidence) -> CleanupEvidence:
     job = launch.cleanup_job
     if launch.status == LaunchStatus.TERMINATED:
         if job is not None:
-            return CleanupEvidence(server=server, outcome="terminated", job_id=job.job_id,
-                                   confirmed_at=job.drs_ended_at or launch.terminated_at)
+            return CleanupEvidence(
+                server=server,
+                outcome="terminated",
+                job_id=job.job_id,
+                confirmed_at=job.drs_ended_at or launch.terminated_at,
+            )
         # Found already gone (replaced by a later launch of the same server): nothing for DRS
         # to confirm; the time is when drsorch found out.
         return CleanupEvidence(server=server, outcome="gone", job_id=None, confirmed_at=launch.terminated_at)
@@ -221,4 +251,3 @@ def _cleanup(server: ServerEvidence) -> CleanupEvidence:
 def wave_numbers(indexes: list[int]) -> str:
     """The frozen plan's 0-based dependency indexes as the 1-based numbers everyone reads."""
     return ", ".join(str(index + 1) for index in indexes) or "none"
-

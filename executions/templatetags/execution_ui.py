@@ -54,19 +54,25 @@ def launch_timeline(execution, waves, now):
     rows = sum(1 + len(wave.launches) for wave in waves)
     height = AXIS_H + rows * ROW_H + len(waves) * (HEAD_H - ROW_H) + 6
     width = LABEL_W + CHART_W + 20
-    parts = [f'<svg class="timeline" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             'aria-label="Launch timeline of every server, by wave">']
+    parts = [
+        f'<svg class="timeline" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'aria-label="Launch timeline of every server, by wave">'
+    ]
     step = _ticks(span)
     tick = 0
     while tick <= span:
         x = round(LABEL_W + tick * scale, 1)
-        parts.append(f'<line class="grid" x1="{x}" y1="{AXIS_H - 4}" x2="{x}" y2="{height}"/>'
-                     f'<text class="axis" x="{x + 3}" y="14">{_tick_label(tick)}</text>')
+        parts.append(
+            f'<line class="grid" x1="{x}" y1="{AXIS_H - 4}" x2="{x}" y2="{height}"/>'
+            f'<text class="axis" x="{x + 3}" y="14">{_tick_label(tick)}</text>'
+        )
         tick += step
     y = AXIS_H
     for wave in waves:
-        parts.append(f'<text class="wavehead" x="4" y="{y + 15}">{wave.number}. {escape(wave.name[:18])}'
-                     f'<title>{escape(wave.name)}: {escape(wave.get_status_display())}</title></text>')
+        parts.append(
+            f'<text class="wavehead" x="4" y="{y + 15}">{wave.number}. {escape(wave.name[:18])}'
+            f"<title>{escape(wave.name)}: {escape(wave.get_status_display())}</title></text>"
+        )
         if wave.started_at:
             left = round(LABEL_W + (wave.started_at - origin).total_seconds() * scale, 1)
             band = round(max(2.0, ((wave.finished_at or now) - wave.started_at).total_seconds() * scale), 1)
@@ -84,7 +90,8 @@ def launch_timeline(execution, waves, now):
                 parts.append(
                     f'<rect class="bar tone-{tone(launch.status)}" x="{x}" y="{y + 2}" width="{bar}" '
                     f'height="{ROW_H - 4}" rx="2"><title>{escape(name)}: {escape(launch.get_status_display())} '
-                    f'{duration(seconds)}</title></rect>')
+                    f"{duration(seconds)}</title></rect>"
+                )
             y += ROW_H
     parts.append("</svg>")
     return mark_safe("".join(parts))
@@ -110,12 +117,20 @@ def server_rows(launches):
 
 @register.simple_tag
 def execution_wave_diagram(waves):
-    return wave_diagram_svg([
-        {"index": wave.index, "name": wave.name, "depends_on": list(wave.depends_on),
-         "approval_required": wave.approval_required, "wait_after_minutes": wave.wait_after_minutes,
-         "status": wave.status, "detail": str(wave.get_status_display())}
-        for wave in waves
-    ])
+    return wave_diagram_svg(
+        [
+            {
+                "index": wave.index,
+                "name": wave.name,
+                "depends_on": list(wave.depends_on),
+                "approval_required": wave.approval_required,
+                "wait_after_minutes": wave.wait_after_minutes,
+                "status": wave.status,
+                "detail": str(wave.get_status_display()),
+            }
+            for wave in waves
+        ]
+    )
 
 
 @register.filter
@@ -132,18 +147,25 @@ def trend_chart_svg(chart):
 
     role="img" with an aria-label states the chart in words; the page's table beside it holds
     every value for screen readers and print."""
-    parts = [f'<svg class="trend" role="img" viewBox="0 0 {chart.width} {chart.height}" '
-             f'aria-label="{escape(chart.aria_label)}" data-measure="{chart.measure}">']
+    parts = [
+        f'<svg class="trend" role="img" viewBox="0 0 {chart.width} {chart.height}" '
+        f'aria-label="{escape(chart.aria_label)}" data-measure="{chart.measure}">'
+    ]
     for y, label in chart.ticks:
-        parts.append(f'<line class="grid" x1="{chart.left}" y1="{y:g}" x2="{chart.right}" y2="{y:g}"/>'
-                     f'<text class="axis" x="{chart.left - 5}" y="{y + 3:g}" text-anchor="end">{label}</text>')
-    parts.append(f'<line class="baseline" x1="{chart.left}" y1="{chart.bottom}" x2="{chart.right}" '
-                 f'y2="{chart.bottom}"/>')
+        parts.append(
+            f'<line class="grid" x1="{chart.left}" y1="{y:g}" x2="{chart.right}" y2="{y:g}"/>'
+            f'<text class="axis" x="{chart.left - 5}" y="{y + 3:g}" text-anchor="end">{label}</text>'
+        )
+    parts.append(
+        f'<line class="baseline" x1="{chart.left}" y1="{chart.bottom}" x2="{chart.right}" y2="{chart.bottom}"/>'
+    )
     for x, anchor, label in chart.dates:
         parts.append(f'<text class="axis" x="{x:g}" y="{chart.height - 10}" text-anchor="{anchor}">{label}</text>')
-    parts.append(f'<line class="target" x1="{chart.left}" y1="{chart.target_y:g}" x2="{chart.right}" '
-                 f'y2="{chart.target_y:g}"/><text class="target-label" x="{chart.right}" '
-                 f'y="{chart.target_y - 4:g}" text-anchor="end">target {chart.target_minutes} min</text>')
+    parts.append(
+        f'<line class="target" x1="{chart.left}" y1="{chart.target_y:g}" x2="{chart.right}" '
+        f'y2="{chart.target_y:g}"/><text class="target-label" x="{chart.right}" '
+        f'y="{chart.target_y - 4:g}" text-anchor="end">target {chart.target_minutes} min</text>'
+    )
     for point in chart.points:
         css = f"point tone-{point.tone}{'' if point.measured else ' unmeasured'}"
         title = f"<title>{escape(point.title)}</title>"

@@ -33,8 +33,9 @@ def api(make_user):
         if role is None:
             return client
         if role not in made:
-            user = make_user(username=role.lower(), superuser=role == "superuser",
-                             role=None if role == "superuser" else role)
+            user = make_user(
+                username=role.lower(), superuser=role == "superuser", role=None if role == "superuser" else role
+            )
             made[role] = Token.objects.create(user=user)
         client.credentials(HTTP_AUTHORIZATION=f"Token {made[role].key}")
         client.user = made[role].user
@@ -57,8 +58,10 @@ def plan(groups):
     """A plan of three waves, Database → Application → Web, on the sandbox."""
     return plan_save(
         name="Three tiers",
-        waves=[WaveSpec(name=name, protection_groups=[group])
-               for name, group in zip(["Database", "Application", "Web"], groups, strict=True)],
+        waves=[
+            WaveSpec(name=name, protection_groups=[group])
+            for name, group in zip(["Database", "Application", "Web"], groups, strict=True)
+        ],
     )
 
 

@@ -15,20 +15,25 @@ def test_a_message_without_field_is_a_non_field_error():
 
 
 def test_wave_keys_become_objects_keyed_by_position():
-    exc = ValidationError({
-        "waves.0.name": ["Wave #1 needs a name."],
-        "waves.2.protection_groups": ["Empty.", "Server twice."],
-        "waves.2.depends_on": ["Unknown wave."],
-    })
-    assert field_errors(exc) == {"waves": {
-        "0": {"name": ["Wave #1 needs a name."]},
-        "2": {"protection_groups": ["Empty.", "Server twice."], "depends_on": ["Unknown wave."]},
-    }}
+    exc = ValidationError(
+        {
+            "waves.0.name": ["Wave #1 needs a name."],
+            "waves.2.protection_groups": ["Empty.", "Server twice."],
+            "waves.2.depends_on": ["Unknown wave."],
+        }
+    )
+    assert field_errors(exc) == {
+        "waves": {
+            "0": {"name": ["Wave #1 needs a name."]},
+            "2": {"protection_groups": ["Empty.", "Server twice."], "depends_on": ["Unknown wave."]},
+        }
+    }
 
 
 def test_a_message_about_all_waves_is_their_non_field_error_beside_the_waves_at_fault():
-    exc = ValidationError({"waves": ["A cycle: 'A' → 'B' → 'A'."], "waves.1.name": ["Twice."],
-                           "rto_target_minutes": ["Too big."]})
+    exc = ValidationError(
+        {"waves": ["A cycle: 'A' → 'B' → 'A'."], "waves.1.name": ["Twice."], "rto_target_minutes": ["Too big."]}
+    )
     assert field_errors(exc) == {
         "waves": {"non_field_errors": ["A cycle: 'A' → 'B' → 'A'."], "1": {"name": ["Twice."]}},
         "rto_target_minutes": ["Too big."],

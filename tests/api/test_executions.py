@@ -13,12 +13,37 @@ from plans.services import WaveSpec, plan_save, plan_wave_specs, protection_grou
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
-EXECUTION_KEYS = {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                  "rto_target_minutes", "elapsed_seconds", "accepted_risks", "point_in_time", "rto", "rpo", "waves"}
+EXECUTION_KEYS = {
+    "id",
+    "plan",
+    "mode",
+    "status",
+    "requested_by",
+    "started_at",
+    "finished_at",
+    "rto_target_minutes",
+    "elapsed_seconds",
+    "accepted_risks",
+    "point_in_time",
+    "rto",
+    "rpo",
+    "waves",
+}
 PLAN_KEYS = {"id", "name"}
 WAVE_KEYS = {"index", "number", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
-SERVER_KEYS = {"source_server_id", "hostname", "critical", "launch_status", "phase", "job_id",
-               "recovery_instance_id", "launched_at", "error", "snapshot_at", "attempts"}
+SERVER_KEYS = {
+    "source_server_id",
+    "hostname",
+    "critical",
+    "launch_status",
+    "phase",
+    "job_id",
+    "recovery_instance_id",
+    "launched_at",
+    "error",
+    "snapshot_at",
+    "attempts",
+}
 ATTEMPT_KEYS = {"job_id", "launch_status", "error", "started_at", "ended_at"}
 TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED", "TIMED_OUT"}
 
@@ -50,11 +75,11 @@ def assert_execution_json(body):
 
 def start(client, plan, mode="DRILL", key=None, **body):
     headers = {"Idempotency-Key": key} if key else {}
-    return client.post("/api/v1/executions/", {"plan": plan.pk, "mode": mode, **body}, format="json",
-                       headers=headers)
+    return client.post("/api/v1/executions/", {"plan": plan.pk, "mode": mode, **body}, format="json", headers=headers)
 
 
 # --- start --------------------------------------------------------------------------------------
+
 
 def test_start_answers_202_with_the_execution_json_and_its_location(api, plan):
     response = start(api("Operator"), plan, auto_approve=True)
@@ -85,8 +110,12 @@ def test_the_same_idempotency_key_returns_the_same_execution(api, plan):
     client = api("Operator")
     first = start(client, plan, key="drill-2026-03-02")
     again = start(client, plan, key="drill-2026-03-02")
-    via_plan = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL"}, format="json",
-                           headers={"Idempotency-Key": "drill-2026-03-02"})
+    via_plan = client.post(
+        f"/api/v1/plans/{plan.pk}/execute/",
+        {"mode": "DRILL"},
+        format="json",
+        headers={"Idempotency-Key": "drill-2026-03-02"},
+    )
 
     assert first.status_code == again.status_code == via_plan.status_code == 202
     assert first.json()["id"] == again.json()["id"] == via_plan.json()["id"]
@@ -164,8 +193,7 @@ def test_warnings_refuse_a_start_unless_accepted_and_are_recorded(api, sandbox_s
     assert "a recovery now starts from a snapshot about 30 min old" in warnings[0]["message"]
     assert not Execution.objects.exists()
 
-    response = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL", "accept_risks": True},
-                           format="json")
+    response = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL", "accept_risks": True}, format="json")
     assert response.status_code == 202, response.json()
     assert response.json()["accepted_risks"] == [c["message"] for c in warnings]
     execution = Execution.objects.get()
@@ -194,14 +222,17 @@ def test_an_operator_cannot_accept_the_risks_of_a_recovery(api, sandbox_servers,
     assert not Execution.objects.exists()
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"plan": 999999, "mode": "DRILL"}, "plan"),
-    ({"plan": "not-a-number", "mode": "DRILL"}, "plan"),
-    ({"mode": "DRILL"}, "plan"),
-    ({"plan": "PLAN", "mode": "BACKUP"}, "mode"),
-    ({"plan": "PLAN"}, "mode"),
-    ({"plan": "PLAN", "mode": "DRILL", "auto_approve": "perhaps"}, "auto_approve"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"plan": 999999, "mode": "DRILL"}, "plan"),
+        ({"plan": "not-a-number", "mode": "DRILL"}, "plan"),
+        ({"mode": "DRILL"}, "plan"),
+        ({"plan": "PLAN", "mode": "BACKUP"}, "mode"),
+        ({"plan": "PLAN"}, "mode"),
+        ({"plan": "PLAN", "mode": "DRILL", "auto_approve": "perhaps"}, "auto_approve"),
+    ],
+)
 def test_bad_start_bodies_answer_400_naming_the_field(api, plan, body, field):
     body = {key: plan.pk if value == "PLAN" else value for key, value in body.items()}
     response = api("Operator").post("/api/v1/executions/", body, format="json")
@@ -231,8 +262,10 @@ def test_an_oversized_body_answers_413_in_the_apis_json(api, plan, path, setting
     body = '{"name": "' + "x" * 2000 + '"}'
     response = api("superuser").post(path, body, content_type="application/json")
     assert response.status_code == 413 and response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "The request body is larger than 1,000 bytes; no request of this API "
-                                         "needs that much.", "code": "request_too_large"}
+    assert response.json() == {
+        "detail": "The request body is larger than 1,000 bytes; no request of this API needs that much.",
+        "code": "request_too_large",
+    }
     assert not Execution.objects.exists()
 
 
@@ -262,6 +295,7 @@ def test_execute_of_an_unknown_plan_is_404(api, plan):
 
 
 # --- reading ------------------------------------------------------------------------------------
+
 
 def test_list_is_paginated_and_filtered(api, clock, groups, plan, execution):
     other = plan_save(name="Web only", waves=[WaveSpec(name="Web", protection_groups=[groups[2]])])
@@ -337,6 +371,7 @@ def test_events_are_paginated_in_the_shape_of_the_contract(api, execution):
 
 # --- actions ------------------------------------------------------------------------------------
 
+
 def test_cancel_then_a_second_cancel_is_409(api, execution):
     client = api("Operator")
     response = client.post(f"/api/v1/executions/{execution.pk}/cancel/")
@@ -379,8 +414,12 @@ def test_a_drill_followed_through_the_api_gate_approved_then_cleaned_up(api, clo
     specs[1].approval_required = True
     plan_save(plan=plan, name=plan.name, waves=specs)
     client = api("Operator")
-    started = client.post(f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL"}, format="json",
-                          headers={"Idempotency-Key": "walk-through"})
+    started = client.post(
+        f"/api/v1/plans/{plan.pk}/execute/",
+        {"mode": "DRILL"},
+        format="json",
+        headers={"Idempotency-Key": "walk-through"},
+    )
     assert started.status_code == 202
     location = started["Location"]
 
@@ -392,14 +431,19 @@ def test_a_drill_followed_through_the_api_gate_approved_then_cleaned_up(api, clo
 
     done = drive(clock, client, location, lambda body: body["status"] in TERMINAL)
     assert done["status"] == "SUCCEEDED"
-    assert all(s["launch_status"] == "LAUNCHED" and s["recovery_instance_id"] for w in done["waves"]
-               for s in w["servers"])
+    assert all(
+        s["launch_status"] == "LAUNCHED" and s["recovery_instance_id"] for w in done["waves"] for s in w["servers"]
+    )
     assert_execution_json(done)
 
     cleaned = client.post(f"{location}cleanup/")
     assert cleaned.status_code == 202, cleaned.json()  # the worker terminates them
-    terminated = drive(clock, client, location, lambda body: all(
-        s["launch_status"] == "TERMINATED" for w in body["waves"] for s in w["servers"]))
+    terminated = drive(
+        clock,
+        client,
+        location,
+        lambda body: all(s["launch_status"] == "TERMINATED" for w in body["waves"] for s in w["servers"]),
+    )
     assert terminated["status"] == "SUCCEEDED"
     kinds = [event["kind"] for event in client.get(f"{location}events/").json()["results"]]
     assert kinds.count("ACTION") == 3  # start, approve, clean-up

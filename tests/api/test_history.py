@@ -14,18 +14,37 @@ from tests.factories import ExecutionFactory, RecoveryPlanFactory, ServerLaunchF
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
-ITEM_KEYS = {"id", "mode", "status", "requested_by", "created_at", "started_at", "finished_at", "point_in_time",
-             "rto", "rpo", "servers"}
+ITEM_KEYS = {
+    "id",
+    "mode",
+    "status",
+    "requested_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "point_in_time",
+    "rto",
+    "rpo",
+    "servers",
+}
 
 
-def ended(plan, *, days_ago, mode=ExecutionMode.DRILL, status=ExecutionStatus.SUCCEEDED, rto=None, rpo=None,
-          servers=()):
+def ended(
+    plan, *, days_ago, mode=ExecutionMode.DRILL, status=ExecutionStatus.SUCCEEDED, rto=None, rpo=None, servers=()
+):
     """An execution of `plan` that ended `days_ago`, with its stored evidence and launches of
     the given statuses."""
     created = timezone.now() - timedelta(days=days_ago)
     execution = ExecutionFactory(
-        plan=plan, mode=mode, status=status, created_at=created, started_at=created,
-        finished_at=created + timedelta(minutes=30), rto_achieved_seconds=rto, rpo_worst_seconds=rpo)
+        plan=plan,
+        mode=mode,
+        status=status,
+        created_at=created,
+        started_at=created,
+        finished_at=created + timedelta(minutes=30),
+        rto_achieved_seconds=rto,
+        rpo_worst_seconds=rpo,
+    )
     if servers:
         wave = WaveRunFactory(execution=execution, index=0)
         for launch_status in servers:
@@ -56,10 +75,12 @@ def test_a_drill_driven_to_its_end_appears_with_the_rto_and_rpo_of_its_execution
     assert body["count"] == 1 and body["next"] is None and body["previous"] is None
     [item] = body["results"]
     assert set(item) == ITEM_KEYS
-    assert {key: item[key] for key in ("id", "mode", "status", "started_at", "finished_at", "point_in_time",
-                                       "rto", "rpo")} == {
-        key: execution[key] for key in ("id", "mode", "status", "started_at", "finished_at", "point_in_time",
-                                        "rto", "rpo")}
+    assert {
+        key: item[key] for key in ("id", "mode", "status", "started_at", "finished_at", "point_in_time", "rto", "rpo")
+    } == {
+        key: execution[key]
+        for key in ("id", "mode", "status", "started_at", "finished_at", "point_in_time", "rto", "rpo")
+    }
     assert item["rto"]["met"] is True and item["rto"]["achieved_seconds"] > 0
     assert item["rto"]["target_minutes"] == plan.rto_target_minutes
     assert item["servers"] == {"total": 3, "launched": 3, "failed": 0}
@@ -69,8 +90,9 @@ def test_a_drill_driven_to_its_end_appears_with_the_rto_and_rpo_of_its_execution
 def test_ended_executions_newest_first_without_running_ones_or_other_plans(api, plan):
     old = ended(plan, days_ago=9, rto=600.04, rpo=120, servers=[LaunchStatus.LAUNCHED, LaunchStatus.FAILED])
     recovery = ended(plan, days_ago=5, mode=ExecutionMode.RECOVERY, status=ExecutionStatus.FAILED, rto=4000)
-    newest = ended(plan, days_ago=1, status=ExecutionStatus.PARTIAL, rto=5000, rpo=1200,
-                   servers=[LaunchStatus.TERMINATED])
+    newest = ended(
+        plan, days_ago=1, status=ExecutionStatus.PARTIAL, rto=5000, rpo=1200, servers=[LaunchStatus.TERMINATED]
+    )
     ExecutionFactory(plan=plan, status=ExecutionStatus.RUNNING)
     ended(RecoveryPlanFactory(), days_ago=2)
 

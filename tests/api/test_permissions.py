@@ -75,12 +75,16 @@ def objects_named_in(text, request):
 
 
 def call(client, method, path, body):
-    return getattr(client, method.lower())(path, body, format="json") if body is not None \
+    return (
+        getattr(client, method.lower())(path, body, format="json")
+        if body is not None
         else getattr(client, method.lower())(path)
+    )
 
 
-@pytest.mark.parametrize("method, path, body, allowed", ENDPOINTS,
-                         ids=[f"{m} {p} {b or ''}" for m, p, b, _ in ENDPOINTS])
+@pytest.mark.parametrize(
+    "method, path, body, allowed", ENDPOINTS, ids=[f"{m} {p} {b or ''}" for m, p, b, _ in ENDPOINTS]
+)
 def test_roles(api, request, method, path, body, allowed):
     values = objects_named_in(f"{path} {body}", request)
     path = path.format(**values)

@@ -7,8 +7,16 @@ from tests.factories import SourceServerFactory, TargetFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
-WAVE_KEYS = {"index", "name", "protection_groups", "depends_on", "approval_required", "wait_after_minutes",
-             "timeout_minutes", "optional_servers"}
+WAVE_KEYS = {
+    "index",
+    "name",
+    "protection_groups",
+    "depends_on",
+    "approval_required",
+    "wait_after_minutes",
+    "timeout_minutes",
+    "optional_servers",
+}
 
 
 def wave(name, *groups, **fields):
@@ -17,10 +25,14 @@ def wave(name, *groups, **fields):
 
 # --- plans --------------------------------------------------------------------------------------
 
+
 def test_create_a_plan_with_nested_waves(api, groups):
     db, app, web = groups
     body = {
-        "name": "ERP", "description": "The ERP system", "rto_target_minutes": 90, "rpo_target_minutes": 10,
+        "name": "ERP",
+        "description": "The ERP system",
+        "rto_target_minutes": 90,
+        "rpo_target_minutes": 10,
         "waves": [
             wave("Database", db, timeout_minutes=30),
             wave("Application", app, approval_required=True, optional_servers=[app.servers.get().pk]),
@@ -34,7 +46,10 @@ def test_create_a_plan_with_nested_waves(api, groups):
     assert created["owner"] == "planner" and created["rto_target_minutes"] == 90
     assert all(set(w) == WAVE_KEYS for w in created["waves"])
     assert [(w["index"], w["name"], w["depends_on"]) for w in created["waves"]] == [
-        (0, "Database", []), (1, "Application", [0]), (2, "Web", [0, 1])]
+        (0, "Database", []),
+        (1, "Application", [0]),
+        (2, "Web", [0, 1]),
+    ]
     assert created["waves"][1]["approval_required"] is True
     assert created["waves"][1]["optional_servers"] == [app.servers.get().pk]
     assert created["waves"][0]["timeout_minutes"] == 30 and created["waves"][2]["wait_after_minutes"] == 5
@@ -95,8 +110,9 @@ def test_an_empty_wave_is_400_naming_the_wave_field(api, groups):
     response = api("Planner").post("/api/v1/plans/", body, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"waves": {"1": {"protection_groups": [
-        "Wave 'Nothing' is empty: choose at least one protection group."]}}}
+    assert response.json() == {
+        "waves": {"1": {"protection_groups": ["Wave 'Nothing' is empty: choose at least one protection group."]}}
+    }
 
 
 def test_a_plan_without_waves_is_400(api):
@@ -107,9 +123,15 @@ def test_a_plan_without_waves_is_400(api):
 
 def test_wave_errors_of_several_kinds_are_reported_together(api, plan, groups):
     db, app, web = groups
-    body = {"name": "Three tiers", "rto_target_minutes": 0, "waves": [
-        wave("Same", db), wave("Same", db), wave("Web", web, depends_on=[7], timeout_minutes=0),
-    ]}
+    body = {
+        "name": "Three tiers",
+        "rto_target_minutes": 0,
+        "waves": [
+            wave("Same", db),
+            wave("Same", db),
+            wave("Web", web, depends_on=[7], timeout_minutes=0),
+        ],
+    }
     response = api("Planner").post("/api/v1/plans/", body, format="json")
 
     assert response.status_code == 400
@@ -178,11 +200,19 @@ def test_readiness_reports_a_running_plan(api, plan, execution):
 
 # --- protection groups --------------------------------------------------------------------------
 
+
 def test_protection_group_lists_the_servers_it_resolves_to(api, sandbox_target, sandbox_servers):
     db, app, web = sandbox_servers
-    response = api("Planner").post("/api/v1/protection-groups/", {
-        "name": "Demo", "target": sandbox_target.pk, "servers": [db.pk], "tag_selector": {"Application": "demo"},
-    }, format="json")
+    response = api("Planner").post(
+        "/api/v1/protection-groups/",
+        {
+            "name": "Demo",
+            "target": sandbox_target.pk,
+            "servers": [db.pk],
+            "tag_selector": {"Application": "demo"},
+        },
+        format="json",
+    )
 
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -196,12 +226,15 @@ def test_protection_group_lists_the_servers_it_resolves_to(api, sandbox_target, 
     assert patched.json()["name"] == "Demo"
 
 
-@pytest.mark.parametrize("body, field, message", [
-    ({"name": "Nothing"}, "non_field_errors", "Choose at least one server or give a tag selector."),
-    ({"name": "Tags", "tag_selector": ["Tier"]}, "tag_selector", "object of tag key to value"),
-    ({"name": "Tags", "tag_selector": {"Tier": 1}}, "tag_selector", "must be a string"),
-    ({"name": "db-01 group", "tag_selector": {"Tier": "db"}}, "name", "already exists"),
-])
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"name": "Nothing"}, "non_field_errors", "Choose at least one server or give a tag selector."),
+        ({"name": "Tags", "tag_selector": ["Tier"]}, "tag_selector", "object of tag key to value"),
+        ({"name": "Tags", "tag_selector": {"Tier": 1}}, "tag_selector", "must be a string"),
+        ({"name": "db-01 group", "tag_selector": {"Tier": "db"}}, "name", "already exists"),
+    ],
+)
 def test_protection_group_errors(api, sandbox_target, groups, body, field, message):
     response = api("Planner").post("/api/v1/protection-groups/", {"target": sandbox_target.pk, **body}, format="json")
     assert response.status_code == 400
@@ -211,8 +244,11 @@ def test_protection_group_errors(api, sandbox_target, groups, body, field, messa
 def test_a_server_of_another_target_or_group_is_refused(api, sandbox_target, groups):
     elsewhere = SourceServerFactory(hostname="far-01")
     taken = groups[0].servers.get()
-    response = api("Planner").post("/api/v1/protection-groups/", {
-        "name": "Mixed", "target": sandbox_target.pk, "servers": [elsewhere.pk, taken.pk]}, format="json")
+    response = api("Planner").post(
+        "/api/v1/protection-groups/",
+        {"name": "Mixed", "target": sandbox_target.pk, "servers": [elsewhere.pk, taken.pk]},
+        format="json",
+    )
 
     assert response.status_code == 400
     messages = " ".join(response.json()["servers"])
@@ -230,10 +266,14 @@ def test_a_group_used_by_a_plan_cannot_be_deleted(api, plan, groups):
 
 # --- targets and source servers -----------------------------------------------------------------
 
+
 def test_target_crud_with_model_validation(api):
     client = api("Planner")
-    created = client.post("/api/v1/targets/", {"name": "prod", "kind": "aws", "account_id": "123456789012",
-                                               "region": "eu-west-1"}, format="json")
+    created = client.post(
+        "/api/v1/targets/",
+        {"name": "prod", "kind": "aws", "account_id": "123456789012", "region": "eu-west-1"},
+        format="json",
+    )
     assert created.status_code == 201, created.json()
     url = f"/api/v1/targets/{created.json()['id']}/"
 
@@ -241,8 +281,11 @@ def test_target_crud_with_model_validation(api):
     assert bad.status_code == 400 and "only used with a role ARN" in bad.json()["external_id"][0]
     bad = client.patch(url, {"role_arn": "arn:aws:iam::123456789012:role/drsorch", "external_id": "x"}, format="json")
     assert bad.status_code == 400 and bad.json()["external_id"][0].startswith("An external ID is 2 to 1224 characters")
-    bad = client.post("/api/v1/targets/", {"name": "again", "kind": "aws", "account_id": "123456789012",
-                                           "region": "eu-west-1"}, format="json")
+    bad = client.post(
+        "/api/v1/targets/",
+        {"name": "again", "kind": "aws", "account_id": "123456789012", "region": "eu-west-1"},
+        format="json",
+    )
     assert bad.status_code == 400
     assert "A target for this account and region already exists." in bad.json()["non_field_errors"]
     bad = client.post("/api/v1/targets/", {"name": "x", "account_id": "123", "region": "Virginia"}, format="json")
@@ -278,15 +321,24 @@ def test_source_servers_filtered_by_target_state_and_tag(api, sandbox_servers, g
 
 def test_source_server_crud(api, sandbox_target):
     client = api("Planner")
-    created = client.post("/api/v1/source-servers/", {
-        "target": sandbox_target.pk, "drs_id": "s-0123456789abcdef0", "hostname": "manual-01", "tags": {"A": "b"},
-    }, format="json")
+    created = client.post(
+        "/api/v1/source-servers/",
+        {
+            "target": sandbox_target.pk,
+            "drs_id": "s-0123456789abcdef0",
+            "hostname": "manual-01",
+            "tags": {"A": "b"},
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.json()
-    again = client.post("/api/v1/source-servers/", {"target": sandbox_target.pk, "drs_id": "s-0123456789abcdef0"},
-                        format="json")
+    again = client.post(
+        "/api/v1/source-servers/", {"target": sandbox_target.pk, "drs_id": "s-0123456789abcdef0"}, format="json"
+    )
     assert again.status_code == 400 and "already in the inventory" in again.json()["non_field_errors"][0]
-    bad = client.post("/api/v1/source-servers/", {"target": sandbox_target.pk, "drs_id": "s-1", "tags": "x"},
-                      format="json")
+    bad = client.post(
+        "/api/v1/source-servers/", {"target": sandbox_target.pk, "drs_id": "s-1", "tags": "x"}, format="json"
+    )
     assert set(bad.json()) == {"drs_id", "tags"}
     url = f"/api/v1/source-servers/{created.json()['id']}/"
     assert client.patch(url, {"lag_seconds": 30}, format="json").json()["lag_seconds"] == 30
@@ -299,9 +351,18 @@ def test_sync_refreshes_the_inventory(api, sandbox_target, sandbox_servers):
 
     one = client.post("/api/v1/source-servers/sync/", {"target": sandbox_target.pk}, format="json")
     assert one.status_code == 200, one.json()
-    assert one.json() == {"results": [{"target": {"id": sandbox_target.pk, "name": sandbox_target.name},
-                                       "created": 1, "updated": 2, "missing": 0, "uninitialized": False,
-                                       "error": None}]}
+    assert one.json() == {
+        "results": [
+            {
+                "target": {"id": sandbox_target.pk, "name": sandbox_target.name},
+                "created": 1,
+                "updated": 2,
+                "missing": 0,
+                "uninitialized": False,
+                "error": None,
+            }
+        ]
+    }
     every = client.post("/api/v1/source-servers/sync/", {}, format="json")
     assert every.status_code == 200 and len(every.json()["results"]) == Target.objects.count()
     assert client.post("/api/v1/source-servers/sync/", {"target": 999}, format="json").status_code == 400
@@ -318,18 +379,24 @@ def test_sync_reports_a_target_drs_cannot_be_reached_for(api, sandbox_target, sa
         return real_sync(target=target)
 
     from plans.api import views
+
     real_sync = views.source_servers_sync
     monkeypatch.setattr(views, "source_servers_sync", sync)
     results = api("Planner").post("/api/v1/source-servers/sync/", {}, format="json").json()["results"]
     assert {r["target"]["name"]: bool(r["error"]) for r in results} == {"Sandbox test": False, "unreachable": True}
 
 
-
 def test_a_tag_selector_that_is_not_json_in_a_form_post_is_400(api, sandbox_target):
     """A multipart form sends the selector as text; text that is not JSON is a 400 naming the
     field (the error message's example braces once broke its formatting: a 500)."""
-    response = api("Planner").post("/api/v1/protection-groups/", {
-        "name": "Broken selector", "target": sandbox_target.pk, "tag_selector": "not json {",
-    }, format="multipart")
+    response = api("Planner").post(
+        "/api/v1/protection-groups/",
+        {
+            "name": "Broken selector",
+            "target": sandbox_target.pk,
+            "tag_selector": "not json {",
+        },
+        format="multipart",
+    )
     assert response.status_code == 400
     assert response.json()["tag_selector"] == ['Give an object of tag key to value, e.g. {"Tier": "db"}.']

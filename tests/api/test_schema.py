@@ -19,13 +19,26 @@ def test_spectacular_validates_without_warnings(tmp_path):
 
     operations = {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
     for resource in ["targets", "source-servers", "protection-groups", "plans"]:
-        for method, path in [("GET", ""), ("POST", ""), ("GET", "{id}/"), ("PUT", "{id}/"), ("PATCH", "{id}/"),
-                             ("DELETE", "{id}/")]:
+        for method, path in [
+            ("GET", ""),
+            ("POST", ""),
+            ("GET", "{id}/"),
+            ("PUT", "{id}/"),
+            ("PATCH", "{id}/"),
+            ("DELETE", "{id}/"),
+        ]:
             assert (method, f"/api/v1/{resource}/{path}") in operations
-    assert {("POST", "/api/v1/source-servers/sync/"), ("GET", "/api/v1/plans/{id}/readiness/"),
-            ("POST", "/api/v1/plans/{id}/readiness/"), ("GET", "/api/v1/plans/{id}/history/"),
-            ("POST", "/api/v1/plans/{id}/execute/"), ("GET", "/api/v1/executions/"), ("POST", "/api/v1/executions/"),
-            ("GET", "/api/v1/executions/{id}/"), ("GET", "/api/v1/executions/{id}/events/")} <= operations
+    assert {
+        ("POST", "/api/v1/source-servers/sync/"),
+        ("GET", "/api/v1/plans/{id}/readiness/"),
+        ("POST", "/api/v1/plans/{id}/readiness/"),
+        ("GET", "/api/v1/plans/{id}/history/"),
+        ("POST", "/api/v1/plans/{id}/execute/"),
+        ("GET", "/api/v1/executions/"),
+        ("POST", "/api/v1/executions/"),
+        ("GET", "/api/v1/executions/{id}/"),
+        ("GET", "/api/v1/executions/{id}/events/"),
+    } <= operations
     for verb in ["approve", "cancel", "retry", "cleanup"]:
         assert ("POST", f"/api/v1/executions/{{id}}/{verb}/") in operations
 
@@ -35,16 +48,40 @@ def test_the_schema_describes_the_execution_json_and_the_idempotency_key(client)
     components = schema["components"]["schemas"]
 
     assert set(components["Execution"]["properties"]) == {
-        "id", "plan", "mode", "status", "requested_by", "started_at", "finished_at", "rto_target_minutes",
-        "elapsed_seconds", "accepted_risks", "point_in_time", "rto", "rpo", "waves"}
+        "id",
+        "plan",
+        "mode",
+        "status",
+        "requested_by",
+        "started_at",
+        "finished_at",
+        "rto_target_minutes",
+        "elapsed_seconds",
+        "accepted_risks",
+        "point_in_time",
+        "rto",
+        "rpo",
+        "waves",
+    }
     assert set(components["Execution"]["required"]) == set(components["Execution"]["properties"])
     assert set(components["ServerLaunch"]["properties"]) == {
-        "source_server_id", "hostname", "critical", "launch_status", "phase", "job_id", "recovery_instance_id",
-        "launched_at", "error", "snapshot_at", "attempts"}
+        "source_server_id",
+        "hostname",
+        "critical",
+        "launch_status",
+        "phase",
+        "job_id",
+        "recovery_instance_id",
+        "launched_at",
+        "error",
+        "snapshot_at",
+        "attempts",
+    }
     start = schema["paths"]["/api/v1/executions/"]["post"]
     assert {"in": "header", "name": "Idempotency-Key"}.items() <= start["parameters"][0].items()
     assert start["responses"]["202"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Execution"}
+        "$ref": "#/components/schemas/Execution"
+    }
     assert set(start["responses"]) == {"202", "400", "401", "403", "409"}
 
 

@@ -35,8 +35,11 @@ from django.db import connection, connections
 
 from tests.e2e.processes import ProcessTree
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres,
-              pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, databases=["default", "sandbox"]),
+]
 
 ARTIFACTS = Path(os.environ.get("ARTIFACTS", "artifacts"))
 REDIS_URL = os.environ.get("E2E_REDIS_URL", "")
@@ -123,16 +126,21 @@ def _execution_table():
 def _database_url(config):
     host = config.get("HOST") or "localhost"
     port = config.get("PORT") or 5432
-    return (f"postgres://{quote(config['USER'], safe='')}:{quote(config.get('PASSWORD') or '', safe='')}"
-            f"@{host}:{port}/{config['NAME']}")
+    return (
+        f"postgres://{quote(config['USER'], safe='')}:{quote(config.get('PASSWORD') or '', safe='')}"
+        f"@{host}:{port}/{config['NAME']}"
+    )
 
 
 def _worker_environment():
     """The environment of a deployed worker on this test's databases: default settings, so the
     poll cadence is the product's own, and the test's SECRET_KEY, which signs the tasks."""
-    inherited = {name: value for name, value in os.environ.items()
-                 if not name.startswith(("DRSORCH_", "Q_CLUSTER"))
-                 and name not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "LOG_LEVEL"}}
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DRSORCH_", "Q_CLUSTER"))
+        and name not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "LOG_LEVEL"}
+    }
     return {
         **inherited,
         "DJANGO_SETTINGS_MODULE": "drsorch.settings",
@@ -157,7 +165,10 @@ class Worker:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"],
-            cwd=settings.BASE_DIR, env=_worker_environment(), stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            env=_worker_environment(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so the whole cluster can be stopped
         )
         self.tree = ProcessTree(self.process.pid)
@@ -209,8 +220,7 @@ def _wait_until_registered(workers):
     while True:
         for worker in workers:
             worker.check_alive()
-        running = {stat.pid for stat in Stat.get_all(broker=get_broker())
-                   if stat.status in (Conf.IDLE, Conf.WORKING)}
+        running = {stat.pid for stat in Stat.get_all(broker=get_broker()) if stat.status in (Conf.IDLE, Conf.WORKING)}
         if wanted <= running:
             return
         if time.monotonic() > deadline:
@@ -229,12 +239,18 @@ def _seed_drills():
     sandbox_configure(launch_seconds=LAUNCH_SECONDS)
     targets = []
     for number, account_id in enumerate(ACCOUNTS, start=1):
-        hostnames = [f"d{drill:02d}-{tier}-{n}" for drill in range(number, DRILLS + 1, len(ACCOUNTS))
-                     for tier in TIERS for n in range(1, SERVERS_PER_WAVE + 1)]
-        sandbox_servers_create(account_id=account_id, region="us-east-1",
-                               specs=[{"hostname": hostname} for hostname in hostnames])
-        target = Target.objects.create(name=f"Sandbox {number}", kind="sandbox", account_id=account_id,
-                                       region="us-east-1")
+        hostnames = [
+            f"d{drill:02d}-{tier}-{n}"
+            for drill in range(number, DRILLS + 1, len(ACCOUNTS))
+            for tier in TIERS
+            for n in range(1, SERVERS_PER_WAVE + 1)
+        ]
+        sandbox_servers_create(
+            account_id=account_id, region="us-east-1", specs=[{"hostname": hostname} for hostname in hostnames]
+        )
+        target = Target.objects.create(
+            name=f"Sandbox {number}", kind="sandbox", account_id=account_id, region="us-east-1"
+        )
         source_servers_sync(target=target)
         targets.append(target)
     servers = {server.hostname: server for server in SourceServer.objects.all()}
@@ -244,8 +260,10 @@ def _seed_drills():
         waves = []
         for tier in TIERS:
             group = protection_group_save(
-                name=f"Drill {drill:02d} {tier}", target=target,
-                servers=[servers[f"d{drill:02d}-{tier}-{n}"] for n in range(1, SERVERS_PER_WAVE + 1)])
+                name=f"Drill {drill:02d} {tier}",
+                target=target,
+                servers=[servers[f"d{drill:02d}-{tier}-{n}"] for n in range(1, SERVERS_PER_WAVE + 1)],
+            )
             waves.append(WaveSpec(name=tier, protection_groups=[group]))
         plans.append(plan_save(name=f"Drill {drill:02d}", waves=waves))
     return plans
@@ -317,15 +335,18 @@ def test_two_workers_drive_ten_drills_at_once(workers, lease_claims):
 def _report(workers, seconds, claims):
     """The size of each worker while it drove the drills, printed and saved as JSON."""
     report = {
-        "drills": DRILLS, "servers": DRILLS * len(TIERS) * SERVERS_PER_WAVE, "seconds": round(seconds, 1),
+        "drills": DRILLS,
+        "servers": DRILLS * len(TIERS) * SERVERS_PER_WAVE,
+        "seconds": round(seconds, 1),
         "workers": {
             worker.name: {
                 "processes": len(worker.tree.peak_processes),
                 "idle_rss_mb": round((worker.tree.first_rss_kb or 0) / 1024, 1),
                 "peak_rss_mb": round(worker.tree.peak_rss_kb / 1024, 1),
                 "peak_pss_mb": round(worker.tree.peak_pss_kb / 1024, 1),
-                "peak_rss_by_process_mb": sorted((round(kb / 1024, 1) for kb in worker.tree.peak_processes.values()),
-                                                 reverse=True),
+                "peak_rss_by_process_mb": sorted(
+                    (round(kb / 1024, 1) for kb in worker.tree.peak_processes.values()), reverse=True
+                ),
                 "cpu_seconds": round(worker.tree.cpu_seconds(), 1),
                 "cpu_share": round(worker.tree.cpu_seconds() / seconds, 3) if seconds else None,
                 "lease_claims": claims[worker.name],

@@ -11,13 +11,17 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction
 @pytest.fixture
 def gated_execution(clock, drive, make_plan):
     plan = make_plan("Admin gate", [("Database", ["db-01"], {"approval_required": True})])
-    return drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
-                 until=lambda e: e.status == "WAITING_APPROVAL")
+    return drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None), until=lambda e: e.status == "WAITING_APPROVAL"
+    )
 
 
 def post_action(client, action, execution):
-    return client.post(reverse("admin:executions_execution_changelist"),
-                       {"action": action, "_selected_action": [str(execution.pk)]}, follow=True)
+    return client.post(
+        reverse("admin:executions_execution_changelist"),
+        {"action": action, "_selected_action": [str(execution.pk)]},
+        follow=True,
+    )
 
 
 def test_statuses_are_not_editable_in_the_admin(client, make_user, gated_execution):

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 def running_instances():
     """The ids of the simulated recovery instances that are not terminated."""
     now = timezone.now()
-    return {i.instance_id for i in SandboxRecoveryInstance.objects.filter(launched_at__lte=now)
-            if instance_state(i, now) != "TERMINATED"}
+    return {
+        i.instance_id
+        for i in SandboxRecoveryInstance.objects.filter(launched_at__lte=now)
+        if instance_state(i, now) != "TERMINATED"
+    }
 
 
 def cleaned(drive, execution):
@@ -26,7 +29,8 @@ def cleaned(drive, execution):
 
 
 def test_cleanup_under_throttling_answers_202_and_the_worker_terminates_every_instance(
-        clock, drive, make_plan, make_user, client):
+    clock, drive, make_plan, make_user, client
+):
     sandbox_configure(throttle_rate=0.5)
     plan = make_plan("Throttled", [("Database", ["db-01", "db-02"], {}), ("Web", ["web-01", "web-02"], {})])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None), step=3)
@@ -99,7 +103,8 @@ def test_cleanup_of_an_older_drill_skips_the_instances_a_later_drill_replaced(cl
     assert set(first.server_launches.values_list("status", flat=True)) == {"TERMINATED"}
     assert running_instances() == set(newer.values())  # the later drill's instances are untouched
     assert ExecutionEvent.objects.filter(
-        execution=first, message__contains=f"{old['db-01']} already gone (replaced by a later launch / not found)",
+        execution=first,
+        message__contains=f"{old['db-01']} already gone (replaced by a later launch / not found)",
     ).exists()
     assert set(second.server_launches.values_list("status", flat=True)) == {"LAUNCHED"}
 

@@ -99,6 +99,7 @@ def launch_counts():
 
 # --- drill ---------------------------------------------------------------------------------------
 
+
 def test_drill_wait_json_succeeds_wave_after_wave_launching_each_server_once(demo):
     result = run("drill", DEMO_PLAN_NAME, "--wait", "--json")
 
@@ -109,7 +110,10 @@ def test_drill_wait_json_succeeds_wave_after_wave_launching_each_server_once(dem
     assert data["requested_by"] == "cli"
     waves = data["waves"]
     assert [(w["index"], w["name"], w["status"]) for w in waves] == [
-        (0, "Database", "SUCCEEDED"), (1, "Application", "SUCCEEDED"), (2, "Web", "SUCCEEDED")]
+        (0, "Database", "SUCCEEDED"),
+        (1, "Application", "SUCCEEDED"),
+        (2, "Web", "SUCCEEDED"),
+    ]
     for previous, wave in zip(waves, waves[1:], strict=False):
         assert wave["started_at"] >= previous["finished_at"]
     servers = [s for w in waves for s in w["servers"]]
@@ -179,8 +183,10 @@ def test_unaccepted_risks_exit_2_naming_each_warning(demo):
     assert result.code == 2
     assert result.out == ""
     assert "has 2 risk(s); nothing was started" in result.err and "--accept-risks" in result.err
-    assert (f"  - Server db-01 ({servers['db-01']}) replication is STALLED, not CONTINUOUS; a recovery now "
-            "starts from a snapshot about 5 min old.") in result.err
+    assert (
+        f"  - Server db-01 ({servers['db-01']}) replication is STALLED, not CONTINUOUS; a recovery now "
+        "starts from a snapshot about 5 min old."
+    ) in result.err
     assert f"  - Server web-02 ({servers['web-02']}) lags 60 min behind" in result.err
     assert not Execution.objects.exists()
 
@@ -236,6 +242,7 @@ def test_drill_wait_cleanup_terminates_the_drill_instances(demo):
 
 # --- approval gates ------------------------------------------------------------------------------
 
+
 def test_gate_waits_for_an_approval_from_another_call(demo, hooks):
     Wave.objects.filter(plan=demo, name="Application").update(approval_required=True)
     approvals = []
@@ -283,6 +290,7 @@ def test_approve_without_a_waiting_wave_exits_2(demo):
 
 # --- recover -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("confirm", [None, "demo 3-tier application", "Demo"])
 def test_recover_refuses_without_the_exact_plan_name(demo, confirm):
     args = ["recover", DEMO_PLAN_NAME, "--wait"] + (["--confirm", confirm] if confirm is not None else [])
@@ -305,6 +313,7 @@ def test_recover_with_confirmation_runs_the_recovery(demo):
 
 
 # --- execution list / show ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("plan", ["\u00b2", "\u0662", "99999999999999999999"])
 def test_drill_of_a_plan_id_that_is_no_number_exits_2_naming_it(demo, plan):
@@ -342,17 +351,33 @@ def test_list_and_show(demo):
 
     as_json = run("execution", "show", str(execution.pk), "--json")
     assert as_json.json == listed.json[0]
-    assert set(as_json.json) == {"id", "plan", "mode", "status", "requested_by", "started_at", "finished_at",
-                                 "rto_target_minutes", "elapsed_seconds", "accepted_risks", "point_in_time",
-                                 "rto", "rpo", "waves"}
+    assert set(as_json.json) == {
+        "id",
+        "plan",
+        "mode",
+        "status",
+        "requested_by",
+        "started_at",
+        "finished_at",
+        "rto_target_minutes",
+        "elapsed_seconds",
+        "accepted_risks",
+        "point_in_time",
+        "rto",
+        "rpo",
+        "waves",
+    }
 
 
-@pytest.mark.parametrize("ident, message", [
-    ("12345678", "No execution has an id starting with '12345678'"),
-    ("1234", "first 8 characters"),
-    ("not-an-id!", "No execution has the id 'not-an-id!'"),
-    ("00000000-0000-0000-0000-000000000000", "No execution has an id starting with"),
-])
+@pytest.mark.parametrize(
+    "ident, message",
+    [
+        ("12345678", "No execution has an id starting with '12345678'"),
+        ("1234", "first 8 characters"),
+        ("not-an-id!", "No execution has the id 'not-an-id!'"),
+        ("00000000-0000-0000-0000-000000000000", "No execution has an id starting with"),
+    ],
+)
 def test_unknown_execution_id_exits_2(ident, message):
     result = run("execution", "show", ident)
 
@@ -371,8 +396,14 @@ def test_every_subcommand_refuses_an_unknown_id(subcommand):
 def test_an_ambiguous_prefix_exits_2(demo):
     for suffix in ("1111-4111-8111-111111111111", "2222-4222-8222-222222222222"):
         Execution.objects.create(
-            id=f"abcdef12-{suffix}", plan=demo, plan_name=demo.name, mode="DRILL",
-            status=ExecutionStatus.SUCCEEDED, rto_target_minutes=60, rpo_target_minutes=15)
+            id=f"abcdef12-{suffix}",
+            plan=demo,
+            plan_name=demo.name,
+            mode="DRILL",
+            status=ExecutionStatus.SUCCEEDED,
+            rto_target_minutes=60,
+            rpo_target_minutes=15,
+        )
 
     ambiguous = run("execution", "show", "abcdef12")
     assert ambiguous.code == 2 and "matches several executions" in ambiguous.err
@@ -382,6 +413,7 @@ def test_an_ambiguous_prefix_exits_2(demo):
 
 
 # --- cancel / retry / cleanup ----------------------------------------------------------------------
+
 
 def test_cancel_then_watch_ends_cancelled_with_exit_1(demo, clock):
     run("drill", DEMO_PLAN_NAME)
@@ -464,6 +496,7 @@ def test_watch_of_an_ended_execution_returns_at_once(demo, hooks):
 
 
 # --- a crash right after StartRecovery -----------------------------------------------------------
+
 
 def test_watch_adopts_the_job_of_a_drill_that_crashed_after_start_recovery(demo, clock, sandbox_crash):
     sandbox_configure(crash_after_start_recovery=True)

@@ -119,11 +119,14 @@ def test_failed_critical_server_fails_and_later_waves_never_launch(clock, drive,
 
 
 def test_independent_branch_finishes_when_another_fails(clock, drive, make_plan):
-    plan = make_plan("Branches", [
-        ("Database", ["db-01"], {}),
-        ("Application", ["app-01"], {"depends_on": [0]}),
-        ("Reporting", ["rep-01"], {"depends_on": []}),
-    ])
+    plan = make_plan(
+        "Branches",
+        [
+            ("Database", ["db-01"], {}),
+            ("Application", ["app-01"], {"depends_on": [0]}),
+            ("Reporting", ["rep-01"], {"depends_on": []}),
+        ],
+    )
     sandbox_configure(fail_launch=["db-01"])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
     assert waves(execution) == [("Database", "FAILED"), ("Application", "SKIPPED"), ("Reporting", "SUCCEEDED")]
@@ -132,8 +135,9 @@ def test_independent_branch_finishes_when_another_fails(clock, drive, make_plan)
 
 def test_gate_waits_for_approval(clock, drive, make_plan, make_user):
     plan = make_plan("Gated", [("Database", ["db-01"], {}), ("Web", ["web-01"], {"approval_required": True})])
-    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
-                      until=lambda e: e.status == "WAITING_APPROVAL")
+    execution = drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None), until=lambda e: e.status == "WAITING_APPROVAL"
+    )
     for _ in range(5):
         clock.shift(30)
         engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
@@ -165,8 +169,10 @@ def test_auto_approve_opens_gates(clock, drive, make_plan):
 
 def test_wait_holds_dependents(clock, drive, make_plan):
     plan = make_plan("Wait", [("Database", ["db-01"], {"wait_after_minutes": 5}), ("Web", ["web-01"], {})])
-    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
-                      until=lambda e: e.wave_runs.filter(status="WAITING").exists())
+    execution = drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None),
+        until=lambda e: e.wave_runs.filter(status="WAITING").exists(),
+    )
     database = execution.wave_runs.get(name="Database")
     assert launch_counts()["web-01"] == 0
     execution = drive(execution)
@@ -192,17 +198,18 @@ def test_cancel_stops_further_waves(clock, drive, make_plan):
 
 
 def test_cleanup_terminates_only_this_executions_instances(clock, drive, make_plan):
-    first = drive(execution_start(plan=make_plan("First", [("Web", ["web-01", "web-02"], {})]), mode="DRILL",
-                                  requested_by=None))
-    second = drive(execution_start(plan=make_plan("Second", [("Web", ["web-03"], {})]), mode="DRILL",
-                                   requested_by=None))
+    first = drive(
+        execution_start(plan=make_plan("First", [("Web", ["web-01", "web-02"], {})]), mode="DRILL", requested_by=None)
+    )
+    second = drive(
+        execution_start(plan=make_plan("Second", [("Web", ["web-03"], {})]), mode="DRILL", requested_by=None)
+    )
     execution_cleanup(execution=first, user=None)
     drive(first, until=lambda e: e.cleaned_up_at is not None)
 
     assert {launch.status for launch in first.server_launches.all()} == {"TERMINATED"}
     drs_client = client_for(first.server_launches.first().target, "drs")
-    states = {i["recoveryInstanceID"]: i["ec2InstanceState"]
-              for i in drs_client.describe_recovery_instances()["items"]}
+    states = {i["recoveryInstanceID"]: i["ec2InstanceState"] for i in drs_client.describe_recovery_instances()["items"]}
     assert {states[launch.recovery_instance_id] for launch in first.server_launches.all()} == {"TERMINATED"}
     other = second.server_launches.get()
     assert states[other.recovery_instance_id] == "RUNNING" and other.status == "LAUNCHED"
@@ -211,8 +218,9 @@ def test_cleanup_terminates_only_this_executions_instances(clock, drive, make_pl
 
 
 def test_cleanup_refuses_a_recovery_and_a_running_drill(clock, drive, make_plan):
-    recovery = drive(execution_start(plan=make_plan("Real", [("Web", ["web-01"], {})]), mode="RECOVERY",
-                                     requested_by=None))
+    recovery = drive(
+        execution_start(plan=make_plan("Real", [("Web", ["web-01"], {})]), mode="RECOVERY", requested_by=None)
+    )
     with pytest.raises(ExecutionConflict, match="production"):
         execution_cleanup(execution=recovery, user=None)
     running = execution_start(plan=make_plan("Running", [("Web", ["web-02"], {})]), mode="DRILL", requested_by=None)
@@ -221,14 +229,18 @@ def test_cleanup_refuses_a_recovery_and_a_running_drill(clock, drive, make_plan)
 
 
 def test_recovery_waits_for_post_launch_actions(clock, drive, make_plan):
-    plan = make_plan("Post-launch", [("Application", ["app-01"], {})],
-                     server_options={"app-01": {"post_launch_actions": True}})
+    plan = make_plan(
+        "Post-launch", [("Application", ["app-01"], {})], server_options={"app-01": {"post_launch_actions": True}}
+    )
     execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None))
     assert execution.status == "SUCCEEDED"
     launch = execution.server_launches.get()
     assert launch.post_launch_status == "SUCCEEDED"
-    events = list(ExecutionEvent.objects.filter(execution=execution, source_server_id=launch.source_server_id,
-                                                 kind=EventKind.STATUS))
+    events = list(
+        ExecutionEvent.objects.filter(
+            execution=execution, source_server_id=launch.source_server_id, kind=EventKind.STATUS
+        )
+    )
     assert any("LAUNCHED" in e.message for e in events)
 
 
@@ -268,8 +280,9 @@ def test_crash_after_start_recovery_is_adopted_by_launch_token(clock, drive, mak
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     sandbox_configure(crash_after_start_recovery=True)
     with pytest.raises(sandbox_crash):
-        engine.tick(execution_ids=[execution.pk], owner="worker-that-dies",
-                    launch_budget_seconds=launch_budget_seconds())
+        engine.tick(
+            execution_ids=[execution.pk], owner="worker-that-dies", launch_budget_seconds=launch_budget_seconds()
+        )
     intent = DrsJob.objects.get(execution=execution)
     assert intent.state == JobState.INTENDED and intent.job_id is None
 
@@ -354,10 +367,13 @@ def test_drs_quota_error_is_retried_not_failed(clock, drive, make_plan, sandbox_
 
 def max_queries_per_tick(clock, make_plan, servers_per_wave):
     sandbox_configure(launch_seconds=0)  # every wave takes the same ticks: counts comparable exactly
-    plan = make_plan(f"Size {servers_per_wave}", [
-        ("Database", [f"db{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
-        ("Web", [f"web{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
-    ])
+    plan = make_plan(
+        f"Size {servers_per_wave}",
+        [
+            ("Database", [f"db{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
+            ("Web", [f"web{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
+        ],
+    )
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     counts = []
     while not execution.is_terminal and len(counts) < 40:
@@ -404,8 +420,10 @@ def race(execution_ids, workers=2, rounds=6):
 def test_two_workers_at_once_launch_nothing_twice(make_plan):
     """Real threads, real database (a WAL SQLite file here, PostgreSQL in make test-e2e)."""
     sandbox_configure(launch_seconds=0)
-    plans = [make_plan(f"Race {n}", [("Database", [f"db{n}-01", f"db{n}-02"], {}),
-                                      ("Web", [f"web{n}-01"], {})]) for n in range(3)]
+    plans = [
+        make_plan(f"Race {n}", [("Database", [f"db{n}-01", f"db{n}-02"], {}), ("Web", [f"web{n}-01"], {})])
+        for n in range(3)
+    ]
     executions = [execution_start(plan=plan, mode="DRILL", requested_by=None) for plan in plans]
     race([e.pk for e in executions])
     assert finish(executions) == {"SUCCEEDED"}
@@ -486,8 +504,9 @@ def test_a_burst_of_launches_is_spread_over_ticks(clock, drive, make_plan, monke
     assert execution.status == "SUCCEEDED" and launch_counts() == {"web-01": 1, "web-02": 1, "web-03": 1}
 
 
-def test_one_round_starts_several_jobs_of_one_target_and_the_budget_stops_the_next(clock, drive, make_plan,
-                                                                                    monkeypatch, settings):
+def test_one_round_starts_several_jobs_of_one_target_and_the_budget_stops_the_next(
+    clock, drive, make_plan, monkeypatch, settings
+):
     """Executions reaching a wave together on one account start in one round of DRS's latency
     (STARTS_PER_TARGET_AT_ONCE calls in flight), not one round each; what the round leaves
     waits for the next tick once the budget is spent, and no server is launched twice."""
@@ -521,14 +540,16 @@ def test_a_job_log_read_again_sends_only_its_new_items_to_the_database(clock, ma
 
     monkeypatch.setattr(rows_module, "insert_rows_ignoring_duplicates", counted)
     sandbox_configure(launch_seconds=60)
-    execution = execution_start(plan=make_plan("Logs", [("Database", ["db-01", "db-02"], {})]), mode="DRILL",
-                                requested_by=None)
+    execution = execution_start(
+        plan=make_plan("Logs", [("Database", ["db-01", "db-02"], {})]), mode="DRILL", requested_by=None
+    )
     for _ in range(12):
         engine.tick(execution_ids=[execution.pk], launch_budget_seconds=None)
         clock.shift(11)  # past LOG_REFRESH_SECONDS: the running job's log is read again each tick
     execution.refresh_from_db()
     assert execution.status == "SUCCEEDED"
-    recorded = list(ExecutionEvent.objects.filter(execution=execution, kind=EventKind.DRS)
-                    .values_list("dedupe_key", flat=True))
+    recorded = list(
+        ExecutionEvent.objects.filter(execution=execution, kind=EventKind.DRS).values_list("dedupe_key", flat=True)
+    )
     assert len(recorded) == len(set(recorded)) > 4
     assert sorted(sent) == sorted(recorded)  # each sent once, none re-sent by a later read

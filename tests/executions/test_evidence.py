@@ -30,10 +30,13 @@ def test_launched_at_is_drs_launch_time_not_when_a_5s_poll_noticed(clock, drive,
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None), step=5)
     assert execution.status == "SUCCEEDED"
 
-    drs_launched = {i.source_server.hostname: i.launched_at
-                    for i in SandboxRecoveryInstance.objects.select_related("source_server")}
-    drs_snapshot = {i.source_server.hostname: i.point_in_time
-                    for i in SandboxRecoveryInstance.objects.select_related("source_server")}
+    drs_launched = {
+        i.source_server.hostname: i.launched_at for i in SandboxRecoveryInstance.objects.select_related("source_server")
+    }
+    drs_snapshot = {
+        i.source_server.hostname: i.point_in_time
+        for i in SandboxRecoveryInstance.objects.select_related("source_server")
+    }
     launches = {launch.hostname: launch for launch in execution.server_launches.all()}
     assert set(launches) == set(drs_launched)
     for hostname, launch in launches.items():
@@ -47,14 +50,14 @@ def test_launched_at_is_drs_launch_time_not_when_a_5s_poll_noticed(clock, drive,
         assert wave.started_at <= first_job.drs_created_at
 
 
-def test_an_execution_adopted_after_a_crash_starts_no_later_than_its_first_job(
-        clock, drive, make_plan, sandbox_crash):
+def test_an_execution_adopted_after_a_crash_starts_no_later_than_its_first_job(clock, drive, make_plan, sandbox_crash):
     plan = make_plan("Crash clock", [("Database", ["db-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     sandbox_configure(crash_after_start_recovery=True)
     with pytest.raises(sandbox_crash):
-        engine.tick(execution_ids=[execution.pk], owner="worker-that-dies",
-                    launch_budget_seconds=launch_budget_seconds())
+        engine.tick(
+            execution_ids=[execution.pk], owner="worker-that-dies", launch_budget_seconds=launch_budget_seconds()
+        )
     clock.shift(engine.LEASE_SECONDS + 1)
     execution = drive(execution)
 
@@ -66,8 +69,12 @@ def test_an_execution_adopted_after_a_crash_starts_no_later_than_its_first_job(
 
 
 def test_succeeded_drill_reports_rto_and_rpo_met_on_drs_clock(clock, drive, make_plan):
-    plan = make_plan("Verdict", [("Database", ["db-01"], {}), ("Web", ["web-01"], {"optional": ["web-01"]})],
-                     rto_target_minutes=30, rpo_target_minutes=15)
+    plan = make_plan(
+        "Verdict",
+        [("Database", ["db-01"], {}), ("Web", ["web-01"], {"optional": ["web-01"]})],
+        rto_target_minutes=30,
+        rpo_target_minutes=15,
+    )
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     running = execution_json(execution)
     assert running["rto"] == {"target_minutes": 30, "achieved_seconds": None, "met": None}
@@ -115,7 +122,8 @@ def test_an_execution_that_did_not_succeed_never_says_rto_met(clock, drive, make
 
 
 def test_a_retried_server_keeps_both_attempts_and_the_report_lists_the_failure(
-        clock, drive, make_plan, client, make_user):
+    clock, drive, make_plan, client, make_user
+):
     plan = make_plan("Attempts", [("Database", ["db-01", "db-02"], {})])
     sandbox_configure(fail_launch=["db-02"])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
@@ -145,8 +153,9 @@ def test_a_retried_server_keeps_both_attempts_and_the_report_lists_the_failure(
 
 def test_events_and_audit_entries_number_waves_from_one(clock, drive, make_plan, make_user):
     plan = make_plan("Numbers", [("Database", ["db-01"], {}), ("Web", ["web-01"], {"approval_required": True})])
-    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
-                      until=lambda e: e.status == "WAITING_APPROVAL")
+    execution = drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None), until=lambda e: e.status == "WAITING_APPROVAL"
+    )
     execution_approve(execution=execution, user=make_user("olga", role="Operator"))
     execution = drive(execution)
 
@@ -173,8 +182,7 @@ def test_a_denied_describe_recovery_instances_keeps_the_polls_time_and_the_drill
     assert body["rto"]["met"] is True
 
 
-def test_a_retry_relaunches_the_failed_server_while_the_failed_jobs_last_log_is_still_unread(
-        clock, drive, make_plan):
+def test_a_retry_relaunches_the_failed_server_while_the_failed_jobs_last_log_is_still_unread(clock, drive, make_plan):
     # Under `make run` with throttling, the worker had not yet read the failed job's last log
     # when the retry came (the job still ACTIVE, DRS's status COMPLETED): the retried wave
     # was judged on its loaded servers only and ended SUCCEEDED without relaunching app-02.

@@ -29,8 +29,9 @@ def json_lines():
     stream = io.StringIO()
     config = logs.logging_config(log_format="json", level="INFO")["formatters"]["json"]
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(config["fmt"], rename_fields=config["rename_fields"],
-                                       timestamp=config["timestamp"]))
+    handler.setFormatter(
+        JsonFormatter(config["fmt"], rename_fields=config["rename_fields"], timestamp=config["timestamp"])
+    )
     handler.addFilter(logs.ContextFilter())
     root = logging.getLogger()
     root.addHandler(handler)
@@ -41,7 +42,8 @@ def json_lines():
 
 
 def test_engine_lines_are_json_objects_with_execution_and_wave_ids(
-        json_lines, clock, drive, make_plan, django_capture_on_commit_callbacks):
+    json_lines, clock, drive, make_plan, django_capture_on_commit_callbacks
+):
     sandbox_configure(launch_seconds=5)
     plan = make_plan("Logged", [("Database", ["db-01"], {}), ("Web", ["web-01"], {})])
     with django_capture_on_commit_callbacks(execute=True):
@@ -50,8 +52,9 @@ def test_engine_lines_are_json_objects_with_execution_and_wave_ids(
         drive(execution)
 
     lines = json_lines()
-    assert lines and all({"time", "level", "logger", "message", "execution_id", "wave_id"} <= set(line)
-                         for line in lines)
+    assert lines and all(
+        {"time", "level", "logger", "message", "execution_id", "wave_id"} <= set(line) for line in lines
+    )
     ours = [line for line in lines if line["execution_id"] == str(execution.pk)]
     wave_ids = {str(pk) for pk in execution.wave_runs.values_list("pk", flat=True)}
     assert {line["wave_id"] for line in ours if line["wave_id"]} == wave_ids
@@ -76,12 +79,19 @@ def test_a_tick_of_one_execution_binds_its_id_to_every_line(json_lines, clock, m
 
 
 def test_log_format_setting_json_configures_the_process(tmp_path):
-    code = ("import django, logging; django.setup(); "
-            "logging.getLogger('executions.engine').warning('hello', extra={'execution_id': 'e-1'})")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "drsorch.test_settings", "DRSORCH_LOG_FORMAT": "json",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('executions.engine').warning('hello', extra={'execution_id': 'e-1'})"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "drsorch.test_settings",
+        "DRSORCH_LOG_FORMAT": "json",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     line = json.loads(done.stderr.strip().splitlines()[-1])
     assert line["message"] == "hello" and line["level"] == "WARNING" and line["logger"] == "executions.engine"
     assert line["execution_id"] == "e-1" and line["wave_id"] is None
@@ -96,7 +106,8 @@ def test_an_unknown_log_format_is_refused_naming_the_choices():
 @pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
 @pytest.mark.parametrize(("verbosity", "info_logged"), [(1, False), (2, True)])
 def test_drill_prints_progress_and_logs_info_only_with_verbosity_2(
-        caplog, clock, monkeypatch, make_plan, verbosity, info_logged):
+    caplog, clock, monkeypatch, make_plan, verbosity, info_logged
+):
     make_plan("Quiet", [("All", ["quiet-01"], {})])
     # Every other DRS call throttled: the engine and the gateway log it at INFO.
     sandbox_configure(launch_seconds=5, throttle_rate=0.5)
@@ -111,4 +122,3 @@ def test_drill_prints_progress_and_logs_info_only_with_verbosity_2(
     if info_logged:
         assert {"executions.status", "drsorch.drs.gateway"} <= {r.name for r in info}
     assert logging.getLogger().level == logging.INFO  # restored after the command
-

@@ -126,9 +126,15 @@ def test_queued_servers_and_oldest_execution_age_are_read_at_scrape_time(client,
     assert value(samples, "drsorch_oldest_running_execution_age_seconds") == 120
 
 
-@pytest.mark.parametrize(("header", "status"), [
-    (None, 401), ("Bearer wrong-token", 401), ("Token s3cret-token", 401), ("Bearer s3cret-token", 200),
-])
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (None, 401),
+        ("Bearer wrong-token", 401),
+        ("Token s3cret-token", 401),
+        ("Bearer s3cret-token", 200),
+    ],
+)
 def test_metrics_token_requires_the_bearer_header(client, settings, header, status):
     settings.DRSORCH_METRICS_TOKEN = "s3cret-token"
     response = client.get("/metrics", **({"HTTP_AUTHORIZATION": header} if header else {}))
@@ -144,6 +150,7 @@ def test_metrics_are_open_without_a_token(client, settings):
 
 
 # --- /healthz ----------------------------------------------------------------------------------
+
 
 def healthz(client):
     response = client.get("/healthz")

@@ -40,6 +40,7 @@ def outside_job_id():
 
 # --- 1. busy servers ------------------------------------------------------------------------------
 
+
 def test_a_server_busy_in_an_outside_job_waits_and_the_rest_of_its_wave_launches_at_once(clock, drive, make_plan):
     plan = make_plan("Busy", [("Web", ["web-01", "web-02", "web-03"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
@@ -80,6 +81,7 @@ def test_a_conflict_with_a_job_older_than_the_lookback_splits_the_batch(clock, d
 
 # --- 2. fail fast, bounded waits -----------------------------------------------------------------
 
+
 def test_a_denied_start_recovery_fails_the_wave_at_once_naming_the_permission(clock, make_plan):
     plan = make_plan("Denied", [("Web", ["web-01", "web-02"], {}), ("App", ["app-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
@@ -112,7 +114,8 @@ def restore_clients():
 
 
 def test_an_unreachable_target_fails_its_drill_within_minutes_naming_the_cause(
-        clock, drive, make_plan, sandbox_target, monkeypatch, restore_clients):
+    clock, drive, make_plan, sandbox_target, monkeypatch, restore_clients
+):
     plan = make_plan("Cut off", [("Web", ["web-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     unreachable(sandbox_target, monkeypatch)
@@ -126,7 +129,8 @@ def test_an_unreachable_target_fails_its_drill_within_minutes_naming_the_cause(
 
 
 def test_an_intent_on_an_unreachable_target_becomes_outcome_unknown_and_retry_is_allowed(
-        clock, drive, make_plan, sandbox_target, sandbox_crash, monkeypatch, restore_clients):
+    clock, drive, make_plan, sandbox_target, sandbox_crash, monkeypatch, restore_clients
+):
     plan = make_plan("Unknown", [("Web", ["web-01"], {})])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
     sandbox_configure(crash_after_start_recovery=True)
@@ -149,7 +153,8 @@ def test_an_intent_on_an_unreachable_target_becomes_outcome_unknown_and_retry_is
 
 
 def test_cancel_ends_promptly_when_the_target_is_unreachable(
-        clock, drive, make_plan, sandbox_target, monkeypatch, restore_clients):
+    clock, drive, make_plan, sandbox_target, monkeypatch, restore_clients
+):
     sandbox_configure(launch_seconds=600)
     plan = make_plan("Cancel cut off", [("Web", ["web-01"], {}), ("App", ["app-01"], {})])
     execution = tick(execution_start(plan=plan, mode="DRILL", requested_by=None))
@@ -163,16 +168,30 @@ def test_cancel_ends_promptly_when_the_target_is_unreachable(
 
 
 def test_errors_are_classified_once():
-    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: x is not authorized to "
-                                    "perform: drs:TagResource on resource: *"},
-                          "ResponseMetadata": {"HTTPStatusCode": 403}}, "StartRecovery")
+    denied = ClientError(
+        {
+            "Error": {
+                "Code": "AccessDeniedException",
+                "Message": "User: x is not authorized to perform: drs:TagResource on resource: *",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "StartRecovery",
+    )
     assert drs_errors.classify(denied) == drs_errors.ErrorKind.FINAL
     assert "drs:TagResource" in drs_errors.explain(denied, operation="StartRecovery")
     assume = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole")
-    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
-                             "ResponseMetadata": {"HTTPStatusCode": 429}}, "DescribeJobs")
-    internal = ClientError({"Error": {"Code": "InternalServerException", "Message": "oops"},
-                            "ResponseMetadata": {"HTTPStatusCode": 500}}, "StartRecovery")
+    throttled = ClientError(
+        {
+            "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 429},
+        },
+        "DescribeJobs",
+    )
+    internal = ClientError(
+        {"Error": {"Code": "InternalServerException", "Message": "oops"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+        "StartRecovery",
+    )
     assert drs_errors.classify(assume) == drs_errors.ErrorKind.UNREACHABLE
     assert drs_errors.classify(throttled) == drs_errors.ErrorKind.RETRY and drs_errors.unsent(throttled)
     assert drs_errors.classify(internal) == drs_errors.ErrorKind.RETRY and not drs_errors.unsent(internal)
@@ -181,6 +200,7 @@ def test_errors_are_classified_once():
 
 
 # --- 3. tags ----------------------------------------------------------------------------------------
+
 
 def test_a_crash_without_job_tags_is_adopted_through_list_tags_for_resource(clock, drive, make_plan, sandbox_crash):
     plan = make_plan("No tags", [("Database", ["db-01", "db-02"], {})])
@@ -200,9 +220,17 @@ def test_a_denied_tag_resource_fails_the_launch_and_keeps_the_tags(clock, make_p
 
     def tags_denied(**kwargs):
         assert kwargs["tags"]  # the engine never sends a launch without its launch token
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:sts::1:assumed-role"
-                                     "/drsorch/x is not authorized to perform: drs:TagResource on resource: *"},
-                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "StartRecovery")
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "AccessDeniedException",
+                    "Message": "User: arn:aws:sts::1:assumed-role"
+                    "/drsorch/x is not authorized to perform: drs:TagResource on resource: *",
+                },
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            },
+            "StartRecovery",
+        )
 
     monkeypatch.setattr(gateway, "start_recovery", tags_denied)
     plan = make_plan("Tagless", [("Web", ["web-01"], {})])
@@ -211,6 +239,7 @@ def test_a_denied_tag_resource_fails_the_launch_and_keeps_the_tags(clock, make_p
 
 
 # --- 4. quota -----------------------------------------------------------------------------------------
+
 
 def test_outside_jobs_count_against_the_job_budget(clock, drive, make_plan, monkeypatch):
     monkeypatch.setattr(launching, "MAX_ACTIVE_JOBS_PER_TARGET", 2)
@@ -228,16 +257,26 @@ def test_outside_jobs_count_against_the_job_budget(clock, drive, make_plan, monk
 
 # --- 5. post-launch actions -----------------------------------------------------------------------
 
-OPTIONAL_CHECK = [{
-    "actionId": "3f1f8a4e-0000-4000-8000-000000000001", "actionCode": "AWS-RunShellScript", "type": "SSM_COMMAND",
-    "name": "Smoke test", "active": True, "order": 2, "actionVersion": "$DEFAULT", "optional": True,
-    "category": "VALIDATION", "description": "An optional check.",
-}]
+OPTIONAL_CHECK = [
+    {
+        "actionId": "3f1f8a4e-0000-4000-8000-000000000001",
+        "actionCode": "AWS-RunShellScript",
+        "type": "SSM_COMMAND",
+        "name": "Smoke test",
+        "active": True,
+        "order": 2,
+        "actionVersion": "$DEFAULT",
+        "optional": True,
+        "category": "VALIDATION",
+        "description": "An optional check.",
+    }
+]
 
 
 def test_a_failed_optional_post_launch_action_leaves_the_recovery_succeeded(clock, drive, make_plan):
-    plan = make_plan("Optional", [("App", ["app-01"], {})],
-                     server_options={"app-01": {"post_launch_actions": OPTIONAL_CHECK}})
+    plan = make_plan(
+        "Optional", [("App", ["app-01"], {})], server_options={"app-01": {"post_launch_actions": OPTIONAL_CHECK}}
+    )
     sandbox_configure(fail_post_launch=["app-01"])
     execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None))
     assert execution.status == "SUCCEEDED"
@@ -247,8 +286,7 @@ def test_a_failed_optional_post_launch_action_leaves_the_recovery_succeeded(cloc
 
 
 def test_a_failed_mandatory_post_launch_action_fails_the_recovery_naming_it(clock, drive, make_plan):
-    plan = make_plan("Mandatory", [("App", ["app-01"], {})],
-                     server_options={"app-01": {"post_launch_actions": True}})
+    plan = make_plan("Mandatory", [("App", ["app-01"], {})], server_options={"app-01": {"post_launch_actions": True}})
     sandbox_configure(fail_post_launch=["app-01"])
     execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None))
     assert execution.status == "FAILED"
@@ -259,8 +297,9 @@ def test_a_failed_mandatory_post_launch_action_fails_the_recovery_naming_it(cloc
 
 
 def test_a_drill_records_failed_post_launch_actions_but_succeeds(clock, drive, make_plan):
-    plan = make_plan("Drill actions", [("App", ["app-01"], {})],
-                     server_options={"app-01": {"post_launch_actions": True}})
+    plan = make_plan(
+        "Drill actions", [("App", ["app-01"], {})], server_options={"app-01": {"post_launch_actions": True}}
+    )
     sandbox_configure(fail_post_launch=["app-01"])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
     assert execution.status == "SUCCEEDED"  # the launch is what a drill needs
@@ -269,5 +308,6 @@ def test_a_drill_records_failed_post_launch_actions_but_succeeds(clock, drive, m
         tick(execution)
     assert execution.status == "SUCCEEDED"
     assert launches(execution)["app-01"].post_launch_status == "FAILED"
-    assert ExecutionEvent.objects.filter(execution=execution, kind=EventKind.ENGINE,
-                                         message__contains="Start application service").exists()
+    assert ExecutionEvent.objects.filter(
+        execution=execution, kind=EventKind.ENGINE, message__contains="Start application service"
+    ).exists()

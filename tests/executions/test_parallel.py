@@ -32,14 +32,17 @@ def two_targets_with_a_drill_each():
     drills started; returns the targets and the executions."""
     targets, executions = [], []
     for n, name in enumerate("AB"):
-        target = Target.objects.create(name=f"Target {name}", kind="sandbox", account_id=f"{210000000000 + n}",
-                                       region="us-east-1")
+        target = Target.objects.create(
+            name=f"Target {name}", kind="sandbox", account_id=f"{210000000000 + n}", region="us-east-1"
+        )
         hosts = [f"{name.lower()}-db-01", f"{name.lower()}-db-02"]
-        sandbox_servers_create(account_id=target.account_id, region=target.region,
-                               specs=[{"hostname": host} for host in hosts])
+        sandbox_servers_create(
+            account_id=target.account_id, region=target.region, specs=[{"hostname": host} for host in hosts]
+        )
         source_servers_sync(target=target)
-        group = protection_group_save(name=f"{name} servers", target=target,
-                                      servers=list(SourceServer.objects.filter(target=target)))
+        group = protection_group_save(
+            name=f"{name} servers", target=target, servers=list(SourceServer.objects.filter(target=target))
+        )
         plan = plan_save(name=f"Plan {name}", waves=[WaveSpec(name="All", protection_groups=[group])])
         targets.append(target)
         executions.append(execution_start(plan=plan, mode="DRILL", requested_by=None))
@@ -49,12 +52,21 @@ def two_targets_with_a_drill_each():
 def two_wave_drill_on_one_target(account_id):
     """A drill of a plan of two one-server waves (db-01, then app-01) on one sandbox target."""
     target = Target.objects.create(name="One", kind="sandbox", account_id=account_id, region="us-east-1")
-    sandbox_servers_create(account_id=target.account_id, region=target.region,
-                           specs=[{"hostname": host} for host in ("db-01", "app-01")])
+    sandbox_servers_create(
+        account_id=target.account_id, region=target.region, specs=[{"hostname": host} for host in ("db-01", "app-01")]
+    )
     source_servers_sync(target=target)
-    waves = [WaveSpec(name=host, protection_groups=[protection_group_save(
-        name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host)))])
-        for host in ("db-01", "app-01")]
+    waves = [
+        WaveSpec(
+            name=host,
+            protection_groups=[
+                protection_group_save(
+                    name=host, target=target, servers=list(SourceServer.objects.filter(hostname=host))
+                )
+            ],
+        )
+        for host in ("db-01", "app-01")
+    ]
     execution = execution_start(plan=plan_save(name="Two waves", waves=waves), mode="DRILL", requested_by=None)
     return execution
 
@@ -72,8 +84,15 @@ def answered_calls(monkeypatch):
             return answer(self, request, event_name=event_name, **kwargs)
         finally:
             with lock:
-                calls.append((self.scope.account_id, event_name.rsplit(".", 1)[-1], threading.current_thread().name,
-                              started, time.perf_counter()))
+                calls.append(
+                    (
+                        self.scope.account_id,
+                        event_name.rsplit(".", 1)[-1],
+                        threading.current_thread().name,
+                        started,
+                        time.perf_counter(),
+                    )
+                )
 
     monkeypatch.setattr(SandboxTransport, "__call__", recorded)
     return calls
@@ -101,7 +120,8 @@ def overlap(calls, operation, account_a, account_b):
 
 
 def test_start_recovery_and_polls_of_two_targets_overlap_and_the_database_stays_in_the_tick_thread(
-        clock, answered_calls, queries_by_thread):
+    clock, answered_calls, queries_by_thread
+):
     (a, b), executions = two_targets_with_a_drill_each()
     sandbox_configure(launch_seconds=30, latency_ms=LATENCY_MS)
     main = threading.current_thread().name
@@ -160,15 +180,17 @@ def test_a_throttled_target_does_not_hold_back_the_other_target():
     (a, b), _ = two_targets_with_a_drill_each()
     sandbox_set_region_initialized(account_id=b.account_id, region=b.region, initialized=False)
     with override_settings(DRSORCH_DRS_CONCURRENCY=2):
-        outcomes = per_target({target.pk: (lambda target=target: gateway.source_servers(target=target))
-                               for target in (a, b)})
+        outcomes = per_target(
+            {target.pk: (lambda target=target: gateway.source_servers(target=target)) for target in (a, b)}
+        )
     assert len(outcomes[a.pk].get()) == 2
     assert outcomes[b.pk].value is None and outcomes[b.pk].error is None  # uninitialized: "no servers"
     sandbox_set_region_initialized(account_id=b.account_id, region=b.region, initialized=True)
     sandbox_configure(throttle_rate=0.5)  # every second call throttled, whichever thread makes it
     since = timezone.now() - timedelta(hours=1)
-    outcomes = per_target({target.pk: (lambda target=target: list(gateway.jobs_since(target=target, since=since)))
-                           for target in (a, b)})
+    outcomes = per_target(
+        {target.pk: (lambda target=target: list(gateway.jobs_since(target=target, since=since))) for target in (a, b)}
+    )
     errors = [outcome.error for outcome in outcomes.values() if outcome.error is not None]
     answers = [outcome.value for outcome in outcomes.values() if outcome.error is None]
     assert len(errors) == 1 and "Throttling" in type(errors[0]).__name__

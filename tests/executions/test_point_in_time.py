@@ -64,7 +64,8 @@ def api(user):
 
 
 def test_a_point_in_time_drill_launches_every_server_from_its_snapshot_at_or_before_the_point(
-        plan, drive, drs_client, make_user, lookups):
+    plan, drive, drs_client, make_user, lookups
+):
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None, point_in_time=POINT))
 
     assert execution.status == "SUCCEEDED"
@@ -85,8 +86,9 @@ def test_a_point_in_time_drill_launches_every_server_from_its_snapshot_at_or_bef
     assert "accepted_risks" in body and "waves" in body  # every other key stays
     # The RPO is measured from the requested point, not the start: the point minus the snapshot.
     assert body["rpo"]["worst_seconds"] == (POINT - EXPECTED_SNAPSHOT_AT).total_seconds()
-    assert all(server["snapshot_at"] == iso(EXPECTED_SNAPSHOT_AT)
-               for wave in body["waves"] for server in wave["servers"])
+    assert all(
+        server["snapshot_at"] == iso(EXPECTED_SNAPSHOT_AT) for wave in body["waves"] for server in wave["servers"]
+    )
     messages = list(ExecutionEvent.objects.filter(execution=execution).values_list("message", flat=True))
     assert any("Point-in-time drill" in m and iso(POINT) in m for m in messages)
     assert sum("launching from recovery snapshot" in m for m in messages) == 3
@@ -102,11 +104,13 @@ def test_a_drill_without_a_point_launches_from_fresh_snapshots_and_asks_for_none
 
 
 def test_a_server_without_a_snapshot_that_old_is_a_warning_and_fails_rather_than_launch_newer(
-        clock, make_plan, sandbox_target, drive, drs_client, lookups):
+    clock, make_plan, sandbox_target, drive, drs_client, lookups
+):
     sandbox_configure(launch_seconds=20)
     # A server replicating for 30 minutes only: DRS holds nothing of it two hours back.
-    sandbox_servers_create(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                           specs=[{"hostname": "new-01"}], snapshots=3)
+    sandbox_servers_create(
+        account_id=sandbox_target.account_id, region=sandbox_target.region, specs=[{"hostname": "new-01"}], snapshots=3
+    )
     source_servers_sync(target=sandbox_target)
     plan = make_plan("Mixed", [("All", ["old-01"], {})])
     group = plan.waves.get().protection_groups.get()
@@ -122,8 +126,9 @@ def test_a_server_without_a_snapshot_that_old_is_a_warning_and_fails_rather_than
     Execution.objects.all().delete()
 
     lookups.clear()
-    execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None, point_in_time=POINT,
-                                      accept_risks=True))
+    execution = drive(
+        execution_start(plan=plan, mode="RECOVERY", requested_by=None, point_in_time=POINT, accept_risks=True)
+    )
 
     assert execution.status == "FAILED"
     new = ServerLaunch.objects.get(execution=execution, hostname="new-01")
@@ -132,7 +137,8 @@ def test_a_server_without_a_snapshot_that_old_is_a_warning_and_fails_rather_than
     assert launch_counts() == {"new-01": 0, "old-01": 1}
     old = ServerLaunch.objects.get(execution=execution, hostname="old-01")
     assert instances_by_server(drs_client)[old.source_server_id]["pointInTimeSnapshotDateTime"] == iso(
-        EXPECTED_SNAPSHOT_AT)
+        EXPECTED_SNAPSHOT_AT
+    )
 
     # A retry asks DRS only for the server it has no snapshot for: the other's is kept.
     lookups.clear()
@@ -141,16 +147,21 @@ def test_a_server_without_a_snapshot_that_old_is_a_warning_and_fails_rather_than
     assert old.source_server_id not in lookups and new.source_server_id in lookups
 
 
-@pytest.mark.parametrize("value, message", [
-    ("yesterday", "not an ISO-8601 date and time"),
-    ("2026-11-28T10:00:00", "must say its timezone"),
-    ("2026-11-28T13:00:00Z", "must be in the past"),
-    (12, "ISO-8601 string"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("yesterday", "not an ISO-8601 date and time"),
+        ("2026-11-28T10:00:00", "must say its timezone"),
+        ("2026-11-28T13:00:00Z", "must be in the past"),
+        (12, "ISO-8601 string"),
+    ],
+)
 def test_the_api_refuses_a_bad_point_in_time_naming_it(plan, make_user, value, message):
     client = api(make_user("commander", role="Commander"))
-    for url, body in ((f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL"}),
-                      ("/api/v1/executions/", {"plan": plan.pk, "mode": "DRILL"})):
+    for url, body in (
+        (f"/api/v1/plans/{plan.pk}/execute/", {"mode": "DRILL"}),
+        ("/api/v1/executions/", {"plan": plan.pk, "mode": "DRILL"}),
+    ):
         response = client.post(url, {**body, "point_in_time": value}, format="json")
         assert response.status_code == 400, response.content
         assert message in " ".join(response.json()["point_in_time"])
@@ -159,12 +170,14 @@ def test_the_api_refuses_a_bad_point_in_time_naming_it(plan, make_user, value, m
 
 def test_the_api_starts_at_a_point_in_time_with_any_timezone(plan, make_user):
     client = api(make_user("commander", role="Commander"))
-    response = client.post(f"/api/v1/plans/{plan.pk}/execute/",
-                           {"mode": "DRILL", "point_in_time": "2026-11-28T11:25:00+01:00"}, format="json")
+    response = client.post(
+        f"/api/v1/plans/{plan.pk}/execute/",
+        {"mode": "DRILL", "point_in_time": "2026-11-28T11:25:00+01:00"},
+        format="json",
+    )
     assert response.status_code == 202, response.content
     assert response.json()["point_in_time"] == "2026-11-28T10:25:00Z"
-    plain = client.post("/api/v1/executions/", {"plan": plan.pk, "mode": "DRILL", "point_in_time": None},
-                        format="json")
+    plain = client.post("/api/v1/executions/", {"plan": plan.pk, "mode": "DRILL", "point_in_time": None}, format="json")
     assert plain.status_code in (202, 409)
 
 
@@ -216,18 +229,22 @@ def test_an_idempotency_key_reused_for_another_point_in_time_is_a_conflict(plan,
     url, key = f"/api/v1/plans/{plan.pk}/execute/", {"HTTP_IDEMPOTENCY_KEY": "ransomware-1"}
     first = client.post(url, {"mode": "RECOVERY", "point_in_time": iso(POINT)}, format="json", **key)
     again = client.post(url, {"mode": "RECOVERY", "point_in_time": iso(POINT)}, format="json", **key)
-    other = client.post(url, {"mode": "RECOVERY", "point_in_time": iso(START - timedelta(days=1))},
-                        format="json", **key)
+    other = client.post(
+        url, {"mode": "RECOVERY", "point_in_time": iso(START - timedelta(days=1))}, format="json", **key
+    )
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
 
 
 def max_queries_per_tick(clock, make_plan, servers_per_wave):
-    plan = make_plan(f"Size {servers_per_wave}", [
-        ("Database", [f"db{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
-        ("Web", [f"web{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
-    ])
+    plan = make_plan(
+        f"Size {servers_per_wave}",
+        [
+            ("Database", [f"db{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
+            ("Web", [f"web{servers_per_wave}-{n:02d}" for n in range(servers_per_wave)], {}),
+        ],
+    )
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None, point_in_time=POINT)
     counts = []
     while not execution.is_terminal and len(counts) < 40:

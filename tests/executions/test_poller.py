@@ -86,7 +86,7 @@ def test_a_successor_keeps_its_predecessors_pace(clock, sleeps, make_plan):
     start(make_plan)
     OrmQ.objects.all().delete()
     tasks.poll_executions(sleep=sleeps)
-    (row, task), = queued_pollers()
+    ((row, task),) = queued_pollers()
     last_tick = PollerLease.objects.get().last_tick_at
 
     sleeps.recorded.clear()
@@ -104,8 +104,13 @@ def test_a_poller_that_finds_the_lease_held_exits_at_once(clock, sleeps, make_pl
     result = tasks.poll_executions(sleep=sleeps)
     stale_successor = tasks.poll_executions("poller:handed-long-ago", sleep=sleeps)
 
-    assert result == {"token": result["token"], "claimed": False, "ticks": 0, "handed_over_to": None,
-                      "stopped": "lease held by another poller"}
+    assert result == {
+        "token": result["token"],
+        "claimed": False,
+        "ticks": 0,
+        "handed_over_to": None,
+        "stopped": "lease held by another poller",
+    }
     assert stale_successor["claimed"] is False and stale_successor["ticks"] == 0
     assert sleeps.recorded == []
     assert PollerLease.objects.get().owner == "poller:alive"
@@ -134,8 +139,11 @@ def test_the_pace_is_fast_while_jobs_launch_slow_at_a_gate_and_none_when_idle(cl
 
     sandbox_configure(launch_seconds=0)
     poller.poller_ensure_running()
-    run_queued_pollers(clock, lambda s: clock.shift(s), until=lambda: WaveRun.objects.filter(
-        execution=execution, status=WaveStatus.WAITING_APPROVAL).exists())
+    run_queued_pollers(
+        clock,
+        lambda s: clock.shift(s),
+        until=lambda: WaveRun.objects.filter(execution=execution, status=WaveStatus.WAITING_APPROVAL).exists(),
+    )
     # Only a person can move it now: the slow pace.
     assert poller.poller_interval() == settings.DRSORCH_POLL_SECONDS == 15
 
@@ -147,8 +155,11 @@ def test_a_waves_wait_is_polled_slowly_but_ends_on_time(clock, make_plan):
     sandbox_configure(launch_seconds=0)
     execution = start(make_plan, waves=[("Database", ["db-01"], {"wait_after_minutes": 1}), ("Web", ["web-01"], {})])
     poller.poller_ensure_running()
-    run_queued_pollers(clock, lambda s: clock.shift(s), until=lambda: WaveRun.objects.filter(
-        execution=execution, status=WaveStatus.WAITING).exists())
+    run_queued_pollers(
+        clock,
+        lambda s: clock.shift(s),
+        until=lambda: WaveRun.objects.filter(execution=execution, status=WaveStatus.WAITING).exists(),
+    )
     wait_until = WaveRun.objects.get(execution=execution, index=0).wait_until
 
     assert poller.poller_interval() == 15
@@ -196,15 +207,14 @@ def test_a_human_action_restarts_a_broken_chain_at_once(clock, make_plan):
     assert queued_pollers() == []
 
 
-def test_a_persons_tick_counts_as_the_pollers_so_drs_is_not_asked_again_within_the_interval(
-        clock, sleeps, make_plan):
+def test_a_persons_tick_counts_as_the_pollers_so_drs_is_not_asked_again_within_the_interval(clock, sleeps, make_plan):
     sandbox_configure(launch_seconds=60)
     execution = start(make_plan)
     OrmQ.objects.all().delete()
     tasks.advance_execution(str(execution.pk))  # the start's immediate tick: polls and launches
     person_ticked_at = PollerLease.objects.get().last_tick_at
     assert person_ticked_at is not None
-    (row, task), = queued_pollers()
+    ((row, task),) = queued_pollers()
     row.delete()
 
     tasks.poll_executions(*task["args"], sleep=sleeps, **task["kwargs"])
@@ -222,7 +232,7 @@ def test_a_starting_worker_enqueues_a_poller_that_waits_for_a_dead_workers_lease
     poller.poller_lease_claim(token="poller:of-the-worker-that-died")
 
     poller.poller_start_on_worker_spawn(sender="django_q", proc_name="Process-1")
-    (row, task), = queued_pollers()
+    ((row, task),) = queued_pollers()
     row.delete()
     result = tasks.poll_executions(*task["args"], sleep=sleeps, **task["kwargs"])
 
@@ -268,8 +278,11 @@ def test_a_poller_task_is_short_even_at_the_slow_pace_so_a_stopping_cluster_is_n
     sandbox_configure(launch_seconds=0)
     execution = start(make_plan, waves=[("Database", ["db-01"], {}), ("Web", ["web-01"], {"approval_required": True})])
     poller.poller_ensure_running()
-    run_queued_pollers(clock, sleeps, until=lambda: WaveRun.objects.filter(
-        execution=execution, status=WaveStatus.WAITING_APPROVAL).exists())
+    run_queued_pollers(
+        clock,
+        sleeps,
+        until=lambda: WaveRun.objects.filter(execution=execution, status=WaveStatus.WAITING_APPROVAL).exists(),
+    )
     OrmQ.objects.all().delete()
     poller.poller_lease_release(token=PollerLease.objects.get().owner)
 

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 def started_drill(make_plan, name="Logs", hostnames=("db-01", "db-02")):
     """A drill whose one job is in DRS (one tick), and its TickRows as a tick loads them."""
     sandbox_configure(launch_seconds=300)
-    execution = execution_start(plan=make_plan(name, [("Database", list(hostnames), {})]), mode="DRILL",
-                                requested_by=None)
+    execution = execution_start(
+        plan=make_plan(name, [("Database", list(hostnames), {})]), mode="DRILL", requested_by=None
+    )
     engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
     job = DrsJob.objects.get(execution=execution)
     return execution, job
@@ -46,8 +47,11 @@ def apply_as_a_tick(execution, job, items):
 
 
 def item(event, at, server_id="", **data):
-    return {"logDateTime": at, "event": event,
-            "eventData": {**({"sourceServerID": server_id} if server_id else {}), **data}}
+    return {
+        "logDateTime": at,
+        "event": event,
+        "eventData": {**({"sourceServerID": server_id} if server_id else {}), **data},
+    }
 
 
 def test_failure_events_are_every_failure_of_drs_model():
@@ -57,24 +61,41 @@ def test_failure_events_are_every_failure_of_drs_model():
     assert failures == FAILURE_LOG_EVENTS
 
 
-@pytest.mark.parametrize("event", sorted({"SERVER_SKIPPED", "CLEANUP_FAIL", "JOB_CANCEL",
-                                          "DEPLOY_NETWORK_CONFIGURATION_FAILED",
-                                          "UPDATE_NETWORK_CONFIGURATION_FAILED", "UPDATE_LAUNCH_TEMPLATE_FAILED",
-                                          "NETWORK_RECOVERY_FAIL"}))
+@pytest.mark.parametrize(
+    "event",
+    sorted(
+        {
+            "SERVER_SKIPPED",
+            "CLEANUP_FAIL",
+            "JOB_CANCEL",
+            "DEPLOY_NETWORK_CONFIGURATION_FAILED",
+            "UPDATE_NETWORK_CONFIGURATION_FAILED",
+            "UPDATE_LAUNCH_TEMPLATE_FAILED",
+            "NETWORK_RECOVERY_FAIL",
+        }
+    ),
+)
 def test_failure_events_give_the_launch_its_reason(clock, make_plan, event):
     execution, job = started_drill(make_plan)
     db1, db2 = execution.server_launches.order_by("hostname")
     # JOB_CANCEL names no server: it is the reason of every server of the job.
     server_id = "" if event == "JOB_CANCEL" else db1.source_server_id
-    apply_as_a_tick(execution, job, [item("JOB_START", "2026-11-28T12:00:01Z"),
-                                     item(event, "2026-11-28T12:00:05Z", server_id, rawError=f"{event} said why")])
+    apply_as_a_tick(
+        execution,
+        job,
+        [
+            item("JOB_START", "2026-11-28T12:00:01Z"),
+            item(event, "2026-11-28T12:00:05Z", server_id, rawError=f"{event} said why"),
+        ],
+    )
 
     db1.refresh_from_db()
     db2.refresh_from_db()
     assert db1.error == f"{event}: {event} said why"
     assert db2.error == (db1.error if event == "JOB_CANCEL" else "")
-    messages = list(ExecutionEvent.objects.filter(execution=execution, kind=EventKind.DRS)
-                    .values_list("message", flat=True))
+    messages = list(
+        ExecutionEvent.objects.filter(execution=execution, kind=EventKind.DRS).values_list("message", flat=True)
+    )
     assert any(event in m and f"{event} said why" in m for m in messages)
 
 
@@ -89,45 +110,65 @@ def test_a_failure_event_without_raw_error_still_says_what_failed(clock, make_pl
 def test_job_log_is_deduplicated_by_content_not_position(clock, make_plan):
     execution, job = started_drill(make_plan)
     server = execution.server_launches.first().source_server_id
-    first = [item("JOB_START", "2026-11-28T12:00:01Z"),
-             item("SNAPSHOT_START", "2026-11-28T12:00:02Z", server),
-             item("SNAPSHOT_END", "2026-11-28T12:00:09Z", server)]
+    first = [
+        item("JOB_START", "2026-11-28T12:00:01Z"),
+        item("SNAPSHOT_START", "2026-11-28T12:00:02Z", server),
+        item("SNAPSHOT_END", "2026-11-28T12:00:09Z", server),
+    ]
     apply_as_a_tick(execution, job, first)
     # DRS lists them in another order and inserts an item among them.
     second = [first[2], item("CONVERSION_START", "2026-11-28T12:00:10Z", server), first[0], first[1]]
     apply_as_a_tick(execution, job, second)
 
-    names = [m.split(": ", 1)[1].split(" ")[0] for m in ExecutionEvent.objects.filter(
-        execution=execution, kind=EventKind.DRS, message__startswith=f"{job.job_id}: ").values_list(
-        "message", flat=True)]
+    names = [
+        m.split(": ", 1)[1].split(" ")[0]
+        for m in ExecutionEvent.objects.filter(
+            execution=execution, kind=EventKind.DRS, message__startswith=f"{job.job_id}: "
+        ).values_list("message", flat=True)
+    ]
     copied = [n for n in names if n in {"JOB_START", "SNAPSHOT_START", "SNAPSHOT_END", "CONVERSION_START"}]
     assert sorted(copied) == sorted(["JOB_START", "SNAPSHOT_START", "SNAPSHOT_END", "CONVERSION_START"])
 
 
 def test_a_relaunch_says_the_previous_instance_was_replaced(clock, drive, make_plan):
-    first = drive(execution_start(plan=make_plan("First", [("Database", ["db-01"], {})]), mode="DRILL",
-                                  requested_by=None))
+    first = drive(
+        execution_start(plan=make_plan("First", [("Database", ["db-01"], {})]), mode="DRILL", requested_by=None)
+    )
     old = first.server_launches.get().recovery_instance_id
     second = drive(execution_start(plan=first.plan, mode="DRILL", requested_by=None))
     assert second.server_launches.get().recovery_instance_id != old
-    replaced = [e.message for e in ExecutionEvent.objects.filter(execution=second, kind=EventKind.DRS)
-                if "CLEANUP_" in e.message]
-    assert len(replaced) == 2 and all(f"previous recovery instance {old}, replaced by this launch" in m
-                                      for m in replaced)
+    replaced = [
+        e.message
+        for e in ExecutionEvent.objects.filter(execution=second, kind=EventKind.DRS)
+        if "CLEANUP_" in e.message
+    ]
+    assert len(replaced) == 2 and all(
+        f"previous recovery instance {old}, replaced by this launch" in m for m in replaced
+    )
 
 
 def test_launch_start_names_the_instance_when_the_job_does_not(clock, drive, make_plan):
     sandbox_configure(omit_instance_ids=True)
-    execution = drive(execution_start(plan=make_plan("Omitted", [("Database", ["db-01"], {})]), mode="DRILL",
-                                      requested_by=None))
+    execution = drive(
+        execution_start(plan=make_plan("Omitted", [("Database", ["db-01"], {})]), mode="DRILL", requested_by=None)
+    )
     assert execution.server_launches.get().recovery_instance_id.startswith("i-")
 
 
 # --- lags ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("P1W", 604800), ("P2WT1H", 1213200), ("P1Y", None), ("P2M", None), ("P1Y2M3D", None), ("P1DT", None),
-])
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("P1W", 604800),
+        ("P2WT1H", 1213200),
+        ("P1Y", None),
+        ("P2M", None),
+        ("P1Y2M3D", None),
+        ("P1DT", None),
+    ],
+)
 def test_lag_durations_in_weeks_are_read_and_years_or_months_are_unknown(value, seconds):
     assert parse_duration_seconds(value) == seconds
 
@@ -160,6 +201,7 @@ def test_the_inventory_shows_an_unreadable_lag_as_unknown(clock, make_plan, clie
 
 
 # --- active jobs ---------------------------------------------------------------------------------
+
 
 def test_readiness_sees_an_active_job_started_days_ago(clock, make_plan):
     plan = make_plan("Held", [("Database", ["db-01"], {})])

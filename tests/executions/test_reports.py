@@ -21,9 +21,12 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction
 def retried_and_cleaned(clock, drive, make_plan, make_user):
     """A drill of three servers in two waves: db-02 failed once and was retried, then an
     Operator cleaned the instances up."""
-    plan = make_plan("Payments – eu-west", [("Database", ["db-01", "db-02"], {}),
-                                            ("Web", ["web-01"], {"approval_required": True})],
-                     rto_target_minutes=45, rpo_target_minutes=10)
+    plan = make_plan(
+        "Payments – eu-west",
+        [("Database", ["db-01", "db-02"], {}), ("Web", ["web-01"], {"approval_required": True})],
+        rto_target_minutes=45,
+        rpo_target_minutes=10,
+    )
     operator = make_user("olga", role="Operator")
     sandbox_configure(fail_launch=["db-02"])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=operator, auto_approve=True))
@@ -42,7 +45,8 @@ def pdf_text(content):
 
 
 def test_the_pdf_opens_with_pypdf_and_holds_the_plan_the_verdict_and_every_server(
-        retried_and_cleaned, client, make_user):
+    retried_and_cleaned, client, make_user
+):
     execution = retried_and_cleaned
     client.force_login(make_user("vera", role="Viewer"))
     response = client.get(f"/executions/{execution.pk}/report.pdf")
@@ -67,8 +71,7 @@ def test_the_pdf_opens_with_pypdf_and_holds_the_plan_the_verdict_and_every_serve
 
 
 @pytest.mark.parametrize("ending", ["FAILED", "CANCELLED"])
-def test_the_pdf_of_an_execution_that_did_not_succeed_says_missed(clock, drive, make_plan, client, make_user,
-                                                                   ending):
+def test_the_pdf_of_an_execution_that_did_not_succeed_says_missed(clock, drive, make_plan, client, make_user, ending):
     plan = make_plan(f"Broken {ending}", [("Database", ["db-01", "db-02"], {}), ("Web", ["web-01"], {})])
     if ending == "FAILED":
         sandbox_configure(fail_launch=["db-02"])
@@ -100,7 +103,11 @@ def test_the_csv_has_one_row_per_attempt_with_the_failure_kept(retried_and_clean
     assert {h: len(r) for h, r in by_server.items()} == {"db-01": 1, "db-02": 2, "web-01": 1}
     first, second = by_server["db-02"]
     assert (first["attempt"], first["attempt_status"], second["attempt"], second["attempt_status"]) == (
-        "1", "FAILED", "2", "LAUNCHED")
+        "1",
+        "FAILED",
+        "2",
+        "LAUNCHED",
+    )
     assert first["attempt_error"] and first["job_id"] != second["job_id"]
     assert first["attempt_ended_at"] <= second["attempt_started_at"]
     assert all(row["launch_status"] == "TERMINATED" and row["cleanup_job_id"] for row in rows)
@@ -108,12 +115,13 @@ def test_the_csv_has_one_row_per_attempt_with_the_failure_kept(retried_and_clean
     assert {row["wave_number"] for row in rows} == {"1", "2"}
 
 
-def test_a_server_never_submitted_gets_one_row_and_formulas_are_not_run(clock, drive, make_plan, client,
-                                                                       make_user):
-    plan = make_plan("Gate", [("Database", ["=cmd|' /C calc'!A0"], {}),
-                              ("Web", ["web-01"], {"approval_required": True})])
-    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
-                      until=lambda e: e.status == "WAITING_APPROVAL")
+def test_a_server_never_submitted_gets_one_row_and_formulas_are_not_run(clock, drive, make_plan, client, make_user):
+    plan = make_plan(
+        "Gate", [("Database", ["=cmd|' /C calc'!A0"], {}), ("Web", ["web-01"], {"approval_required": True})]
+    )
+    execution = drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None), until=lambda e: e.status == "WAITING_APPROVAL"
+    )
     client.force_login(make_user("vera", role="Viewer"))
     rows = list(csv.DictReader(io.StringIO(client.get(f"/executions/{execution.pk}/report.csv").content.decode())))
 
@@ -122,14 +130,22 @@ def test_a_server_never_submitted_gets_one_row_and_formulas_are_not_run(clock, d
     assert rows[0]["hostname"] == "'=cmd|' /C calc'!A0"
 
 
-def test_the_report_page_shows_frozen_plan_actions_failures_and_cleanup_proof(
-        retried_and_cleaned, client, make_user):
+def test_the_report_page_shows_frozen_plan_actions_failures_and_cleanup_proof(retried_and_cleaned, client, make_user):
     execution = retried_and_cleaned
     client.force_login(make_user("vera", role="Viewer"))
     page = client.get(f"/executions/{execution.pk}/report/").content.decode()
 
-    for section in ("summary", "frozen-plan", "accepted-risks", "human-actions", "waves", "servers",
-                    "attempts", "cleanup", "events"):
+    for section in (
+        "summary",
+        "frozen-plan",
+        "accepted-risks",
+        "human-actions",
+        "waves",
+        "servers",
+        "attempts",
+        "cleanup",
+        "events",
+    ):
         assert f'id="{section}"' in page, section
     assert "Payments – eu-west: Database" in page  # the protection group, from the frozen plan
     assert f"/executions/{execution.pk}/report.pdf" in page and f"/executions/{execution.pk}/report.csv" in page
@@ -146,8 +162,7 @@ def test_reports_need_a_login_and_a_known_execution(retried_and_cleaned, client,
         assert client.get(f"/executions/00000000-0000-0000-0000-000000000000/{suffix}").status_code == 404
 
 
-def test_the_report_reads_a_fixed_number_of_queries_whatever_the_servers(clock, drive, make_plan, client,
-                                                                         make_user):
+def test_the_report_reads_a_fixed_number_of_queries_whatever_the_servers(clock, drive, make_plan, client, make_user):
     client.force_login(make_user("vera", role="Viewer"))
     counts = []
     for size in (2, 8):

@@ -84,14 +84,17 @@ def test_a_cancel_is_announced_and_so_is_its_end(clock, drive, make_plan, heard)
 
 def test_an_approval_is_announced(clock, drive, make_plan, heard):
     plan = make_plan("Gate", [("Database", ["db-01"], {}), ("Web", ["web-01"], {"approval_required": True})])
-    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None),
-                      until=lambda e: e.status == "WAITING_APPROVAL")
+    execution = drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None), until=lambda e: e.status == "WAITING_APPROVAL"
+    )
     web = execution.wave_runs.get(name="Web")
     assert of(heard, web)[-1] == ("PENDING", "WAITING_APPROVAL")
     heard.clear()
     execution_approve(execution=execution, user=None)
-    assert heard == [("WaveRun", web.pk, execution.pk, "WAITING_APPROVAL", "LAUNCHING"),
-                     ("Execution", execution.pk, execution.pk, "WAITING_APPROVAL", "RUNNING")]
+    assert heard == [
+        ("WaveRun", web.pk, execution.pk, "WAITING_APPROVAL", "LAUNCHING"),
+        ("Execution", execution.pk, execution.pk, "WAITING_APPROVAL", "RUNNING"),
+    ]
 
 
 def test_a_failing_receiver_changes_nothing(clock, make_plan):

@@ -58,6 +58,7 @@ def demo_servers():
 
 # --- a recovery in an outage ---------------------------------------------------------------------
 
+
 def test_a_recovery_of_disconnected_servers_starts_once_the_risks_are_accepted(clock, drive, make_user):
     sandbox_seed()
     plan = RecoveryPlan.objects.get(name=DEMO_PLAN_NAME)
@@ -71,8 +72,10 @@ def test_a_recovery_of_disconnected_servers_starts_once_the_risks_are_accepted(c
         execution_start(plan=plan, mode="RECOVERY", requested_by=commander)
     assert refused.value.only_risks
     for name, drs_id in databases.items():
-        assert (f"Server {name} ({drs_id}) replication is DISCONNECTED, not CONTINUOUS; a recovery now starts "
-                "from a snapshot about 40 min old.") in refused.value.message
+        assert (
+            f"Server {name} ({drs_id}) replication is DISCONNECTED, not CONTINUOUS; a recovery now starts "
+            "from a snapshot about 40 min old."
+        ) in refused.value.message
     assert not Execution.objects.exists()
 
     execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=commander, accept_risks=True))
@@ -94,10 +97,13 @@ def test_a_recovery_of_disconnected_servers_starts_once_the_risks_are_accepted(c
 
 # --- one active execution per server -------------------------------------------------------------
 
+
 def test_two_plans_sharing_a_server_started_at_once_give_one_202_and_one_409(shared, make_user):
     operator = make_user("operator", role="Operator")
-    responses = at_once(2, lambda n: api_client(operator).post(
-        f"/api/v1/plans/{shared[n].pk}/execute/", {"mode": "DRILL"}, format="json"))
+    responses = at_once(
+        2,
+        lambda n: api_client(operator).post(f"/api/v1/plans/{shared[n].pk}/execute/", {"mode": "DRILL"}, format="json"),
+    )
 
     assert sorted(r.status_code for r in responses) == [202, 409]
     winner = next(r for r in responses if r.status_code == 202).json()
@@ -196,10 +202,17 @@ def test_the_plan_page_refreshes_from_drs_for_those_who_may_start(shared, make_u
 
 # --- idempotent starts ---------------------------------------------------------------------------
 
+
 def idempotent_starts(plan, user, count=10):
-    return at_once(count, lambda n: api_client(user).post(
-        "/api/v1/executions/", {"plan": plan.pk, "mode": "DRILL"}, format="json",
-        headers={"Idempotency-Key": "one-drill"}))
+    return at_once(
+        count,
+        lambda n: api_client(user).post(
+            "/api/v1/executions/",
+            {"plan": plan.pk, "mode": "DRILL"},
+            format="json",
+            headers={"Idempotency-Key": "one-drill"},
+        ),
+    )
 
 
 def test_ten_parallel_posts_with_one_idempotency_key_give_one_execution(shared, make_user):
@@ -210,8 +223,7 @@ def test_ten_parallel_posts_with_one_idempotency_key_give_one_execution(shared, 
     assert Execution.objects.count() == 1
 
 
-def test_a_start_whose_twin_wins_while_it_checks_readiness_gets_the_twins_execution(shared, make_user,
-                                                                                    monkeypatch):
+def test_a_start_whose_twin_wins_while_it_checks_readiness_gets_the_twins_execution(shared, make_user, monkeypatch):
     """The narrow window of the race above, made certain: the same request (same key) commits
     its execution while this one checks readiness."""
     from executions import services
@@ -223,13 +235,21 @@ def test_a_start_whose_twin_wins_while_it_checks_readiness_gets_the_twins_execut
     def readiness_with_a_twin(**kwargs):
         if not twin:
             twin["started"] = True
-            twin["execution"] = at_once(1, lambda n: execution_start(
-                plan=shared[0], mode="DRILL", requested_by=operator, idempotency_key="one-drill"))[0]
+            twin["execution"] = at_once(
+                1,
+                lambda n: execution_start(
+                    plan=shared[0], mode="DRILL", requested_by=operator, idempotency_key="one-drill"
+                ),
+            )[0]
         return real(**kwargs)
 
     monkeypatch.setattr(services, "plan_readiness", readiness_with_a_twin)
-    response = api_client(operator).post("/api/v1/executions/", {"plan": shared[0].pk, "mode": "DRILL"},
-                                         format="json", headers={"Idempotency-Key": "one-drill"})
+    response = api_client(operator).post(
+        "/api/v1/executions/",
+        {"plan": shared[0].pk, "mode": "DRILL"},
+        format="json",
+        headers={"Idempotency-Key": "one-drill"},
+    )
 
     assert response.status_code == 202, response.json()
     assert response.json()["id"] == str(twin["execution"].pk)

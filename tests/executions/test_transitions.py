@@ -15,11 +15,14 @@ from executions.choices import (
 from executions.models import Execution, InvalidTransition, ServerLaunch, WaveRun
 
 
-@pytest.mark.parametrize("table, choices", [
-    (EXECUTION_TRANSITIONS, ExecutionStatus),
-    (WAVE_TRANSITIONS, WaveStatus),
-    (LAUNCH_TRANSITIONS, LaunchStatus),
-])
+@pytest.mark.parametrize(
+    "table, choices",
+    [
+        (EXECUTION_TRANSITIONS, ExecutionStatus),
+        (WAVE_TRANSITIONS, WaveStatus),
+        (LAUNCH_TRANSITIONS, LaunchStatus),
+    ],
+)
 def test_every_status_has_a_transition_row(table, choices):
     assert set(table) == set(choices.values)
     for targets in table.values():

@@ -10,12 +10,31 @@ BOTTOM_Y = HEIGHT - 30  # the value axis's zero
 RIGHT_X = WIDTH - 14
 
 
-def run(rto=None, rpo=None, *, mode="DRILL", rto_met=None, rpo_met=None, rto_target=60, rpo_target=15, day=1,
-        status="Succeeded"):
+def run(
+    rto=None,
+    rpo=None,
+    *,
+    mode="DRILL",
+    rto_met=None,
+    rpo_met=None,
+    rto_target=60,
+    rpo_target=15,
+    day=1,
+    status="Succeeded",
+):
     return TrendRun(
-        when=datetime(2026, 3, day, 9, 0, tzinfo=UTC), mode=mode, mode_label=mode.title(), status_label=status,
-        url=f"/executions/{day}/", rto_seconds=rto, rto_target_minutes=rto_target, rto_met=rto_met,
-        rpo_seconds=rpo, rpo_target_minutes=rpo_target, rpo_met=rpo_met)
+        when=datetime(2026, 3, day, 9, 0, tzinfo=UTC),
+        mode=mode,
+        mode_label=mode.title(),
+        status_label=status,
+        url=f"/executions/{day}/",
+        rto_seconds=rto,
+        rto_target_minutes=rto_target,
+        rto_met=rto_met,
+        rpo_seconds=rpo,
+        rpo_target_minutes=rpo_target,
+        rpo_met=rpo_met,
+    )
 
 
 def test_one_execution_sits_in_the_middle_with_the_target_line_and_round_ticks():
@@ -92,7 +111,8 @@ def test_no_run_is_an_empty_chart_saying_so():
 def test_the_aria_label_counts_the_points_and_the_misses():
     runs = [run(rto=60, rto_met=True), run(rto=9000, rto_met=False, day=2)]
     assert trend_chart(runs=runs, measure="rto", target_minutes=60).aria_label == (
-        "RTO achieved per execution (minutes): 2 executions, oldest first; target 60 min; 1 missed their target.")
+        "RTO achieved per execution (minutes): 2 executions, oldest first; target 60 min; 1 missed their target."
+    )
 
 
 @pytest.mark.parametrize("top, step", [(0, 1), (1, 0.2), (15, 5), (60, 20), (130, 50), (10080, 5000), (0.3, 0.1)])
@@ -101,8 +121,10 @@ def test_nice_steps(top, step):
 
 
 def test_the_summary_counts_met_targets_per_mode_drills_first():
-    runs = [run(mode="RECOVERY", rto_met=True, rpo_met=False),
-            *[run(rto_met=day != 3, rpo_met=day < 3, day=day) for day in range(1, 11)]]
+    runs = [
+        run(mode="RECOVERY", rto_met=True, rpo_met=False),
+        *[run(rto_met=day != 3, rpo_met=day < 3, day=day) for day in range(1, 11)],
+    ]
     assert trend_summary(runs) == [
         "Last 10 drills: 9 of 10 met the RTO target, 2 of 10 the RPO target.",
         "Last 1 recovery: 1 of 1 met the RTO target, 0 of 1 the RPO target.",

@@ -23,23 +23,37 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 def simulate(target, *hostnames, **options):
     return sandbox_servers_create(
-        account_id=target.account_id, region=target.region,
-        specs=[{"hostname": h, **options} for h in hostnames], snapshots=0,
+        account_id=target.account_id,
+        region=target.region,
+        specs=[{"hostname": h, **options} for h in hostnames],
+        snapshots=0,
     )
 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("PT5S", 5), ("PT5M30S", 330), ("PT1H", 3600), ("P1DT2H", 93600), ("PT0.5S", 0), ("PT0S", 0),
-     ("", None), (None, None), ("5 minutes", None), ("P", None), ("PT", None)],
+    [
+        ("PT5S", 5),
+        ("PT5M30S", 330),
+        ("PT1H", 3600),
+        ("P1DT2H", 93600),
+        ("PT0.5S", 0),
+        ("PT0S", 0),
+        ("", None),
+        (None, None),
+        ("5 minutes", None),
+        ("P", None),
+        ("PT", None),
+    ],
 )
 def test_parse_iso_duration(value, seconds):
     assert parse_duration_seconds(value) == seconds
 
 
 def test_sync_creates_servers_with_their_drs_fields(sandbox_target):
-    (simulated,) = simulate(sandbox_target, "db-01", tags={"Tier": "db"}, lag_seconds=95,
-                            recommended_instance_type="r5.large")
+    (simulated,) = simulate(
+        sandbox_target, "db-01", tags={"Tier": "db"}, lag_seconds=95, recommended_instance_type="r5.large"
+    )
     result = source_servers_sync(target=sandbox_target)
     assert (result.created, result.updated, result.missing) == (1, 0, 0)
     server = SourceServer.objects.get(target=sandbox_target)
@@ -82,8 +96,9 @@ def test_hostname_falls_back_to_the_fqdn(sandbox_target):
 
 def test_servers_of_other_regions_are_not_synced(sandbox_target):
     simulate(sandbox_target, "here-01")
-    sandbox_servers_create(account_id=sandbox_target.account_id, region="eu-west-1",
-                           specs=[{"hostname": "elsewhere-01"}], snapshots=0)
+    sandbox_servers_create(
+        account_id=sandbox_target.account_id, region="eu-west-1", specs=[{"hostname": "elsewhere-01"}], snapshots=0
+    )
     source_servers_sync(target=sandbox_target)
     assert list(SourceServer.objects.values_list("hostname", flat=True)) == ["here-01"]
 
@@ -91,8 +106,9 @@ def test_servers_of_other_regions_are_not_synced(sandbox_target):
 def test_uninitialized_region_means_no_servers(sandbox_target, caplog):
     simulate(sandbox_target, "db-01", "db-02")
     source_servers_sync(target=sandbox_target)
-    sandbox_set_region_initialized(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                                   initialized=False)
+    sandbox_set_region_initialized(
+        account_id=sandbox_target.account_id, region=sandbox_target.region, initialized=False
+    )
     with caplog.at_level(logging.INFO, logger="plans.services"):
         result = source_servers_sync(target=sandbox_target)
     assert result.uninitialized and result.missing == 2
@@ -115,8 +131,7 @@ def test_sync_reads_every_page_with_bulk_queries(sandbox_target, django_assert_m
 
 
 def test_sync_inventory_task_survives_a_failing_target(sandbox_target, monkeypatch, caplog):
-    other = Target.objects.create(name="A broken target", kind="sandbox", account_id="210987654321",
-                                  region="us-east-1")
+    other = Target.objects.create(name="A broken target", kind="sandbox", account_id="210987654321", region="us-east-1")
     simulate(sandbox_target, "db-01")
     real_sync = tasks.source_servers_sync
 
@@ -148,6 +163,7 @@ def test_sync_servers_names_an_unknown_target(sandbox_target):
 
 # --- throttling ----------------------------------------------------------------------------------
 
+
 def test_sync_under_throttling_retries_each_throttled_page(sandbox_target, read_retry_pauses):
     # Three pages, every other DRS call throttled: restarting the listing would never end.
     simulate(sandbox_target, *[f"host-{n:04d}" for n in range(430)])
@@ -164,8 +180,9 @@ def test_sync_servers_command_under_lasting_throttling_exits_1_with_one_line(san
     with pytest.raises(SystemExit) as exited:
         call_command("sync_servers", stdout=out, stderr=err)
     assert exited.value.code == 1
-    assert err.getvalue() == (f"{sandbox_target.name}: sync failed, DRS could not be read: "
-                              "ThrottlingException: Rate exceeded\n")
+    assert err.getvalue() == (
+        f"{sandbox_target.name}: sync failed, DRS could not be read: ThrottlingException: Rate exceeded\n"
+    )
     assert "Traceback" not in err.getvalue() + out.getvalue()
     assert len(read_retry_pauses) == 4 and read_retry_pauses == sorted(read_retry_pauses)  # backing off
 

@@ -16,6 +16,7 @@ def messages_of(exc_info):
 
 # --- Targets -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -24,8 +25,11 @@ def messages_of(exc_info):
         ("region", "Virginia", "Enter an AWS region code such as us-east-1"),
         ("role_arn", "arn:aws:iam::123:role/x", "Enter an IAM role ARN"),
         # What a regex with \d, \w or $ let through, and every AWS call then refuses.
-        ("account_id", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662",
-         "An AWS account ID is exactly 12 digits."),
+        (
+            "account_id",
+            "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662",
+            "An AWS account ID is exactly 12 digits.",
+        ),
         ("account_id", "123456789012\n", "An AWS account ID is exactly 12 digits."),
         ("region", "us-east-1\n", "Enter an AWS region code"),
         ("role_arn", "arn:aws:iam::123456789012:role/dr\u00e9sorch", "Enter an IAM role ARN"),
@@ -35,8 +39,13 @@ def messages_of(exc_info):
     ],
 )
 def test_target_refuses_bad_fields(field, value, message):
-    target = Target(name="prod", kind="aws", account_id="123456789012", region="us-east-1",
-                    role_arn="arn:aws:iam::123456789012:role/drsorch")
+    target = Target(
+        name="prod",
+        kind="aws",
+        account_id="123456789012",
+        region="us-east-1",
+        role_arn="arn:aws:iam::123456789012:role/drsorch",
+    )
     setattr(target, field, value)
     with pytest.raises(ValidationError) as exc:
         target.full_clean()
@@ -44,8 +53,13 @@ def test_target_refuses_bad_fields(field, value, message):
 
 
 def test_target_accepts_role_with_external_id():
-    Target(name="prod", account_id="123456789012", region="eu-west-2",
-           role_arn="arn:aws:iam::123456789012:role/drsorch", external_id="x-1").full_clean()
+    Target(
+        name="prod",
+        account_id="123456789012",
+        region="eu-west-2",
+        role_arn="arn:aws:iam::123456789012:role/drsorch",
+        external_id="x-1",
+    ).full_clean()
 
 
 def test_target_refuses_external_id_without_role():
@@ -72,14 +86,16 @@ def test_source_server_id_format():
 
 # --- Protection groups ---------------------------------------------------------------------
 
+
 def test_group_resolves_explicit_servers_and_tag_matches():
     target = TargetFactory()
     db1 = SourceServerFactory(target=target, hostname="db-01", tags={"Tier": "db", "Env": "prod"})
     SourceServerFactory(target=target, hostname="db-02", tags={"Tier": "db", "Env": "test"})
     app = SourceServerFactory(target=target, hostname="app-01", tags={"Tier": "app"})
     SourceServerFactory(hostname="db-elsewhere", tags={"Tier": "db", "Env": "prod"})  # other target
-    group = protection_group_save(name="prod db", target=target, servers=[app],
-                                  tag_selector={"Tier": "db", "Env": "prod"})
+    group = protection_group_save(
+        name="prod db", target=target, servers=[app], tag_selector={"Tier": "db", "Env": "prod"}
+    )
     assert list(group.resolved_servers()) == [app, db1]
 
 
@@ -124,11 +140,14 @@ def test_group_needs_servers_or_selector():
     assert "Choose at least one server or give a tag selector." in messages_of(exc)["__all__"]
 
 
-@pytest.mark.parametrize("selector, message", [
-    (["Tier"], "must be an object of tag key to value"),
-    ({"Tier": 3}, "must be a string of at most 256 characters"),
-    ({"": "db"}, "is not a valid AWS tag key"),
-])
+@pytest.mark.parametrize(
+    "selector, message",
+    [
+        (["Tier"], "must be an object of tag key to value"),
+        ({"Tier": 3}, "must be a string of at most 256 characters"),
+        ({"": "db"}, "is not a valid AWS tag key"),
+    ],
+)
 def test_group_refuses_bad_tag_selector(selector, message):
     with pytest.raises(ValidationError) as exc:
         protection_group_save(name="g", target=TargetFactory(), tag_selector=selector)
@@ -136,6 +155,7 @@ def test_group_refuses_bad_tag_selector(selector, message):
 
 
 # --- Plans ---------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def tiers():
@@ -148,11 +168,16 @@ def tiers():
 
 
 def test_plan_save_creates_waves_depending_on_the_previous_by_default(tiers):
-    plan = plan_save(name="ERP", rto_target_minutes=60, rpo_target_minutes=15, waves=[
-        WaveSpec(name="Database", protection_groups=[tiers["db"]]),
-        WaveSpec(name="Application", protection_groups=[tiers["app"]], approval_required=True),
-        WaveSpec(name="Web", protection_groups=[tiers["web"]], depends_on=[1], wait_after_minutes=5),
-    ])
+    plan = plan_save(
+        name="ERP",
+        rto_target_minutes=60,
+        rpo_target_minutes=15,
+        waves=[
+            WaveSpec(name="Database", protection_groups=[tiers["db"]]),
+            WaveSpec(name="Application", protection_groups=[tiers["app"]], approval_required=True),
+            WaveSpec(name="Web", protection_groups=[tiers["web"]], depends_on=[1], wait_after_minutes=5),
+        ],
+    )
     waves = list(plan.waves.order_by("order"))
     assert [w.name for w in waves] == ["Database", "Application", "Web"]
     assert list(waves[0].depends_on.all()) == []
@@ -163,21 +188,26 @@ def test_plan_save_creates_waves_depending_on_the_previous_by_default(tiers):
 
 
 def test_plan_allows_parallel_waves(tiers):
-    plan = plan_save(name="ERP", waves=[
-        WaveSpec(name="Database", protection_groups=[tiers["db"]]),
-        WaveSpec(name="Application", protection_groups=[tiers["app"]], depends_on=[0]),
-        WaveSpec(name="Web", protection_groups=[tiers["web"]], depends_on=[0]),
-    ])
+    plan = plan_save(
+        name="ERP",
+        waves=[
+            WaveSpec(name="Database", protection_groups=[tiers["db"]]),
+            WaveSpec(name="Application", protection_groups=[tiers["app"]], depends_on=[0]),
+            WaveSpec(name="Web", protection_groups=[tiers["web"]], depends_on=[0]),
+        ],
+    )
     assert [list(w.depends_on.values_list("order", flat=True)) for w in plan.waves.all()] == [[], [0], [0]]
 
 
 def test_plan_refuses_dependency_cycle(tiers):
     with pytest.raises(ValidationError) as exc:
-        plan_validate_waves(waves=[
-            WaveSpec(name="Database", protection_groups=[tiers["db"]], depends_on=[2]),
-            WaveSpec(name="Application", protection_groups=[tiers["app"]], depends_on=[0]),
-            WaveSpec(name="Web", protection_groups=[tiers["web"]], depends_on=[1]),
-        ])
+        plan_validate_waves(
+            waves=[
+                WaveSpec(name="Database", protection_groups=[tiers["db"]], depends_on=[2]),
+                WaveSpec(name="Application", protection_groups=[tiers["app"]], depends_on=[0]),
+                WaveSpec(name="Web", protection_groups=[tiers["web"]], depends_on=[1]),
+            ]
+        )
     assert "depend on each other in a cycle" in messages_of(exc)["waves"]
     assert "'Database'" in messages_of(exc)["waves"]
 
@@ -197,8 +227,10 @@ def test_plan_refuses_dependency_outside_the_plan(tiers):
 def test_plan_refuses_wave_without_groups(tiers):
     with pytest.raises(ValidationError) as exc:
         plan_validate_waves(waves=[WaveSpec(name="Database", protection_groups=[])])
-    assert "Wave 'Database' is empty: choose at least one protection group." in messages_of(exc)[
-        "waves.0.protection_groups"]
+    assert (
+        "Wave 'Database' is empty: choose at least one protection group."
+        in messages_of(exc)["waves.0.protection_groups"]
+    )
 
 
 def test_plan_refuses_wave_whose_groups_resolve_to_nothing():
@@ -215,10 +247,12 @@ def test_plan_refuses_server_in_two_waves(tiers):
     db1.save()
     by_tag = protection_group_save(name="shared", target=target, tag_selector={"Role": "shared"})
     with pytest.raises(ValidationError) as exc:
-        plan_validate_waves(waves=[
-            WaveSpec(name="Database", protection_groups=[tiers["db"]]),
-            WaveSpec(name="Shared", protection_groups=[by_tag]),
-        ])
+        plan_validate_waves(
+            waves=[
+                WaveSpec(name="Database", protection_groups=[tiers["db"]]),
+                WaveSpec(name="Shared", protection_groups=[by_tag]),
+            ]
+        )
     message = messages_of(exc)["waves.1.protection_groups"]
     assert f"Server db-01 ({db1.drs_id}) is in wave 'Database' and in wave 'Shared'" in message
 
@@ -232,11 +266,13 @@ def test_plan_refuses_optional_server_outside_its_wave(tiers):
 
 def test_plan_refuses_duplicate_wave_names_and_bad_timeouts(tiers):
     with pytest.raises(ValidationError) as exc:
-        plan_validate_waves(waves=[
-            WaveSpec(name="Tier", protection_groups=[tiers["db"]], timeout_minutes=0),
-            WaveSpec(name="Tier", protection_groups=[tiers["app"]], wait_after_minutes=5000),
-            WaveSpec(name="  ", protection_groups=[tiers["web"]]),
-        ])
+        plan_validate_waves(
+            waves=[
+                WaveSpec(name="Tier", protection_groups=[tiers["db"]], timeout_minutes=0),
+                WaveSpec(name="Tier", protection_groups=[tiers["app"]], wait_after_minutes=5000),
+                WaveSpec(name="  ", protection_groups=[tiers["web"]]),
+            ]
+        )
     errors = messages_of(exc)
     assert "The timeout must be between 1 and 1440 minutes." in errors["waves.0.timeout_minutes"]
     assert "Two waves are named 'Tier'" in errors["waves.1.name"]
@@ -266,16 +302,21 @@ def test_plan_update_replaces_waves_atomically(tiers):
     with pytest.raises(ValidationError):
         plan_save(plan=plan, name="ERP", waves=[WaveSpec(name="Broken", protection_groups=[])])
     assert list(plan.waves.values_list("name", flat=True)) == ["Database"]
-    plan_save(plan=plan, name="ERP v2", waves=[
-        WaveSpec(name="Database", protection_groups=[tiers["db"]]),
-        WaveSpec(name="Web", protection_groups=[tiers["web"]]),
-    ])
+    plan_save(
+        plan=plan,
+        name="ERP v2",
+        waves=[
+            WaveSpec(name="Database", protection_groups=[tiers["db"]]),
+            WaveSpec(name="Web", protection_groups=[tiers["web"]]),
+        ],
+    )
     plan.refresh_from_db()
     assert plan.name == "ERP v2"
     assert list(plan.waves.values_list("name", flat=True)) == ["Database", "Web"]
 
 
 # --- long dependency chains (issue 13) ----------------------------------------------------------
+
 
 def test_a_chain_of_thousands_of_waves_is_checked_and_drawn_without_recursion():
     from plans.services import _find_cycle

@@ -35,9 +35,7 @@ def launch_seconds():
 
 def start(drs_client, servers, **kwargs):
     """StartRecovery of inventory servers; returns the job."""
-    return drs_client.start_recovery(
-        sourceServers=[{"sourceServerID": s.drs_id} for s in servers], **kwargs
-    )["job"]
+    return drs_client.start_recovery(sourceServers=[{"sourceServerID": s.drs_id} for s in servers], **kwargs)["job"]
 
 
 def job(drs_client, job_id):

@@ -17,8 +17,9 @@ def test_omit_instance_ids_leaves_them_out_of_jobs_only(drs_client, sandbox_serv
     record = job(drs_client, started["jobID"])
     assert [s["launchStatus"] for s in record["participatingServers"]] == ["LAUNCHED", "LAUNCHED"]
     assert all("recoveryInstanceID" not in s for s in record["participatingServers"])
-    launch_starts = [i for i in drs_client.describe_job_log_items(jobID=started["jobID"])["items"]
-                     if i["event"] == "LAUNCH_START"]
+    launch_starts = [
+        i for i in drs_client.describe_job_log_items(jobID=started["jobID"])["items"] if i["event"] == "LAUNCH_START"
+    ]
     from_log = {i["eventData"]["sourceServerID"]: i["eventData"]["targetInstanceID"] for i in launch_starts}
     instances = drs_client.describe_recovery_instances()["items"]
     assert {i["sourceServerID"]: i["recoveryInstanceID"] for i in instances} == from_log
@@ -52,9 +53,10 @@ def test_denied_operations_answer_access_denied_as_aws_words_it(drs_client, sand
     arn = drs_client.describe_source_servers()["items"][0]["arn"]
     with pytest.raises(drs_client.exceptions.AccessDeniedException, match=f"ListTagsForResource on resource: {arn}$"):
         drs_client.list_tags_for_resource(resourceArn=arn)
-    with pytest.raises(drs_client.exceptions.AccessDeniedException,
-                       match=f"GetLaunchConfiguration on resource: arn:aws:drs:us-east-1:123456789012:"
-                             f"source-server/{db.drs_id}$"):
+    with pytest.raises(
+        drs_client.exceptions.AccessDeniedException,
+        match=f"GetLaunchConfiguration on resource: arn:aws:drs:us-east-1:123456789012:source-server/{db.drs_id}$",
+    ):
         drs_client.get_launch_configuration(sourceServerID=db.drs_id)
     assert drs_client.describe_jobs()["items"] == []  # nothing was started; other operations answer
     sandbox_configure(deny=[])

@@ -56,8 +56,7 @@ def test_busy_seconds_default_to_120(drs_client, sandbox_servers, clock):
     assert job(drs_client, outside["jobID"])["status"] == "COMPLETED"
 
 
-def test_a_drsorch_job_and_a_terminate_job_answer_the_same_conflict(drs_client, sandbox_servers, clock,
-                                                                     launch_seconds):
+def test_a_drsorch_job_and_a_terminate_job_answer_the_same_conflict(drs_client, sandbox_servers, clock, launch_seconds):
     db = sandbox_servers[0]
     start(drs_client, [db], isDrill=True)
     with pytest.raises(drs_client.exceptions.ConflictException) as caught:
@@ -73,8 +72,10 @@ def test_a_drsorch_job_and_a_terminate_job_answer_the_same_conflict(drs_client, 
 
 def test_the_outside_job_counts_against_the_active_jobs_quota(drs_client, sandbox_target, clock, launch_seconds):
     servers = sandbox_servers_create(
-        account_id=sandbox_target.account_id, region=sandbox_target.region,
-        specs=[{"hostname": f"bulk-{n:03d}"} for n in range(MAX_ACTIVE_JOBS + 1)], snapshots=0,
+        account_id=sandbox_target.account_id,
+        region=sandbox_target.region,
+        specs=[{"hostname": f"bulk-{n:03d}"} for n in range(MAX_ACTIVE_JOBS + 1)],
+        snapshots=0,
     )
     sandbox_configure(busy=["bulk-000"], busy_seconds=600)
     for server in servers[1:MAX_ACTIVE_JOBS]:

@@ -16,9 +16,18 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 
 DEFAULTS = {
-    "launch_seconds": 20.0, "throttle_rate": 0.0, "fail_launch": [], "crash_after_start_recovery": False,
-    "disconnect": [], "busy": [], "busy_seconds": 120.0, "omit_instance_ids": False, "deny": [], "latency_ms": 0,
-    "fail_post_launch": [], "no_job_tags": False,
+    "launch_seconds": 20.0,
+    "throttle_rate": 0.0,
+    "fail_launch": [],
+    "crash_after_start_recovery": False,
+    "disconnect": [],
+    "busy": [],
+    "busy_seconds": 120.0,
+    "omit_instance_ids": False,
+    "deny": [],
+    "latency_ms": 0,
+    "fail_post_launch": [],
+    "no_job_tags": False,
 }
 
 
@@ -33,7 +42,10 @@ def test_seed_creates_the_demo_and_adds_nothing_twice():
     run("seed")
     target = Target.objects.get()
     assert (target.name, target.kind, target.account_id, target.region) == (
-        "Sandbox", "sandbox", "123456789012", "us-east-1"
+        "Sandbox",
+        "sandbox",
+        "123456789012",
+        "us-east-1",
     )
     assert SandboxSourceServer.objects.count() == 12
     assert SourceServer.objects.filter(target=target, in_drs=True).count() == 12
@@ -83,11 +95,23 @@ def test_seed_needs_a_server_per_tier():
 
 
 def test_configure_changes_the_behaviour():
-    output = run("configure", "--launch-seconds", "5", "--throttle-rate", "0.25", "--fail-launch", "db-01", "web-02",
-                 "--crash-after-start-recovery")
+    output = run(
+        "configure",
+        "--launch-seconds",
+        "5",
+        "--throttle-rate",
+        "0.25",
+        "--fail-launch",
+        "db-01",
+        "web-02",
+        "--crash-after-start-recovery",
+    )
     assert "launch seconds: 5" in output
     assert sandbox_config() == {
-        **DEFAULTS, "launch_seconds": 5.0, "throttle_rate": 0.25, "fail_launch": ["db-01", "web-02"],
+        **DEFAULTS,
+        "launch_seconds": 5.0,
+        "throttle_rate": 0.25,
+        "fail_launch": ["db-01", "web-02"],
         "crash_after_start_recovery": True,
     }
     run("configure", "--clear")
@@ -116,17 +140,26 @@ def test_status_json_shape(drs_client, sandbox_servers, launch_seconds, clock):
     assert set(status) == {"servers", "jobs"}
     assert len(status["servers"]) == 3
     for server in status["servers"]:
-        assert set(server) == {"source_server_id", "hostname", "launch_count", "recovery_instance_ids",
-                               "replication_state"}
+        assert set(server) == {
+            "source_server_id",
+            "hostname",
+            "launch_count",
+            "recovery_instance_ids",
+            "replication_state",
+        }
     launched = {s["hostname"]: s for s in status["servers"]}
     assert launched["db-01"]["launch_count"] == 1 and len(launched["db-01"]["recovery_instance_ids"]) == 1
     assert launched["web-01"]["launch_count"] == 0 and launched["web-01"]["recovery_instance_ids"] == []
     (job,) = status["jobs"]
-    assert set(job) == {"job_id", "type", "status", "is_drill", "tags", "source_server_ids", "created_at",
-                        "ended_at"}
+    assert set(job) == {"job_id", "type", "status", "is_drill", "tags", "source_server_ids", "created_at", "ended_at"}
     assert job == {
-        "job_id": started["jobID"], "type": "LAUNCH", "status": "COMPLETED", "is_drill": True, "tags": {"k": "v"},
-        "source_server_ids": [s.drs_id for s in sandbox_servers[:2]], "created_at": started["creationDateTime"],
+        "job_id": started["jobID"],
+        "type": "LAUNCH",
+        "status": "COMPLETED",
+        "is_drill": True,
+        "tags": {"k": "v"},
+        "source_server_ids": [s.drs_id for s in sandbox_servers[:2]],
+        "created_at": started["creationDateTime"],
         "ended_at": drs_client.describe_jobs()["items"][0]["endDateTime"],
     }
 
@@ -138,12 +171,33 @@ def test_status_table(drs_client, sandbox_servers):
 
 
 def test_configure_strict_switches(sandbox_servers):
-    output = run("configure", "--disconnect", "db-01", "--busy", "web-01", "app-01", "--busy-seconds", "30",
-                 "--omit-instance-ids", "--deny", "StartRecovery", "TagResource", "--latency-ms", "0",
-                 "--fail-post-launch", "app-01", "--no-job-tags")
+    output = run(
+        "configure",
+        "--disconnect",
+        "db-01",
+        "--busy",
+        "web-01",
+        "app-01",
+        "--busy-seconds",
+        "30",
+        "--omit-instance-ids",
+        "--deny",
+        "StartRecovery",
+        "TagResource",
+        "--latency-ms",
+        "0",
+        "--fail-post-launch",
+        "app-01",
+        "--no-job-tags",
+    )
     assert sandbox_config() == {
-        **DEFAULTS, "disconnect": ["db-01"], "busy": ["web-01", "app-01"], "busy_seconds": 30.0,
-        "omit_instance_ids": True, "deny": ["StartRecovery", "TagResource"], "fail_post_launch": ["app-01"],
+        **DEFAULTS,
+        "disconnect": ["db-01"],
+        "busy": ["web-01", "app-01"],
+        "busy_seconds": 30.0,
+        "omit_instance_ids": True,
+        "deny": ["StartRecovery", "TagResource"],
+        "fail_post_launch": ["app-01"],
         "no_job_tags": True,
     }
     assert "disconnected: db-01" in output and "busy: web-01, app-01 (held 30 s)" in output

@@ -59,16 +59,24 @@ print("STILL ALIVE")
 
 
 def test_real_crash_exits_137_after_the_job_is_recorded(tmp_path):
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "DJANGO_SETTINGS_MODULE": "drsorch.settings"}
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "drsorch.settings",
+    }
     env.pop("DRSORCH_SANDBOX_DATABASE_URL", None)
     manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
 
     def run(*args):
         return subprocess.run([*manage, *args], env=env, capture_output=True, text=True, timeout=120)
 
-    for args in (["migrate"], ["migrate", "--database", "sandbox"], ["sandbox", "seed", "--servers", "3"],
-                 ["sandbox", "configure", "--crash-after-start-recovery"]):
+    for args in (
+        ["migrate"],
+        ["migrate", "--database", "sandbox"],
+        ["sandbox", "seed", "--servers", "3"],
+        ["sandbox", "configure", "--crash-after-start-recovery"],
+    ):
         done = run(*args)
         assert done.returncode == 0, done.stderr
 

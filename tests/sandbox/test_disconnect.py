@@ -22,15 +22,18 @@ def replication(drs_client):
     """(state, lagDuration) of every source server, by hostname."""
     return {
         s["sourceProperties"]["identificationHints"]["hostname"]: (
-            s["dataReplicationInfo"]["dataReplicationState"], s["dataReplicationInfo"]["lagDuration"]
+            s["dataReplicationInfo"]["dataReplicationState"],
+            s["dataReplicationInfo"]["lagDuration"],
         )
         for s in drs_client.describe_source_servers()["items"]
     }
 
 
 def events(drs_client, job_id):
-    return [(i["event"], i.get("eventData", {}).get("sourceServerID"))
-            for i in drs_client.describe_job_log_items(jobID=job_id)["items"]]
+    return [
+        (i["event"], i.get("eventData", {}).get("sourceServerID"))
+        for i in drs_client.describe_job_log_items(jobID=job_id)["items"]
+    ]
 
 
 def test_disconnected_server_shows_disconnected_and_its_lag_grows(drs_client, sandbox_servers, clock):
@@ -41,8 +44,9 @@ def test_disconnected_server_shows_disconnected_and_its_lag_grows(drs_client, sa
     states = replication(drs_client)
     assert states["db-01"] == ("DISCONNECTED", "PT10M5S")  # the lag it had plus the time since
     assert states["web-01"] == ("CONTINUOUS", "PT5S")
-    db = next(s for s in drs_client.describe_source_servers()["items"] if s["sourceServerID"] ==
-              sandbox_servers[0].drs_id)
+    db = next(
+        s for s in drs_client.describe_source_servers()["items"] if s["sourceServerID"] == sandbox_servers[0].drs_id
+    )
     assert db["lifeCycle"]["lastSeenByServiceDateTime"] == iso(START)
 
 
@@ -70,11 +74,11 @@ def test_disconnected_server_launches_from_its_latest_snapshot(drs_client, sandb
 
 
 def test_disconnected_server_without_snapshots_fails_to_launch(drs_client, sandbox_target, clock, launch_seconds):
-    bare = sandbox_server_create(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                                 hostname="bare-01", snapshots=0)
+    bare = sandbox_server_create(
+        account_id=sandbox_target.account_id, region=sandbox_target.region, hostname="bare-01", snapshots=0
+    )
     sandbox_configure(disconnect=["bare-01"])
-    started = drs_client.start_recovery(sourceServers=[{"sourceServerID": bare.source_server_id}],
-                                        isDrill=True)["job"]
+    started = drs_client.start_recovery(sourceServers=[{"sourceServerID": bare.source_server_id}], isDrill=True)["job"]
     clock.shift(60)
     record = job(drs_client, started["jobID"])
     assert [s["launchStatus"] for s in record["participatingServers"]] == ["FAILED"]

@@ -112,8 +112,9 @@ def test_failing_launch_is_failed_with_an_error_in_the_log(drs_client, sandbox_s
     assert last == {db.drs_id: "SUCCEEDED", app.drs_id: "FAILED", web.drs_id: "FAILED"}
 
 
-def test_launch_creates_recovery_instances_seen_by_drs_and_ec2(drs_client, ec2_client, sandbox_servers, clock,
-                                                                launch_seconds):
+def test_launch_creates_recovery_instances_seen_by_drs_and_ec2(
+    drs_client, ec2_client, sandbox_servers, clock, launch_seconds
+):
     started = start(drs_client, sandbox_servers, isDrill=True)
     assert drs_client.describe_recovery_instances()["items"] == []
     clock.shift(60)

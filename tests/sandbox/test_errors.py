@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 def many_servers(target, count):
     servers = sandbox_servers_create(
-        account_id=target.account_id, region=target.region,
-        specs=[{"hostname": f"bulk-{n:03d}"} for n in range(count)], snapshots=0,
+        account_id=target.account_id,
+        region=target.region,
+        specs=[{"hostname": f"bulk-{n:03d}"} for n in range(count)],
+        snapshots=0,
     )
     return [{"sourceServerID": s.source_server_id} for s in servers]
 
@@ -58,7 +60,7 @@ def test_more_than_20_active_jobs_exceeds_the_quota(drs_client, sandbox_target, 
 def test_more_than_500_servers_in_active_jobs_exceeds_the_quota(drs_client, sandbox_target, clock, launch_seconds):
     servers = many_servers(sandbox_target, 501)
     for first in range(0, 500, 100):
-        drs_client.start_recovery(sourceServers=servers[first:first + 100], isDrill=True)
+        drs_client.start_recovery(sourceServers=servers[first : first + 100], isDrill=True)
     with pytest.raises(drs_client.exceptions.ServiceQuotaExceededException, match="500"):
         drs_client.start_recovery(sourceServers=servers[500:], isDrill=True)
 
@@ -87,10 +89,16 @@ def test_empty_and_duplicate_lists_are_invalid(sandbox_target, sandbox_servers):
     # botocore refuses an empty list before sending; a client without parameter validation
     # shows what the service itself answers.
     raw = attach(
-        boto3.client("drs", region_name="us-east-1", endpoint_url="https://drs.sandbox.invalid",
-                     aws_access_key_id="x", aws_secret_access_key="y",
-                     config=Config(parameter_validation=False, retries={"total_max_attempts": 1})),
-        account_id=sandbox_target.account_id, region=sandbox_target.region,
+        boto3.client(
+            "drs",
+            region_name="us-east-1",
+            endpoint_url="https://drs.sandbox.invalid",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+            config=Config(parameter_validation=False, retries={"total_max_attempts": 1}),
+        ),
+        account_id=sandbox_target.account_id,
+        region=sandbox_target.region,
     )
     with pytest.raises(raw.exceptions.ValidationException, match="at least one"):
         raw.start_recovery(sourceServers=[])
@@ -102,17 +110,16 @@ def test_empty_and_duplicate_lists_are_invalid(sandbox_target, sandbox_servers):
 
 
 def test_uninitialized_region(sandbox_target, drs_client, sandbox_servers):
-    sandbox_set_region_initialized(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                                   initialized=False)
+    sandbox_set_region_initialized(
+        account_id=sandbox_target.account_id, region=sandbox_target.region, initialized=False
+    )
     with pytest.raises(drs_client.exceptions.UninitializedAccountException):
         drs_client.describe_source_servers()
     with pytest.raises(drs_client.exceptions.UninitializedAccountException):
         start(drs_client, sandbox_servers)
-    other_region = sandbox_target.__class__(kind="sandbox", name="other", account_id="123456789012",
-                                            region="eu-west-1")
+    other_region = sandbox_target.__class__(kind="sandbox", name="other", account_id="123456789012", region="eu-west-1")
     assert client_for(other_region, "drs").describe_source_servers()["items"] == []
-    sandbox_set_region_initialized(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                                   initialized=True)
+    sandbox_set_region_initialized(account_id=sandbox_target.account_id, region=sandbox_target.region, initialized=True)
     assert len(drs_client.describe_source_servers()["items"]) == 3
 
 

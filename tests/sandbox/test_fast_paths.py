@@ -19,8 +19,12 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 
 def test_ids_match_drs_patterns_and_differ():
-    for make, pattern in [(new_source_server_id, SOURCE_SERVER_ID_RE), (new_job_id, JOB_ID_RE),
-                          (new_instance_id, INSTANCE_ID_RE), (new_snapshot_id, SNAPSHOT_ID_RE)]:
+    for make, pattern in [
+        (new_source_server_id, SOURCE_SERVER_ID_RE),
+        (new_job_id, JOB_ID_RE),
+        (new_instance_id, INSTANCE_ID_RE),
+        (new_snapshot_id, SNAPSHOT_ID_RE),
+    ]:
         ids = {make() for _ in range(500)}
         assert len(ids) == 500
         assert all(pattern.match(value) for value in ids)
@@ -51,13 +55,29 @@ def test_insert_rows_prepares_datetimes_and_json_like_the_orm(clock):
     from django.utils import timezone
 
     now = timezone.now()
-    insert_rows(SandboxSourceServer, [
-        {"source_server_id": new_source_server_id(), "account_id": "111111111111", "region": "eu-west-1",
-         "hostname": f"h{n}", "fqdn": "", "tags": {"Tier": "db", "n": str(n)}, "post_launch_actions": [{"a": n}],
-         "replication_state": "CONTINUOUS", "lag_seconds": 1, "recommended_instance_type": "m5.large",
-         "os_name": "Linux", "cpu_cores": 2, "ram_bytes": 1, "disk_bytes": 1, "created_at": now}
-        for n in range(3)
-    ])
+    insert_rows(
+        SandboxSourceServer,
+        [
+            {
+                "source_server_id": new_source_server_id(),
+                "account_id": "111111111111",
+                "region": "eu-west-1",
+                "hostname": f"h{n}",
+                "fqdn": "",
+                "tags": {"Tier": "db", "n": str(n)},
+                "post_launch_actions": [{"a": n}],
+                "replication_state": "CONTINUOUS",
+                "lag_seconds": 1,
+                "recommended_instance_type": "m5.large",
+                "os_name": "Linux",
+                "cpu_cores": 2,
+                "ram_bytes": 1,
+                "disk_bytes": 1,
+                "created_at": now,
+            }
+            for n in range(3)
+        ],
+    )
     rows = SandboxSourceServer.objects.filter(account_id="111111111111").order_by("hostname")
     assert [(s.hostname, s.tags, s.post_launch_actions, s.created_at) for s in rows] == [
         (f"h{n}", {"Tier": "db", "n": str(n)}, [{"a": n}], now) for n in range(3)

@@ -55,14 +55,16 @@ def test_jobs_newest_first_filtered_and_paginated(drs_client, sandbox_servers, c
 
     def stamp(seconds):
         from datetime import timedelta
+
         return (START + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     window = drs_client.describe_jobs(filters={"fromDate": stamp(130), "toDate": stamp(150)})["items"]
     assert [i["jobID"] for i in window] == [ids[5], ids[4], ids[3]]
 
 
-def test_describe_jobs_with_1000_ids_uses_few_queries(drs_client, sandbox_servers, django_assert_max_num_queries,
-                                                     clock, launch_seconds):
+def test_describe_jobs_with_1000_ids_uses_few_queries(
+    drs_client, sandbox_servers, django_assert_max_num_queries, clock, launch_seconds
+):
     for server in sandbox_servers:
         start(drs_client, [server], isDrill=True)
     unknown = [f"drsjob-{n:017d}" for n in range(997)]
@@ -95,7 +97,8 @@ def test_tags_of_servers_and_jobs(drs_client, sandbox_servers, clock, launch_sec
     server = drs_client.describe_source_servers(filters={"sourceServerIDs": [sandbox_servers[0].drs_id]})["items"][0]
     drs_client.tag_resource(resourceArn=server["arn"], tags={"Owner": "dr-team"})
     assert drs_client.list_tags_for_resource(resourceArn=server["arn"])["tags"] == {
-        "Application": "demo", "Owner": "dr-team"
+        "Application": "demo",
+        "Owner": "dr-team",
     }
     started = start(drs_client, sandbox_servers[:1], isDrill=True, tags={"token": "t-1"})
     assert drs_client.list_tags_for_resource(resourceArn=started["arn"])["tags"] == {"token": "t-1"}
@@ -109,7 +112,9 @@ def test_recovery_instance_filters(drs_client, sandbox_servers, clock, launch_se
     clock.shift(60)
     everything = drs_client.describe_recovery_instances()["items"]
     one = everything[1]["recoveryInstanceID"]
-    assert [i["recoveryInstanceID"] for i in drs_client.describe_recovery_instances(
-        filters={"recoveryInstanceIDs": [one]})["items"]] == [one]
+    assert [
+        i["recoveryInstanceID"]
+        for i in drs_client.describe_recovery_instances(filters={"recoveryInstanceIDs": [one]})["items"]
+    ] == [one]
     pages = drs_client.get_paginator("describe_recovery_instances").paginate(PaginationConfig={"PageSize": 2})
     assert sum(len(p["items"]) for p in pages) == 3

@@ -11,9 +11,15 @@ from tests.sandbox.conftest import job, start
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 OPTIONAL_CHECK = {
-    "actionId": "0b5d2b4e-4d1c-4b8e-9a55-5f0c2b1d7e11", "actionCode": "AWS-RunShellScript",
-    "type": "SSM_COMMAND", "name": "Optional smoke test", "active": True, "order": 2,
-    "actionVersion": "$DEFAULT", "optional": True, "category": "VALIDATION",
+    "actionId": "0b5d2b4e-4d1c-4b8e-9a55-5f0c2b1d7e11",
+    "actionCode": "AWS-RunShellScript",
+    "type": "SSM_COMMAND",
+    "name": "Optional smoke test",
+    "active": True,
+    "order": 2,
+    "actionVersion": "$DEFAULT",
+    "optional": True,
+    "category": "VALIDATION",
 }
 
 
@@ -22,8 +28,9 @@ def runs(record, server):
     return item.get("launchActionsStatus", {}).get("runs", [])
 
 
-def test_failing_post_launch_actions_end_failed_and_the_job_waits_for_them(drs_client, sandbox_servers, clock,
-                                                                           launch_seconds):
+def test_failing_post_launch_actions_end_failed_and_the_job_waits_for_them(
+    drs_client, sandbox_servers, clock, launch_seconds
+):
     app = sandbox_servers[1]
     sandbox_configure(fail_post_launch=["app-01"])
     started = start(drs_client, [app], isDrill=True)
@@ -88,12 +95,14 @@ def test_relaunch_replaces_the_earlier_instance(drs_client, ec2_client, sandbox_
 
     items = drs_client.describe_job_log_items(jobID=second["jobID"])["items"]
     names = [i["event"] for i in items]
-    assert names.index("CONVERSION_END") < names.index("CLEANUP_START") < names.index("CLEANUP_END") < \
-        names.index("LAUNCH_START")
+    assert (
+        names.index("CONVERSION_END")
+        < names.index("CLEANUP_START")
+        < names.index("CLEANUP_END")
+        < names.index("LAUNCH_START")
+    )
     cleanup = [i for i in items if i["event"].startswith("CLEANUP")]
-    assert [i["eventData"] for i in cleanup] == [
-        {"sourceServerID": db.drs_id, "targetInstanceID": old[db.drs_id]}
-    ] * 2
+    assert [i["eventData"] for i in cleanup] == [{"sourceServerID": db.drs_id, "targetInstanceID": old[db.drs_id]}] * 2
     launch_start = next(i for i in items if i["event"] == "LAUNCH_START")
     assert launch_start["eventData"]["targetInstanceID"] == new["recoveryInstanceID"]
     first_log = [i["event"] for i in drs_client.describe_job_log_items(jobID=first["jobID"])["items"]]
@@ -107,8 +116,9 @@ def test_relaunch_replaces_the_earlier_instance(drs_client, ec2_client, sandbox_
     assert {s["hostname"]: s["launch_count"] for s in sandbox_status()["servers"]}["db-01"] == 2
 
 
-def test_the_old_instance_terminates_at_the_new_launch_start(drs_client, ec2_client, sandbox_servers, clock,
-                                                             launch_seconds):
+def test_the_old_instance_terminates_at_the_new_launch_start(
+    drs_client, ec2_client, sandbox_servers, clock, launch_seconds
+):
     db = sandbox_servers[0]
     start(drs_client, [db], isDrill=True)
     clock.shift(60)
@@ -144,8 +154,9 @@ def test_a_terminated_instance_is_not_cleaned_up_again(drs_client, sandbox_serve
         drs_client.terminate_recovery_instances(recoveryInstanceIDs=[old["recoveryInstanceID"]])
 
 
-def test_start_recovery_queries_do_not_grow_with_replaced_instances(drs_client, make_sandbox_servers, clock,
-                                                                    launch_seconds):
+def test_start_recovery_queries_do_not_grow_with_replaced_instances(
+    drs_client, make_sandbox_servers, clock, launch_seconds
+):
     few = make_sandbox_servers("a-01")
     many = make_sandbox_servers(*[f"b-{n:02d}" for n in range(30)])
     start(drs_client, few, isDrill=True)

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 # --- the walkers ---------------------------------------------------------------------------------
 
+
 def _check_bounds(shape, size, path, problems, what):
     if "min" in shape.metadata and size < shape.metadata["min"]:
         problems.append(f"{path}: {what} {size} below min {shape.metadata['min']}")
@@ -174,6 +175,7 @@ def check_answer(model, http_response):
 
 # --- the walkers catch what they should ------------------------------------------------------
 
+
 def test_the_walker_finds_unknown_members_bad_enums_and_patterns(drs_client):
     job_shape = drs_client.meta.service_model.shape_for("Job")
     problems = check_json(job_shape, {"jobID": "drsjob-short", "status": "RUNNING", "color": "red"})
@@ -184,6 +186,7 @@ def test_the_walker_finds_unknown_members_bad_enums_and_patterns(drs_client):
 
 
 # --- every answer of a busy scenario -----------------------------------------------------------
+
 
 def _record(client, answers):
     def after_call(http_response, model, **kwargs):
@@ -197,8 +200,9 @@ def _expect_error(call, *args, **kwargs):
         call(*args, **kwargs)
 
 
-def test_every_answer_matches_the_botocore_model(drs_client, ec2_client, sandbox_servers, sandbox_target, clock,
-                                                 launch_seconds):
+def test_every_answer_matches_the_botocore_model(
+    drs_client, ec2_client, sandbox_servers, sandbox_target, clock, launch_seconds
+):
     answers = []
     _record(drs_client, answers)
     _record(ec2_client, answers)
@@ -256,38 +260,71 @@ def test_every_answer_matches_the_botocore_model(drs_client, ec2_client, sandbox
     _expect_error(drs_client.describe_jobs)
     _expect_error(ec2_client.describe_instances)
     sandbox_configure(throttle_rate=0)
-    sandbox_set_region_initialized(account_id=sandbox_target.account_id, region=sandbox_target.region,
-                                   initialized=False)
+    sandbox_set_region_initialized(
+        account_id=sandbox_target.account_id, region=sandbox_target.region, initialized=False
+    )
     _expect_error(drs_client.describe_source_servers)
 
     seen_errors = {r.headers.get("x-amzn-ErrorType") for _, r in answers if r.status_code >= 300}
-    assert {"ConflictException", "ResourceNotFoundException", "ValidationException", "ThrottlingException",
-            "UninitializedAccountException"} <= seen_errors
+    assert {
+        "ConflictException",
+        "ResourceNotFoundException",
+        "ValidationException",
+        "ThrottlingException",
+        "UninitializedAccountException",
+    } <= seen_errors
     assert {m.name for m, _ in answers} >= {
-        "DescribeSourceServers", "StartRecovery", "DescribeJobs", "DescribeJobLogItems",
-        "DescribeRecoveryInstances", "DescribeRecoverySnapshots", "TerminateRecoveryInstances",
-        "GetLaunchConfiguration", "ListTagsForResource", "TagResource", "DescribeInstances",
+        "DescribeSourceServers",
+        "StartRecovery",
+        "DescribeJobs",
+        "DescribeJobLogItems",
+        "DescribeRecoveryInstances",
+        "DescribeRecoverySnapshots",
+        "TerminateRecoveryInstances",
+        "GetLaunchConfiguration",
+        "ListTagsForResource",
+        "TagResource",
+        "DescribeInstances",
         "DescribeInstanceStatus",
     }
     problems = [p for model, response in answers for p in check_answer(model, response)]
     assert problems == []
 
 
-def test_answers_of_the_strict_switches_match_the_botocore_model(drs_client, ec2_client, sandbox_servers, clock,
-                                                                 launch_seconds):
+def test_answers_of_the_strict_switches_match_the_botocore_model(
+    drs_client, ec2_client, sandbox_servers, clock, launch_seconds
+):
     answers = []
     _record(drs_client, answers)
     _record(ec2_client, answers)
     db, app, web = sandbox_servers
-    sandbox_server_update(source_server_id=web.drs_id, post_launch_actions=[{
-        "actionId": "5f1c0d9e-2b7a-4c4e-8f3d-1a2b3c4d5e6f", "actionCode": "AWS-RunShellScript",
-        "type": "SSM_COMMAND", "name": "Optional check", "active": True, "order": 2,
-        "actionVersion": "$DEFAULT", "optional": True, "category": "VALIDATION",
-    }])
+    sandbox_server_update(
+        source_server_id=web.drs_id,
+        post_launch_actions=[
+            {
+                "actionId": "5f1c0d9e-2b7a-4c4e-8f3d-1a2b3c4d5e6f",
+                "actionCode": "AWS-RunShellScript",
+                "type": "SSM_COMMAND",
+                "name": "Optional check",
+                "active": True,
+                "order": 2,
+                "actionVersion": "$DEFAULT",
+                "optional": True,
+                "category": "VALIDATION",
+            }
+        ],
+    )
     first = start(drs_client, [db, app, web], isDrill=True, tags={"launch-token": "t"})
     clock.shift(60)
-    sandbox_configure(disconnect=["db-01"], busy=["web-01"], busy_seconds=30, omit_instance_ids=True,
-                      no_job_tags=True, fail_post_launch=["app-01", "web-01"], latency_ms=0)
+    sandbox_configure(
+        disconnect=["db-01"],
+        busy=["web-01"],
+        busy_seconds=30,
+        omit_instance_ids=True,
+        no_job_tags=True,
+        fail_post_launch=["app-01", "web-01"],
+        latency_ms=0,
+    )
     drs_client.describe_source_servers()
     _expect_error(start, drs_client, [web])  # ConflictException: held by the outside job
     relaunch = start(drs_client, [db, app], isDrill=True, tags={"launch-token": "u"})
@@ -309,8 +346,12 @@ def test_answers_of_the_strict_switches_match_the_botocore_model(drs_client, ec2
     jobs = [j for body in bodies for j in body["items"]]
     assert jobs and all("tags" not in j for j in jobs)
     assert all("recoveryInstanceID" not in s for j in jobs for s in j["participatingServers"])
-    statuses = {r["status"] for j in jobs for s in j["participatingServers"]
-                for r in s.get("launchActionsStatus", {}).get("runs", [])}
+    statuses = {
+        r["status"]
+        for j in jobs
+        for s in j["participatingServers"]
+        for r in s.get("launchActionsStatus", {}).get("runs", [])
+    }
     assert "FAILED" in statuses
     logs = [json.loads(r.content) for m, r in answers if m.name == "DescribeJobLogItems" and r.status_code == 200]
     events = {i["event"] for body in logs for i in body["items"]}

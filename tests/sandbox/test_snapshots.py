@@ -54,8 +54,9 @@ def test_filters_order_and_pagination(drs_client, sandbox_servers, clock):
     assert latest["nextToken"]
 
     first = drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id, maxResults=10)
-    second = drs_client.describe_recovery_snapshots(sourceServerID=db.drs_id, maxResults=10,
-                                                   nextToken=first["nextToken"])
+    second = drs_client.describe_recovery_snapshots(
+        sourceServerID=db.drs_id, maxResults=10, nextToken=first["nextToken"]
+    )
     assert [i["timestamp"] for i in first["items"] + second["items"]] == every[:20]
     assert stamps(drs_client, db, PaginationConfig={"PageSize": 4}) == every
     # Snapshot IDs are stable from one read to the next.

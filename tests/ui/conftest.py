@@ -30,8 +30,12 @@ def demo(make_sandbox_servers, sandbox_target):
     web = make_sandbox_servers("web-01", tags={"Tier": "web", "Application": "demo"})
     db_group = protection_group_save(name="Databases", target=sandbox_target, servers=db)
     web_group = protection_group_save(name="Web", target=sandbox_target, tag_selector={"Tier": "web"})
-    plan = plan_save(name="Demo plan", rto_target_minutes=30, waves=[
-        WaveSpec(name="Database", protection_groups=[db_group]),
-        WaveSpec(name="Web", protection_groups=[web_group], approval_required=True),
-    ])
+    plan = plan_save(
+        name="Demo plan",
+        rto_target_minutes=30,
+        waves=[
+            WaveSpec(name="Database", protection_groups=[db_group]),
+            WaveSpec(name="Web", protection_groups=[web_group], approval_required=True),
+        ],
+    )
     return {"plan": plan, "groups": [db_group, web_group], "servers": db + web, "target": sandbox_target}

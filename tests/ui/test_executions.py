@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 def waiting_for_approval():
     execution = build_execution(servers=4, waves=2, status=ExecutionStatus.WAITING_APPROVAL)
-    WaveRun.objects.filter(execution=execution, index=1).update(status=WaveStatus.WAITING_APPROVAL,
-                                                                approval_required=True, started_at=None)
+    WaveRun.objects.filter(execution=execution, index=1).update(
+        status=WaveStatus.WAITING_APPROVAL, approval_required=True, started_at=None
+    )
     return execution
 
 
@@ -56,15 +57,16 @@ def test_detail_polls_while_active_and_stops_when_terminal(login):
     execution.finished_at = timezone.now()
     execution.save()
     live = client.get(reverse("executions:live", args=[execution.pk])).content.decode()
-    assert live.lstrip().startswith("<div id=\"live\"") or 'id="live"' in live
+    assert live.lstrip().startswith('<div id="live"') or 'id="live"' in live
     assert "hx-get" not in live and "hx-trigger" not in live
     assert "<html" not in live
 
 
 def test_detail_shows_waves_servers_timeline_and_events(login):
     execution = build_execution(servers=4, waves=2)
-    ExecutionEvent.objects.create(execution=execution, kind=EventKind.ACTION, actor_name="operator",
-                                  message="Started a drill.")
+    ExecutionEvent.objects.create(
+        execution=execution, kind=EventKind.ACTION, actor_name="operator", message="Started a drill."
+    )
     body = login("Viewer").get(execution.get_absolute_url()).content.decode()
     assert '<svg class="timeline"' in body and body.count('class="bar tone-') == 4
     assert "host-0000" in body and "i-00000000000000000" in body
@@ -73,8 +75,9 @@ def test_detail_shows_waves_servers_timeline_and_events(login):
     assert "of 60 min" in body or "/ 60 min" in body
 
 
-@pytest.mark.parametrize("role, allowed", [("Viewer", False), ("Planner", False), ("Operator", True),
-                                           ("Commander", True)])
+@pytest.mark.parametrize(
+    "role, allowed", [("Viewer", False), ("Planner", False), ("Operator", True), ("Commander", True)]
+)
 def test_approve_by_role(login, role, allowed):
     execution = waiting_for_approval()
     client = login(role)
@@ -135,8 +138,9 @@ def test_report_for_auditors(login):
     execution = build_execution(servers=4, waves=2, status=ExecutionStatus.SUCCEEDED)
     execution.finished_at = execution.started_at + timedelta(minutes=75)
     execution.save()
-    ExecutionEvent.objects.create(execution=execution, kind=EventKind.ACTION, actor_name="cmdr",
-                                  message="Approved wave 1 'Wave 2'.")
+    ExecutionEvent.objects.create(
+        execution=execution, kind=EventKind.ACTION, actor_name="cmdr", message="Approved wave 1 'Wave 2'."
+    )
     response = login("Viewer").get(reverse("executions:report", args=[execution.pk]))
     body = response.content.decode()
     assert response.status_code == 200
@@ -161,7 +165,8 @@ def test_query_count_does_not_grow_with_servers(login, name):
     large = build_execution(servers=1000, waves=3)
     count_queries(client, reverse(f"executions:{name}", args=[small.pk]))  # warm the session and permissions
     assert count_queries(client, reverse(f"executions:{name}", args=[small.pk])) == count_queries(
-        client, reverse(f"executions:{name}", args=[large.pk]))
+        client, reverse(f"executions:{name}", args=[large.pk])
+    )
 
 
 def test_detail_query_count_is_fixed(login, django_assert_max_num_queries):

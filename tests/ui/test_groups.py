@@ -10,10 +10,16 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 def test_planner_creates_a_group_with_servers_and_tags(login, demo):
     web = demo["servers"][2]
-    response = login("Planner").post(reverse("plans:group_create"), {
-        "name": "Front", "description": "", "target": demo["target"].pk,
-        "servers": [web.pk], "tag_selector": "Application=demo\n\n",
-    })
+    response = login("Planner").post(
+        reverse("plans:group_create"),
+        {
+            "name": "Front",
+            "description": "",
+            "target": demo["target"].pk,
+            "servers": [web.pk],
+            "tag_selector": "Application=demo\n\n",
+        },
+    )
     group = ProtectionGroup.objects.get(name="Front")
     assert response.status_code == 302 and response["Location"] == group.get_absolute_url()
     assert list(group.servers.all()) == [web]
@@ -22,9 +28,14 @@ def test_planner_creates_a_group_with_servers_and_tags(login, demo):
 
 def test_planner_edits_a_group(login, demo):
     group = demo["groups"][1]
-    response = login("Planner").post(reverse("plans:group_edit", args=[group.pk]), {
-        "name": "Web tier", "target": demo["target"].pk, "tag_selector": "Tier=web",
-    })
+    response = login("Planner").post(
+        reverse("plans:group_edit", args=[group.pk]),
+        {
+            "name": "Web tier",
+            "target": demo["target"].pk,
+            "tag_selector": "Tier=web",
+        },
+    )
     assert response.status_code == 302
     group.refresh_from_db()
     assert group.name == "Web tier"
@@ -57,9 +68,14 @@ def test_bad_group_input_is_shown_next_to_the_field(login, demo, data, field, me
 
 def test_a_server_already_in_another_group_is_refused_with_the_group_named(login, demo):
     taken = demo["servers"][0]
-    response = login("Planner").post(reverse("plans:group_create"), {
-        "name": "Again", "target": demo["target"].pk, "servers": [taken.pk],
-    })
+    response = login("Planner").post(
+        reverse("plans:group_create"),
+        {
+            "name": "Again",
+            "target": demo["target"].pk,
+            "servers": [taken.pk],
+        },
+    )
     assert response.status_code == 400
     assert "already in protection group &#x27;Databases&#x27;" in response.content.decode()
     assert response.context["form"].errors["servers"]
@@ -75,8 +91,7 @@ def test_server_picker_filters_and_keeps_ticked_servers(login, demo):
 
 
 def test_server_picker_marks_servers_of_other_groups(login, demo):
-    body = login("Planner").get(reverse("plans:group_server_picker"),
-                                {"target": demo["target"].pk}).content.decode()
+    body = login("Planner").get(reverse("plans:group_server_picker"), {"target": demo["target"].pk}).content.decode()
     assert "in Databases" in body and "disabled" in body
 
 

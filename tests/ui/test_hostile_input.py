@@ -14,10 +14,17 @@ BIG = str(2**70)
 ODD_DIGITS = ["\u00b2", "\u0662", "\uff12", BIG, "-1", "1.5", ""]
 
 PAGES = [
-    "/groups/server-picker/?target={v}", "/groups/server-picker/?target=1&group={v}",
-    "/groups/server-picker/?target=1&servers={v}", "/groups/tag-preview/?target={v}&tag_selector=Tier%3Ddb",
-    "/groups/new/?target={v}", "/servers/?target={v}", "/servers/?page={v}", "/groups/?target={v}",
-    "/executions/?plan={v}", "/executions/?page={v}", "/plans/?page={v}",
+    "/groups/server-picker/?target={v}",
+    "/groups/server-picker/?target=1&group={v}",
+    "/groups/server-picker/?target=1&servers={v}",
+    "/groups/tag-preview/?target={v}&tag_selector=Tier%3Ddb",
+    "/groups/new/?target={v}",
+    "/servers/?target={v}",
+    "/servers/?page={v}",
+    "/groups/?target={v}",
+    "/executions/?plan={v}",
+    "/executions/?page={v}",
+    "/plans/?page={v}",
 ]
 
 

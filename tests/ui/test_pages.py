@@ -53,8 +53,14 @@ def test_a_user_without_a_role_is_refused(login, pages):
 
 def test_navigation_bar_links_every_section(login, demo):
     body = login("Viewer").get("/").content.decode()
-    for label, url in [("Dashboard", "/"), ("Servers", "/servers/"), ("Groups", "/groups/"), ("Plans", "/plans/"),
-                       ("Executions", "/executions/"), ("API docs", "/api/docs/")]:
+    for label, url in [
+        ("Dashboard", "/"),
+        ("Servers", "/servers/"),
+        ("Groups", "/groups/"),
+        ("Plans", "/plans/"),
+        ("Executions", "/executions/"),
+        ("API docs", "/api/docs/"),
+    ]:
         assert f'href="{url}"' in body and label in body
     assert "/admin/" not in body
     assert 'href="/admin/"' in login(superuser=True).get("/").content.decode()
@@ -99,9 +105,14 @@ def test_only_planners_are_offered_edits_and_sync(login, demo, role):
 def test_non_planners_cannot_edit(login, demo, role):
     client = login(role)
     group, plan = demo["groups"][0], demo["plan"]
-    for url in [reverse("plans:group_create"), reverse("plans:group_edit", args=[group.pk]),
-                reverse("plans:group_delete", args=[group.pk]), reverse("plans:plan_create"),
-                reverse("plans:plan_edit", args=[plan.pk]), reverse("plans:plan_delete", args=[plan.pk])]:
+    for url in [
+        reverse("plans:group_create"),
+        reverse("plans:group_edit", args=[group.pk]),
+        reverse("plans:group_delete", args=[group.pk]),
+        reverse("plans:plan_create"),
+        reverse("plans:plan_edit", args=[plan.pk]),
+        reverse("plans:plan_delete", args=[plan.pk]),
+    ]:
         assert client.get(url).status_code == 403, url
         assert client.post(url, {"name": "x"}).status_code == 403, url
     assert client.post(reverse("plans:server_sync"), {}).status_code == 403
@@ -144,17 +155,18 @@ def test_inventory_sync_now_for_planners(login, demo):
     assert "Synced target &#x27;Sandbox test&#x27;: 0 new, 3 updated" in response.content.decode()
 
 
-@pytest.mark.parametrize("next_url", ["https://evil.example/phish", "//evil.example/", "/\\evil.example",
-                                      "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/phish", "//evil.example/", "/\\evil.example", "javascript:alert(1)"]
+)
 def test_inventory_sync_never_redirects_off_site(login, demo, next_url):
-    response = login("Planner").post(reverse("plans:server_sync"), {"target": demo["target"].pk,
-                                                                    "next": next_url})
+    response = login("Planner").post(reverse("plans:server_sync"), {"target": demo["target"].pk, "next": next_url})
     assert response.status_code == 302 and response["Location"] == reverse("plans:server_list")
 
 
 def test_inventory_sync_returns_to_the_filtered_list_it_came_from(login, demo):
-    response = login("Planner").post(reverse("plans:server_sync"), {"target": demo["target"].pk,
-                                                                    "next": "/servers/?tag=Tier%3Ddb"})
+    response = login("Planner").post(
+        reverse("plans:server_sync"), {"target": demo["target"].pk, "next": "/servers/?tag=Tier%3Ddb"}
+    )
     assert response.status_code == 302 and response["Location"] == "/servers/?tag=Tier%3Ddb"
 
 

@@ -13,9 +13,17 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 
 def plan_data(waves, **plan):
-    data = {"name": "New plan", "description": "", "rto_target_minutes": 45, "rpo_target_minutes": 15,
-            "waves-TOTAL_FORMS": len(waves), "waves-INITIAL_FORMS": 0, "waves-MIN_NUM_FORMS": 1,
-            "waves-MAX_NUM_FORMS": 1000, **plan}
+    data = {
+        "name": "New plan",
+        "description": "",
+        "rto_target_minutes": 45,
+        "rpo_target_minutes": 15,
+        "waves-TOTAL_FORMS": len(waves),
+        "waves-INITIAL_FORMS": 0,
+        "waves-MIN_NUM_FORMS": 1,
+        "waves-MAX_NUM_FORMS": 1000,
+        **plan,
+    }
     for i, wave in enumerate(waves):
         defaults = {"name": f"W{i}", "wait_after_minutes": 0, "timeout_minutes": 120}
         for key, value in {**defaults, **wave}.items():
@@ -31,11 +39,21 @@ def test_new_plan_form_starts_with_one_wave(login, demo):
 
 def test_planner_creates_a_two_wave_plan_with_a_gate(login, demo):
     db_group, web_group = demo["groups"]
-    response = login("Planner").post(reverse("plans:plan_create"), plan_data([
-        {"name": "Database", "protection_groups": [db_group.pk]},
-        {"name": "Web", "protection_groups": [web_group.pk], "depends_on": [0], "approval_required": "on",
-         "wait_after_minutes": 5},
-    ]))
+    response = login("Planner").post(
+        reverse("plans:plan_create"),
+        plan_data(
+            [
+                {"name": "Database", "protection_groups": [db_group.pk]},
+                {
+                    "name": "Web",
+                    "protection_groups": [web_group.pk],
+                    "depends_on": [0],
+                    "approval_required": "on",
+                    "wait_after_minutes": 5,
+                },
+            ]
+        ),
+    )
     plan = RecoveryPlan.objects.get(name="New plan")
     assert response.status_code == 302 and response["Location"] == plan.get_absolute_url()
     waves = list(plan.waves.order_by("order"))
@@ -46,10 +64,15 @@ def test_planner_creates_a_two_wave_plan_with_a_gate(login, demo):
 
 def test_errors_of_one_wave_appear_next_to_its_field(login, demo):
     db_group, _ = demo["groups"]
-    response = login("Planner").post(reverse("plans:plan_create"), plan_data([
-        {"name": "Database", "protection_groups": [db_group.pk]},
-        {"name": "Empty"},
-    ]))
+    response = login("Planner").post(
+        reverse("plans:plan_create"),
+        plan_data(
+            [
+                {"name": "Database", "protection_groups": [db_group.pk]},
+                {"name": "Empty"},
+            ]
+        ),
+    )
     assert response.status_code == 400
     formset = response.context["formset"]
     assert "Wave 'Empty' is empty" in formset.forms[1].errors["protection_groups"][0]
@@ -61,10 +84,15 @@ def test_errors_of_one_wave_appear_next_to_its_field(login, demo):
 
 def test_duplicate_wave_names_and_bad_timeout_go_to_their_fields(login, demo):
     db_group, web_group = demo["groups"]
-    response = login("Planner").post(reverse("plans:plan_create"), plan_data([
-        {"name": "Same", "protection_groups": [db_group.pk]},
-        {"name": "Same", "protection_groups": [web_group.pk], "timeout_minutes": 5000},
-    ]))
+    response = login("Planner").post(
+        reverse("plans:plan_create"),
+        plan_data(
+            [
+                {"name": "Same", "protection_groups": [db_group.pk]},
+                {"name": "Same", "protection_groups": [web_group.pk], "timeout_minutes": 5000},
+            ]
+        ),
+    )
     forms = response.context["formset"].forms
     assert "wave names must be unique" in forms[1].errors["name"][0]
     assert "between 1 and 1440" in forms[1].errors["timeout_minutes"][0]
@@ -72,10 +100,15 @@ def test_duplicate_wave_names_and_bad_timeout_go_to_their_fields(login, demo):
 
 def test_a_dependency_cycle_is_a_formset_error(login, demo):
     db_group, web_group = demo["groups"]
-    response = login("Planner").post(reverse("plans:plan_create"), plan_data([
-        {"name": "A", "protection_groups": [db_group.pk], "depends_on": [1]},
-        {"name": "B", "protection_groups": [web_group.pk], "depends_on": [0]},
-    ]))
+    response = login("Planner").post(
+        reverse("plans:plan_create"),
+        plan_data(
+            [
+                {"name": "A", "protection_groups": [db_group.pk], "depends_on": [1]},
+                {"name": "B", "protection_groups": [web_group.pk], "depends_on": [0]},
+            ]
+        ),
+    )
     assert response.status_code == 400
     assert "in a cycle" in " ".join(response.context["formset"].non_form_errors())
     assert 'id="waves-errors"' in response.content.decode()
@@ -83,8 +116,10 @@ def test_a_dependency_cycle_is_a_formset_error(login, demo):
 
 def test_plan_field_errors_stay_on_the_plan_form(login, demo):
     db_group, _ = demo["groups"]
-    response = login("Planner").post(reverse("plans:plan_create"), plan_data(
-        [{"name": "A", "protection_groups": [db_group.pk]}], name="Demo plan", rto_target_minutes=0))
+    response = login("Planner").post(
+        reverse("plans:plan_create"),
+        plan_data([{"name": "A", "protection_groups": [db_group.pk]}], name="Demo plan", rto_target_minutes=0),
+    )
     errors = response.context["plan_form"].errors
     assert "already exists" in errors["name"][0]
     assert "rto_target_minutes" in errors
@@ -108,10 +143,14 @@ def test_edit_a_plan_removing_a_wave(login, demo):
     response = client.get(reverse("plans:plan_edit", args=[plan.pk]))
     assert len(response.context["formset"].forms) == 2
     db_group, web_group = demo["groups"]
-    data = plan_data([
-        {"name": "Database", "protection_groups": [db_group.pk]},
-        {"name": "Web", "protection_groups": [web_group.pk], "depends_on": [0], "DELETE": "on"},
-    ], name="Demo plan", rto_target_minutes=20)
+    data = plan_data(
+        [
+            {"name": "Database", "protection_groups": [db_group.pk]},
+            {"name": "Web", "protection_groups": [web_group.pk], "depends_on": [0], "DELETE": "on"},
+        ],
+        name="Demo plan",
+        rto_target_minutes=20,
+    )
     response = client.post(reverse("plans:plan_edit", args=[plan.pk]), data)
     assert response.status_code == 302
     plan.refresh_from_db()
@@ -169,6 +208,7 @@ def test_delete_a_plan_that_never_ran(login, demo):
 
 # --- Starting ---------------------------------------------------------------------------------
 
+
 def start(client, plan, mode="DRILL", **extra):
     return client.post(reverse("plans:plan_start", args=[plan.pk]), {"mode": mode, **extra})
 
@@ -221,8 +261,9 @@ def test_readiness_errors_are_shown_and_nothing_starts(login, demo):
 def test_the_start_form_accepts_the_warnings_it_lists(login, demo):
     from drsorch.sandbox.services import sandbox_server_update
 
-    sandbox_server_update(source_server_id=demo["servers"][0].drs_id, replication_state="DISCONNECTED",
-                          lag_seconds=1200)
+    sandbox_server_update(
+        source_server_id=demo["servers"][0].drs_id, replication_state="DISCONNECTED", lag_seconds=1200
+    )
     client = login("Operator")
     page = client.get(demo["plan"].get_absolute_url()).content.decode()
     assert 'name="accept_risks"' not in page  # the stored inventory is still healthy

@@ -16,9 +16,16 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 def ended(plan, *, days_ago, mode=ExecutionMode.DRILL, status=ExecutionStatus.SUCCEEDED, rto=600, rpo=60):
     created = timezone.now() - timedelta(days=days_ago)
-    return ExecutionFactory(plan=plan, mode=mode, status=status, created_at=created, started_at=created,
-                            finished_at=created + timedelta(minutes=20), rto_achieved_seconds=rto,
-                            rpo_worst_seconds=rpo)
+    return ExecutionFactory(
+        plan=plan,
+        mode=mode,
+        status=status,
+        created_at=created,
+        started_at=created,
+        finished_at=created + timedelta(minutes=20),
+        rto_achieved_seconds=rto,
+        rpo_worst_seconds=rpo,
+    )
 
 
 def charts(body):
@@ -50,14 +57,19 @@ def test_each_chart_has_a_point_per_ended_execution_shaped_by_mode_against_a_das
         assert len(re.findall(r'<path class="point [^"]*diamond"', svg)) == 1
         assert '<line class="target"' in svg
         assert re.findall(r'<a href="([^"]+)">', svg) == [
-            met.get_absolute_url(), slow.get_absolute_url(), recovery.get_absolute_url()]
+            met.get_absolute_url(),
+            slow.get_absolute_url(),
+            recovery.get_absolute_url(),
+        ]
     assert "target 30 min</text>" in svgs["rto"] and "target 15 min</text>" in svgs["rpo"]
     assert re.findall(r'class="point (tone-\w+)', svgs["rto"]) == ["tone-ok", "tone-bad", "tone-ok"]
     assert "Recovery · Succeeded · RTO achieved 10 min (target 30 min): met</title>" in svgs["rto"]
     assert "Drill · Succeeded · RPO worst 20 min (target 15 min): missed</title>" in svgs["rpo"]
     assert 'role="img" viewBox' in body
-    assert 'aria-label="RTO achieved per execution (minutes): 3 executions, oldest first; target 30 min; ' \
-           '1 missed their target."' in body
+    assert (
+        'aria-label="RTO achieved per execution (minutes): 3 executions, oldest first; target 30 min; '
+        '1 missed their target."' in body
+    )
     assert "Last 2 drills: 1 of 2 met the RTO target, 1 of 2 the RPO target." in body
     assert "Last 1 recovery: 1 of 1 met the RTO target, 1 of 1 the RPO target." in body
     assert "<script" not in body.split('id="trends"')[1].split("</section>")[0]

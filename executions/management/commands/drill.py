@@ -20,17 +20,25 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("plan", help="The plan's name (quote it) or numeric id.")
         parser.add_argument("--wait", action="store_true", help="Follow (and drive) the drill to its end.")
-        parser.add_argument("--json", action="store_true",
-                            help="Print the execution JSON: at the end with --wait, else at once. Progress "
-                                 "goes to stderr.")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the execution JSON: at the end with --wait, else at once. Progress goes to stderr.",
+        )
         cli.add_point_in_time_argument(parser)
-        parser.add_argument("--accept-risks", action="store_true",
-                            help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
-                                 "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
-                                 "they are recorded on the execution. Errors are never accepted.")
+        parser.add_argument(
+            "--accept-risks",
+            action="store_true",
+            help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
+            "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
+            "they are recorded on the execution. Errors are never accepted.",
+        )
         parser.add_argument("--auto-approve", action="store_true", help="Open approval gates automatically.")
-        parser.add_argument("--cleanup", action="store_true",
-                            help="With --wait: terminate the drill's recovery instances once it has ended.")
+        parser.add_argument(
+            "--cleanup",
+            action="store_true",
+            help="With --wait: terminate the drill's recovery instances once it has ended.",
+        )
 
     def handle(self, *args, **options):
         with cli.logging_for_verbosity(options["verbosity"]):

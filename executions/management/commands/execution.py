@@ -47,13 +47,21 @@ class Command(BaseCommand):
 
         approve = commands.add_parser("approve", help="Open the approval gate of the waiting wave.")
         approve.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
-        approve.add_argument("--wave", type=int, default=None, metavar="INDEX",
-                             help="Approve only this wave (by index) when several wait.")
-        for name, text in [("cancel", "Stop launching anything new; the execution ends CANCELLED."),
-                           ("retry", "Relaunch the failed servers of a FAILED, PARTIAL or TIMED_OUT execution."),
-                           ("cleanup", "Terminate the recovery instances a drill launched.")]:
+        approve.add_argument(
+            "--wave",
+            type=int,
+            default=None,
+            metavar="INDEX",
+            help="Approve only this wave (by index) when several wait.",
+        )
+        for name, text in [
+            ("cancel", "Stop launching anything new; the execution ends CANCELLED."),
+            ("retry", "Relaunch the failed servers of a FAILED, PARTIAL or TIMED_OUT execution."),
+            ("cleanup", "Terminate the recovery instances a drill launched."),
+        ]:
             commands.add_parser(name, help=text).add_argument(
-                "id", help="Execution id or a unique prefix (8+ characters).")
+                "id", help="Execution id or a unique prefix (8+ characters)."
+            )
 
     def handle(self, *args, **options):
         with cli.logging_for_verbosity(options["verbosity"]):
@@ -73,7 +81,7 @@ class Command(BaseCommand):
     def _list(self, options):
         if not 1 <= options["limit"] <= MAX_LIST_LIMIT:
             raise cli.bad_input(f"--limit must be from 1 to {MAX_LIST_LIMIT}, not {options['limit']}.")
-        executions = list(executions_for_json().order_by("-created_at")[:options["limit"]])
+        executions = list(executions_for_json().order_by("-created_at")[: options["limit"]])
         if options["json"]:
             cli.print_json(self.stdout, ExecutionSerializer(executions, many=True).data)
             return 0
@@ -97,8 +105,10 @@ class Command(BaseCommand):
             return 0
         lines = [cli.execution_header(execution)]
         started = timezone.localtime(execution.started_at).isoformat(" ", "seconds") if execution.started_at else "-"
-        lines.append(f"  requested by {execution.requested_by_username or '-'}, started {started}"
-                     + (", cleaned up" if execution.cleaned_up_at else ""))
+        lines.append(
+            f"  requested by {execution.requested_by_username or '-'}, started {started}"
+            + (", cleaned up" if execution.cleaned_up_at else "")
+        )
         launches = {}
         for launch in execution.server_launches.all():
             launches.setdefault(launch.wave_run_id, []).append(launch)
@@ -106,11 +116,16 @@ class Command(BaseCommand):
         for wave, line in zip(waves, cli.wave_lines(execution), strict=True):
             lines.append(line)
             for launch in launches.get(wave.pk, []):
-                detail = " ".join(filter(None, [
-                    launch.get_phase_display() if launch.phase else "",
-                    launch.recovery_instance_id,
-                    "" if launch.critical else "(optional)",
-                ]))
+                detail = " ".join(
+                    filter(
+                        None,
+                        [
+                            launch.get_phase_display() if launch.phase else "",
+                            launch.recovery_instance_id,
+                            "" if launch.critical else "(optional)",
+                        ],
+                    )
+                )
                 lines.append(f"       {launch.hostname or launch.source_server_id:<20} {launch.status:<12} {detail}")
                 if launch.error:
                     lines.append(f"         error: {launch.error}")
@@ -119,8 +134,9 @@ class Command(BaseCommand):
 
     def _watch(self, options):
         execution = cli.resolve_execution(options["id"])
-        return cli.follow_from_command(self, execution, as_json=options["json"],
-                                       until_cleaned=cli.cleanup_open(execution.pk))
+        return cli.follow_from_command(
+            self, execution, as_json=options["json"], until_cleaned=cli.cleanup_open(execution.pk)
+        )
 
     # --- acting ----------------------------------------------------------------------------
 

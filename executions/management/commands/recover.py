@@ -19,17 +19,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("plan", help="The plan's name (quote it) or numeric id.")
-        parser.add_argument("--confirm", metavar="PLAN_NAME", default=None,
-                            help="The plan's exact name, to confirm that a real recovery is meant.")
+        parser.add_argument(
+            "--confirm",
+            metavar="PLAN_NAME",
+            default=None,
+            help="The plan's exact name, to confirm that a real recovery is meant.",
+        )
         cli.add_point_in_time_argument(parser)
-        parser.add_argument("--accept-risks", action="store_true",
-                            help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
-                                 "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
-                                 "they are recorded on the execution. Errors are never accepted.")
+        parser.add_argument(
+            "--accept-risks",
+            action="store_true",
+            help="Start despite readiness warnings (replication not CONTINUOUS, lag over the RPO, "
+            "DRS unreachable for a check, a server held by a DRS job drsorch did not start); "
+            "they are recorded on the execution. Errors are never accepted.",
+        )
         parser.add_argument("--wait", action="store_true", help="Follow (and drive) the recovery to its end.")
-        parser.add_argument("--json", action="store_true",
-                            help="Print the execution JSON: at the end with --wait, else at once. Progress "
-                                 "goes to stderr.")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the execution JSON: at the end with --wait, else at once. Progress goes to stderr.",
+        )
 
     def handle(self, *args, **options):
         with cli.logging_for_verbosity(options["verbosity"]):
