@@ -66,7 +66,10 @@ class ServiceDeleteAdminMixin:
                 refusals.append(exc)
         try:
             if not refusals:
-                return delete_selected(modeladmin, request, queryset)
+                # Atomic, so that a refusal met while deleting (a plan took a group meanwhile)
+                # leaves neither deletions nor the admin log's entries of them.
+                with transaction.atomic():
+                    return delete_selected(modeladmin, request, queryset)
         except ValidationError as exc:
             refusals.append(exc)
         for exc in refusals:

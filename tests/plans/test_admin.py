@@ -156,3 +156,17 @@ def test_source_servers_cannot_be_deleted_in_the_admin(root, used):
     assert b'value="delete_selected"' not in changelist.content
     bulk_delete(root, "sourceserver", [server], confirm=True)
     assert SourceServer.objects.filter(pk=server.pk).exists()
+
+
+def test_a_refusal_met_while_deleting_in_bulk_leaves_no_deletion_and_no_log_entry(root, used, monkeypatch):
+    """The check before the confirmation passed, then a plan took the group: the service's
+    own refusal still stops the deletion, and the admin log does not claim it."""
+    from django.contrib.admin.models import LogEntry
+
+    from plans.admin import ProtectionGroupAdmin
+
+    monkeypatch.setattr(ProtectionGroupAdmin, "delete_check", lambda self, obj: None)
+    response = bulk_delete(root, "protectiongroup", [used["spare"], used["used"]], confirm=True)
+    assert "used by the plan(s) Payroll" in page_text(response)
+    assert ProtectionGroup.objects.count() == 2
+    assert not LogEntry.objects.exists()
