@@ -221,11 +221,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "EXCEPTION_HANDLER": "drsorch.api.exception_handler",
-    # DRF's defaults, with JSON nested past Python's recursion limit refused as a parse error.
+    # DRF's defaults, with JSON nested past Python's recursion limit and NUL characters refused as
+    # parse errors (drsorch/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
         "drsorch.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "drsorch.parsers.FormParser",
+        "drsorch.parsers.MultiPartParser",
     ],
 }
 SPECTACULAR_SETTINGS = {

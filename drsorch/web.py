@@ -42,6 +42,13 @@ def whole_number(value: object, *, maximum: int = MAX_ID) -> int | None:
     return number if number <= maximum else None
 
 
+def search_text(value: object, *, max_length: int = 200) -> str:
+    """`value` (a request's search box) as text the database can be asked about: stripped,
+    without NUL characters (PostgreSQL refuses them in text, and nothing stored holds one),
+    at most `max_length` characters."""
+    return value.replace("\x00", "").strip()[:max_length] if isinstance(value, str) else ""
+
+
 def whole_numbers(values: Iterable[object]) -> set[int]:
     """The values that are whole numbers (whole_number), the others dropped: ticked ids."""
     return {n for n in map(whole_number, values) if n is not None}

@@ -201,20 +201,21 @@ def add_point_in_time_argument(parser) -> None:
 
 
 def not_ready_message(plan, report):
-    """Why a start was refused: the errors to fix, else the warnings --accept-risks accepts."""
+    """Why a start was refused, on one line: the errors to fix, else the warnings
+    --accept-risks accepts, each finding after a semicolon."""
     if report.errors:
-        lines = [f"Plan '{plan.name}' is not ready; fix these first:"]
-        lines += [f"  - {check.message}" for check in report.errors]
+        message = f"Plan '{plan.name}' is not ready; fix these first: " + "; ".join(
+            check.message.rstrip(".") for check in report.errors
+        )
         if report.warnings:
-            lines.append("and these warnings would need --accept-risks:")
-            lines += [f"  - {check.message}" for check in report.warnings]
-        return "\n".join(lines)
-    lines = [
+            message += "; and these warnings would need --accept-risks: " + "; ".join(
+                check.message.rstrip(".") for check in report.warnings
+            )
+        return message + "."
+    return (
         f"Plan '{plan.name}' has {len(report.warnings)} risk(s); nothing was started. To start anyway, "
-        "accept them with --accept-risks:"
-    ]
-    lines += [f"  - {check.message}" for check in report.warnings]
-    return "\n".join(lines)
+        "accept them with --accept-risks: " + "; ".join(check.message.rstrip(".") for check in report.warnings) + "."
+    )
 
 
 def start_from_command(command, options, *, plan, mode):

@@ -1,13 +1,85 @@
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from . import services
 from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave
 
 
+class ServiceDeleteAdminMixin:
+    """Deletes through the delete service the pages and the API call, never past it.
+
+    `delete_check(obj)` raises ValidationError when the service would refuse, `delete_service(obj)`
+    deletes. The single delete is refused before its confirmation page, the bulk "delete
+    selected" action before its own when any selected object is refused: each refusal is
+    reported by name and nothing is deleted.
+    """
+
+    def delete_check(self, obj):
+        raise NotImplementedError
+
+    def delete_service(self, obj):
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete_service(obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                self.delete_service(obj)
+
+    def _refuse(self, request, exc):
+        for message in exc.messages:
+            self.message_user(request, message, messages.ERROR)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        try:
+            if obj is not None:
+                self.delete_check(obj)
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:
+            # Refused before the confirmation page, or (used meanwhile) by the service itself.
+            self._refuse(request, exc)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (self._delete_selected_through_service, name, description)
+        return actions
+
+    @staticmethod
+    def _delete_selected_through_service(modeladmin, request, queryset):
+        refusals = []
+        for obj in queryset:
+            try:
+                modeladmin.delete_check(obj)
+            except ValidationError as exc:
+                refusals.append(exc)
+        try:
+            if not refusals:
+                # Atomic, so that a refusal met while deleting (a plan took a group meanwhile)
+                # leaves neither deletions nor the admin log's entries of them.
+                with transaction.atomic():
+                    return delete_selected(modeladmin, request, queryset)
+        except ValidationError as exc:
+            refusals.append(exc)
+        for exc in refusals:
+            modeladmin._refuse(request, exc)
+        modeladmin.message_user(request, "Nothing was deleted.", messages.WARNING)
+        return None
+
+
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "account_id", "region", "role_arn", "server_count"]
     list_filter = ["kind", "region"]
     search_fields = ["name", "account_id", "region", "role_arn"]
@@ -16,6 +88,18 @@ class TargetAdmin(admin.ModelAdmin):
     @admin.display(description="Servers")
     def server_count(self, obj):
         return obj.source_servers.count()
+
+    def delete_check(self, obj):
+        services.target_delete_check(target=obj)
+
+    def delete_service(self, obj):
+        services.target_delete(target=obj)
+
+    def get_deleted_objects(self, objs, request):
+        # The target's synced inventory goes with it although servers are never deleted alone.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(SourceServer._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
     @admin.action(description="Sync source servers from DRS", permissions=["change"])
     def sync_inventory(self, request, queryset):
@@ -53,6 +137,11 @@ class SourceServerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a server by hand would empty the waves whose groups name it, while DRS still
+        # replicates it and the next sync brings it back: servers leave with the inventory.
+        return False
+
 
 class GroupMembershipInline(admin.TabularInline):
     model = ProtectionGroupMembership
@@ -61,7 +150,7 @@ class GroupMembershipInline(admin.TabularInline):
 
 
 @admin.register(ProtectionGroup)
-class ProtectionGroupAdmin(admin.ModelAdmin):
+class ProtectionGroupAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     list_display = ["name", "target", "tag_selector", "explicit_count"]
     list_filter = ["target"]
     search_fields = ["name", "description"]
@@ -70,6 +159,38 @@ class ProtectionGroupAdmin(admin.ModelAdmin):
     @admin.display(description="Explicit servers")
     def explicit_count(self, obj):
         return obj.memberships.count()
+
+    def delete_check(self, obj):
+        services.protection_group_delete_check(group=obj)
+
+    def delete_service(self, obj):
+        services.protection_group_delete(group=obj)
+
+    def save_related(self, request, form, formsets, change):
+        """Save the inline memberships, then save the group again through protection_group_save,
+        which holds it to the pages' and API's rules (servers of its own target, each in one
+        group, some server or a tag selector); a refusal rolls the whole save back."""
+        super().save_related(request, form, formsets, change)
+        group = form.instance
+        try:
+            services.protection_group_save(
+                group=group,
+                name=group.name,
+                target=group.target,
+                description=group.description,
+                servers=list(group.servers.all()),
+                tag_selector=group.tag_selector,
+            )
+        except ValidationError as exc:
+            raise AdminSaveRefused(exc) from exc
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except AdminSaveRefused as exc:
+            for message in exc.messages:
+                self.message_user(request, message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 class WaveInline(admin.StackedInline):
@@ -87,7 +208,7 @@ class WaveInline(admin.StackedInline):
 
 
 @admin.register(RecoveryPlan)
-class RecoveryPlanAdmin(admin.ModelAdmin):
+class RecoveryPlanAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     list_display = ["name", "rto_target_minutes", "rpo_target_minutes", "owner", "wave_count", "updated_at"]
     search_fields = ["name", "description"]
     inlines = [WaveInline]
@@ -96,6 +217,12 @@ class RecoveryPlanAdmin(admin.ModelAdmin):
     def wave_count(self, obj):
         return obj.waves.count()
 
+    def delete_check(self, obj):
+        services.plan_delete_check(plan=obj)
+
+    def delete_service(self, obj):
+        services.plan_delete(plan=obj)
+
     def save_related(self, request, form, formsets, change):
         """Save the inline waves, then hold the plan to the same structure rules as the pages and
         API; a violation rolls the whole save back and is reported next to the plan."""
@@ -103,19 +230,20 @@ class RecoveryPlanAdmin(admin.ModelAdmin):
         try:
             services.plan_validate_waves(waves=services.plan_wave_specs(plan=form.instance))
         except ValidationError as exc:
-            raise AdminPlanInvalid(exc) from exc
+            raise AdminSaveRefused(exc) from exc
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except AdminPlanInvalid as exc:
+        except AdminSaveRefused as exc:
             for message in exc.messages:
                 self.message_user(request, message, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
 
-class AdminPlanInvalid(ValidationError):
-    """Raised inside the admin's transaction so that an invalid plan is not saved."""
+class AdminSaveRefused(ValidationError):
+    """Raised inside the admin's transaction so that a plan or group the services refuse is not
+    saved."""
 
     def __init__(self, exc):
         super().__init__(exc.messages)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models import ProtectedError
+from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from drsorch.drs import gateway
@@ -281,26 +283,65 @@ def protection_group_save(*, group: ProtectionGroup | None = None, name: str, ta
     return group
 
 
-def protection_group_delete(*, group: ProtectionGroup) -> None:
-    """Delete a protection group unless a plan still uses it."""
+def protection_group_delete_check(*, group: ProtectionGroup) -> None:
+    """Raise ValidationError naming the plans whose waves use the group, if any: deleting it
+    would leave those waves without its servers."""
     plans = sorted({wave.plan.name for wave in group.waves.select_related("plan")})
     if plans:
         raise ValidationError(
             f"Protection group '{group.name}' is used by the plan(s) {', '.join(plans)}; "
             "remove it from their waves first."
         )
+
+
+def protection_group_delete(*, group: ProtectionGroup) -> None:
+    """Delete a protection group unless a plan still uses it."""
+    protection_group_delete_check(group=group)
     group.delete()
 
 
-def plan_delete(*, plan: RecoveryPlan) -> None:
-    """Delete a plan that never ran: its executions are audit evidence and keep their plan."""
+def plan_delete_check(*, plan: RecoveryPlan) -> None:
+    """Raise ValidationError when the plan has executions (running or ended): they are audit
+    evidence and keep their plan."""
     count = plan.executions.count()
     if count:
         raise ValidationError(
             f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and recoveries, "
             "so the plan cannot be deleted."
         )
+
+
+def plan_delete(*, plan: RecoveryPlan) -> None:
+    """Delete a plan that never ran: its executions are audit evidence and keep their plan."""
+    plan_delete_check(plan=plan)
     plan.delete()
+
+
+def target_delete_check(*, target: Target) -> None:
+    """Raise ValidationError naming what still uses the target: its protection groups, and the
+    records of executions that launched or claimed servers in it (audit evidence). Its synced
+    inventory alone does not keep it: DRS still holds those servers, a sync brings them back."""
+    groups = sorted(target.protection_groups.values_list("name", flat=True))
+    if groups:
+        raise ValidationError(
+            f"Target '{target.name}' is used by the protection group(s) {', '.join(groups)}; "
+            "delete or move them first."
+        )
+    try:
+        Collector(using=router.db_for_write(Target)).collect([target])
+    except ProtectedError as exc:
+        kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        raise ValidationError(
+            f"Target '{target.name}' has {', '.join(kinds)} of executions that are evidence of drills and "
+            "recoveries, so it cannot be deleted."
+        ) from exc
+
+
+@transaction.atomic
+def target_delete(*, target: Target) -> None:
+    """Delete a target and its synced inventory unless groups or executions still use it."""
+    target_delete_check(target=target)
+    target.delete()
 
 
 # --- Inventory sync from DRS -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from drsorch.web import RoleRequiredMixin, paginate, whole_number, whole_numbers
+from drsorch.web import RoleRequiredMixin, paginate, search_text, whole_number, whole_numbers
 
 from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
 from .forms import (
@@ -30,7 +30,15 @@ from .forms import (
     plan_service_errors,
     wave_initial,
 )
-from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave, servers_matching_tags
+from .models import (
+    ProtectionGroup,
+    RecoveryPlan,
+    SourceServer,
+    Target,
+    Wave,
+    servers_matching_tags,
+    validate_tag_selector,
+)
 from .services import (
     plan_delete,
     plan_save,
@@ -214,8 +222,7 @@ class ServerPickerView(RoleRequiredMixin, View):
         if (group_id := whole_number(request.GET.get("group"))) is not None:
             group = ProtectionGroup.objects.filter(pk=group_id).first()
         selected = whole_numbers(request.GET.getlist("servers"))
-        context = server_picker_context(whole_number(target), selected,
-                                        request.GET.get("q", "").strip(), group)
+        context = server_picker_context(whole_number(target), selected, search_text(request.GET.get("q")), group)
         return render(request, "plans/_server_picker.html", {"picker": context})
 
 
@@ -229,6 +236,9 @@ class TagPreviewView(RoleRequiredMixin, View):
         context = {"error": None, "servers": [], "count": 0, "selector": {}}
         try:
             selector = parse_tag_selector(request.GET.get("tag_selector", ""))
+            # The values the group's own save refuses are never looked up (a NUL one would
+            # reach PostgreSQL).
+            validate_tag_selector(selector)
         except ValidationError as exc:
             context["error"] = exc.messages[0]
         else:

@@ -395,10 +395,17 @@ def sandbox_status():
 
 # --- the demo's simulated servers ------------------------------------------------------------
 
+# More simulated servers than any benchmark seeds; a larger count would only fill memory.
+MAX_DEMO_SERVERS = 10_000
+
+
 def tier_sizes(servers: int) -> dict[str, int]:
-    """How many db, app and web servers a demo of `servers` servers has (at least one each)."""
+    """How many db, app and web servers a demo of `servers` servers has (at least one each,
+    at most MAX_DEMO_SERVERS in all)."""
     if servers < len(TIERS):
         raise ValidationError(f"The demo needs at least {len(TIERS)} servers, one per tier; got {servers}.")
+    if servers > MAX_DEMO_SERVERS:
+        raise ValidationError(f"The demo has at most {MAX_DEMO_SERVERS} servers; got {servers}.")
     db = max(1, round(servers * 0.25))
     web = max(1, round(servers * 0.33))
     return {"db": db, "app": servers - db - web, "web": web}

@@ -18,7 +18,7 @@ from drsorch.api import (
 )
 from plans.filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet, TargetFilterSet
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave
-from plans.services import plan_delete, protection_group_delete, source_servers_sync
+from plans.services import plan_delete, protection_group_delete, source_servers_sync, target_delete
 
 from .serializers import (
     ProtectionGroupSerializer,
@@ -62,6 +62,12 @@ class TargetViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
     queryset = Target.objects.all()
     serializer_class = TargetSerializer
     filterset_class = TargetFilterSet
+
+    def perform_destroy(self, target):
+        try:
+            target_delete(target=target)
+        except DjangoValidationError as exc:
+            raise Conflict(" ".join(exc.messages), code="protected")
 
 
 @crud_schema("source server", SourceServerSerializer, tag="source-servers",

@@ -1,5 +1,7 @@
 """Starting, following and acting on executions through the API."""
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -275,6 +277,41 @@ def test_a_body_nested_past_the_recursion_limit_is_a_400_parse_error(api, plan, 
     response = api("superuser").post(path, "[" * depth + "]" * depth, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {"detail": "JSON parse error - the body is nested too deeply.", "code": "parse_error"}
+
+
+NUL_BODIES = [
+    ("/api/v1/targets/", {"name": "dr\u0000", "kind": "sandbox", "account_id": "123456789012", "region": "us-east-1"}),
+    ("/api/v1/protection-groups/", {"name": "g", "target": 1, "tag_selector": {"Tier": "db\u0000"}}),
+    ("/api/v1/plans/", {"name": "p", "waves": [{"name": "w", "protection_groups": [1], "x\u0000": 1}]}),
+    ("/api/v1/executions/", {"plan": 1, "mode": "DRILL", "comment": "\u0000"}),
+]
+
+
+@pytest.mark.parametrize(
+    "path, body, as_form",
+    [*((path, body, False) for path, body in NUL_BODIES), (*NUL_BODIES[0], True), (*NUL_BODIES[3], True)],
+)
+def test_a_nul_character_in_a_body_is_a_400_and_never_reaches_the_database(api, plan, path, body, as_form):
+    """PostgreSQL refuses NUL in text and jsonb: before this, a uniqueness check of a target
+    name sent it there (a 500 on PostgreSQL, unseen on SQLite)."""
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        sent.extend(p for p in (params or ()) if isinstance(p, str))
+        return execute(sql, params, many, context)
+
+    client = api("superuser")
+    with connection.execute_wrapper(record):
+        if as_form:
+            response = client.post(path, body)
+        else:
+            response = client.post(path, json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The body holds a NUL character (\\u0000); no field accepts one.",
+        "code": "parse_error",
+    }
+    assert not any("\x00" in value for value in sent)
 
 
 def test_a_body_that_is_not_json_answers_400(api, plan):

@@ -58,3 +58,31 @@ def test_refusal_is_reported_by_name(client, make_user, gated_execution):
     client.force_login(admin)
     response = post_action(client, "retry", gated_execution)
     assert "only FAILED, PARTIAL or TIMED_OUT executions can be retried" in response.content.decode()
+
+
+@pytest.mark.parametrize("model", ["execution", "executionevent", "waverun", "serverlaunch", "drsjob"])
+def test_executions_and_their_audit_trail_cannot_be_deleted_or_edited_in_the_admin(client, make_user, model):
+    """Executions, their events, waves, launches and jobs are evidence: neither the delete page,
+    nor the bulk action, nor a change form exists for them, even for a superuser."""
+    from executions.models import DrsJob, ExecutionEvent
+    from tests.factories import ServerLaunchFactory
+
+    launch = ServerLaunchFactory()
+    execution = launch.execution
+    objects = {
+        "execution": execution,
+        "executionevent": ExecutionEvent.objects.create(execution=execution, kind="note", message="evidence"),
+        "waverun": launch.wave_run,
+        "serverlaunch": launch,
+        "drsjob": DrsJob.objects.create(execution=execution, target=launch.target, job_id="drsjob-0123456789abcdef0"),
+    }
+    obj = objects[model]
+    client.force_login(make_user("root", superuser=True))
+    assert client.get(reverse(f"admin:executions_{model}_delete", args=[obj.pk])).status_code == 403
+    assert client.post(reverse(f"admin:executions_{model}_delete", args=[obj.pk]), {"post": "yes"}).status_code == 403
+    changelist = reverse(f"admin:executions_{model}_changelist")
+    assert b'value="delete_selected"' not in client.get(changelist).content
+    client.post(changelist, {"action": "delete_selected", "_selected_action": [str(obj.pk)], "post": "yes"})
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+    page = client.get(reverse(f"admin:executions_{model}_change", args=[obj.pk]))
+    assert page.status_code == 200 and b'name="_save"' not in page.content

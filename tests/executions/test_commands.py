@@ -184,10 +184,11 @@ def test_unaccepted_risks_exit_2_naming_each_warning(demo):
     assert result.out == ""
     assert "has 2 risk(s); nothing was started" in result.err and "--accept-risks" in result.err
     assert (
-        f"  - Server db-01 ({servers['db-01']}) replication is STALLED, not CONTINUOUS; a recovery now "
-        "starts from a snapshot about 5 min old."
+        f"Server db-01 ({servers['db-01']}) replication is STALLED, not CONTINUOUS; a recovery now "
+        "starts from a snapshot about 5 min old; "
     ) in result.err
-    assert f"  - Server web-02 ({servers['web-02']}) lags 60 min behind" in result.err
+    assert f"; Server web-02 ({servers['web-02']}) lags 60 min behind" in result.err
+    assert len(result.err.strip().splitlines()) == 1
     assert not Execution.objects.exists()
 
 

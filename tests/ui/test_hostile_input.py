@@ -2,6 +2,7 @@
 value, never a 500 (issue 13)."""
 
 import pytest
+from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,3 +57,35 @@ def test_whole_number_is_an_ascii_digit_string_or_int_within_range(value):
     if number is not None:
         assert 0 <= number <= MAX_ID
         assert str(value).isascii() and str(value).isdigit() and not isinstance(value, bool | float)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "/groups/server-picker/?target=1&q=db%00",
+        "/groups/tag-preview/?target=1&tag_selector=Tier%3Ddb%00",
+        "/groups/tag-preview/?target=1&tag_selector=Ti%00er%3Ddb",
+        "/servers/?q=%00",
+        "/groups/?q=%00",
+        "/plans/?q=%00",
+        "/executions/?status=%00",
+    ],
+)
+def test_a_nul_character_in_a_query_value_never_reaches_the_database(login, demo, page):
+    """PostgreSQL refuses NUL in text (a 500 there; SQLite stores it): the server picker's
+    search drops it, and the tag preview refuses a selector the group's save would refuse."""
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        sent.extend(p for p in (params or ()) if isinstance(p, str))
+        return execute(sql, params, many, context)
+
+    client = login("Planner")
+    with connection.execute_wrapper(record):
+        response = client.get(page)
+    assert response.status_code == 200
+    assert not any("\x00" in value for value in sent)
+    if "tag-preview" in page:
+        assert "is not a valid AWS tag key" in response.content.decode() or "must be a string" in (
+            response.content.decode()
+        )
