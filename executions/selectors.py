@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from plans.models import RecoveryPlan
@@ -57,6 +57,19 @@ def plan_trend(*, plan: RecoveryPlan, limit: int = TREND_LIMIT) -> list[Executio
     return list(reversed(latest[:limit]))
 
 
+def replaced_by_a_later_launch() -> Exists:
+    """True for a launch whose instance a later launch of the same source server replaced:
+    DRS keeps one recovery instance per source server, so launching it again (a drill or a
+    recovery, from any plan) terminates the previous one."""
+    return Exists(
+        ServerLaunch.objects.filter(
+            target_id=OuterRef("target_id"),
+            source_server_id=OuterRef("source_server_id"),
+            launched_at__gt=OuterRef("launched_at"),
+        )
+    )
+
+
 # --- Failed over: a plan whose recovery launched production instances ---------------------------
 
 
@@ -99,7 +112,8 @@ def plans_failed_over(*, plan_ids: Iterable[int] | None = None) -> dict[int, Fai
     recovery account all the same, and nobody may clean them up from drsorch). A recovery
     that launched nothing changed nothing. drsorch does not fail back (DRS's reverse
     replication does, outside drsorch), so the state lasts until a newer recovery replaces it.
-    A running recovery is not failed over yet: the plan shows it running. Three queries."""
+    A running recovery is not failed over yet: the plan shows it running. `instances` leaves
+    out those a later launch of the same server replaced. Three queries."""
     launched = Count("server_launches", filter=Q(server_launches__status=LaunchStatus.LAUNCHED))
     recoveries = Execution.objects.filter(mode=ExecutionMode.RECOVERY, status__in=EXECUTION_TERMINAL)
     if plan_ids is not None:
@@ -115,6 +129,7 @@ def plans_failed_over(*, plan_ids: Iterable[int] | None = None) -> dict[int, Fai
     instances: dict[object, list[RecoveryInstance]] = {execution.pk: [] for execution in newest.values()}
     rows = (
         ServerLaunch.objects.filter(execution__in=list(newest.values()), status=LaunchStatus.LAUNCHED)
+        .exclude(replaced_by_a_later_launch())
         .select_related("target")
         .order_by("hostname", "source_server_id")
     )
@@ -166,7 +181,8 @@ class DrillLeftRunning:
 
 def drills_left_running() -> list[DrillLeftRunning]:
     """Ended drills with recovery instances still running, oldest launch first: the instances
-    each left (`running`, of which `terminating` are being cleaned up), since when, their
+    each left (`running`, of which `terminating` are being cleaned up; not those a later
+    launch of the same server replaced), since when, their
     instance types (the inventory's recommended type, "" when unknown) and the cost estimate
     of executions.costs. Two queries, whatever the number of servers."""
     rows = (
@@ -175,6 +191,7 @@ def drills_left_running() -> list[DrillLeftRunning]:
             execution__status__in=EXECUTION_TERMINAL,
             status=LaunchStatus.LAUNCHED,
         )
+        .exclude(replaced_by_a_later_launch())
         .values("execution_id", "phase", "server__recommended_instance_type")
         .annotate(count=Count("pk"), since=Min("launched_at"))
         .order_by()

@@ -391,6 +391,7 @@ class ConnectionCheck:
     operation: str
     ok: bool
     detail: str
+    asked: bool = True
 
 
 @dataclass
@@ -451,13 +452,14 @@ def target_connection_test(*, target: Target) -> ConnectionTest:
     in the result, never raised; nothing is written (the inventory sync stays separate)."""
     result = ConnectionTest(target=target, tested_at=timezone.now())
     if target.kind == TargetKind.SANDBOX:
-        result.identity = f"the sandbox's simulated DRS in account {target.account_id}, {target.region}"
+        result.identity = f"arn:aws:sts::{target.account_id}:assumed-role/drsorch/drsorch (simulated)"
         result.checks.append(
             ConnectionCheck(
                 "sts:GetCallerIdentity",
                 True,
-                "Not asked: the sandbox simulates DRS and EC2 only, with no STS; its calls run as "
-                f"arn:aws:sts::{target.account_id}:assumed-role/drsorch/drsorch.",
+                "Not asked: the sandbox simulates DRS and EC2 only, with no STS; every sandbox call runs "
+                "as the simulated role above.",
+                asked=False,
             )
         )
     else:

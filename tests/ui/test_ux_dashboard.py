@@ -245,7 +245,8 @@ def test_test_connection_reports_a_working_sandbox(login, demo):
     assert response.status_code == 200
     assert "Connection works." in words
     assert "DRS answers in us-east-1 and sees source servers." in words
-    assert "no STS" in words
+    assert "no STS" in words and "not asked sts:GetCallerIdentity" in words
+    assert "drsorch calls Sandbox test as arn:aws:sts::123456789012:assumed-role/drsorch/drsorch (simulated)" in words
     partial = client.post(reverse("plans:target_test", args=[demo["target"].pk]), HTTP_HX_REQUEST="true")
     assert "<html" not in partial.content.decode() and "Connection works." in text(partial)
 
@@ -290,3 +291,18 @@ def test_test_connection_without_aws_credentials_says_so(db, monkeypatch):
     assert "drsorch has no AWS credentials" in problem.detail
     # Without credentials DRS is not asked: it would fail the same way.
     assert len(result.checks) == 1
+
+
+def test_drill_instances_replaced_by_a_later_launch_are_not_left_running(login, demo, run):
+    drill = run(demo["plan"], ExecutionMode.DRILL)
+    assert [left.execution for left in drills_left_running()] == [drill]
+    # DRS keeps one recovery instance per source server: the recovery replaced the drill's.
+    recovery = run(demo["plan"], ExecutionMode.RECOVERY)
+    assert drills_left_running() == []
+    assert len(plans_failed_over()[demo["plan"].pk].instances) == 3
+    # And a drill after the recovery replaces the recovery's instances in turn.
+    run(demo["plan"], ExecutionMode.DRILL)
+    state = plans_failed_over()[demo["plan"].pk]
+    assert state.execution == recovery and state.instances == []
+    words = text(login("Viewer").get(demo["plan"].get_absolute_url()))
+    assert "FAILED OVER" in words and "replaced all its instances since" in words
