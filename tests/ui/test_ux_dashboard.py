@@ -120,6 +120,12 @@ def test_no_clean_up_is_offered_or_allowed_for_recovery_instances(login, demo, r
     assert "a recovery's instances are your production now" in text(response)
     api = client.post(f"/api/v1/executions/{recovery.pk}/cleanup/")
     assert api.status_code == 409
+    admin = login(superuser=True).post(
+        reverse("admin:executions_execution_changelist"),
+        {"action": "cleanup", "_selected_action": [str(recovery.pk)]},
+        follow=True,
+    )
+    assert "a recovery's instances are your production now" in text(admin)
     assert not DrsJob.objects.filter(execution=recovery, type="TERMINATE").exists()
     assert not recovery.server_launches.filter(phase=LaunchPhase.TERMINATING).exists()
 
