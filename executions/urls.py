@@ -20,9 +20,10 @@ urlpatterns = [
     path("executions/<uuid:pk>/cleanup/", views.ExecutionActionView.as_view(action="cleanup"), name="cleanup"),
 ]
 
-# A plan's own page and its start form, composed here from both apps; drsorch/urls.py serves
-# them in the "plans" namespace, so they keep their names plans:plan_detail and plans:plan_start.
+# The plan list, a plan's own page and its start form, composed here from both apps; drsorch/urls.py serves
+# them in the "plans" namespace, so they keep their names (plans:plan_list, plans:plan_detail...).
 plan_urlpatterns = [
+    path("plans/", views.PlanListView.as_view(), name="plan_list"),
     path("plans/<int:pk>/", views.PlanDetailView.as_view(), name="plan_detail"),
     path("plans/<int:pk>/start/", views.PlanStartView.as_view(), name="plan_start"),
     path("plans/<int:pk>/readiness/refresh/", views.PlanReadinessRefreshView.as_view(), name="plan_readiness_refresh"),

@@ -22,6 +22,7 @@ from drsorch.web import RoleRequiredMixin, paginate, whole_number
 from plans.models import RecoveryPlan, SourceServer
 from plans.services import plan_wave_specs
 from plans.templatetags.plan_ui import wave_diagram_data
+from plans.views import PlanListView as PlanOnlyListView
 
 from . import services
 from .choices import (
@@ -43,7 +44,7 @@ from .readiness import plan_readiness
 from .reports.evidence import execution_report
 from .reports.pdf import report_pdf
 from .reports.spreadsheet import report_csv
-from .selectors import TREND_LIMIT, plan_trend
+from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_failed_over
 from .trends import trend_chart, trend_run, trend_summary
 
 LAG_ALERT_SECONDS = 15 * 60
@@ -84,7 +85,8 @@ def running_executions():
 
 
 class DashboardView(RoleRequiredMixin, View):
-    """Running executions, every plan's last drill and readiness, and inventory health."""
+    """Running executions, failed-over plans, drills whose instances still run, every plan's
+    last drill and readiness, and inventory health."""
 
     permission_required = ("executions.view_execution", "plans.view_recoveryplan")
 
@@ -94,11 +96,21 @@ class DashboardView(RoleRequiredMixin, View):
             .order_by("-created_at")
             .values("pk")[:1]
         )
-        plans = list(RecoveryPlan.objects.annotate(last_drill_id=Subquery(last_drill)))
-        drills = Execution.objects.in_bulk([p.last_drill_id for p in plans if p.last_drill_id])
+        last_recovery = (
+            Execution.objects.filter(plan=OuterRef("pk"), mode=ExecutionMode.RECOVERY, status__in=EXECUTION_TERMINAL)
+            .order_by("-created_at")
+            .values("pk")[:1]
+        )
+        plans = list(
+            RecoveryPlan.objects.annotate(last_drill_id=Subquery(last_drill), last_recovery_id=Subquery(last_recovery))
+        )
+        ended = Execution.objects.in_bulk([pk for p in plans for pk in (p.last_drill_id, p.last_recovery_id) if pk])
+        failed_over = plans_failed_over()
         rpo_lagging = {}
         for plan in plans:
-            plan.last_drill = drills.get(plan.last_drill_id)
+            plan.last_drill = ended.get(plan.last_drill_id)
+            plan.last_recovery = ended.get(plan.last_recovery_id)
+            plan.failed_over = failed_over.get(plan.pk)
             plan.readiness = plan_readiness(plan=plan, live=False)
             for check in plan.readiness.checks:
                 if check.code == "lag_above_rpo" and check.server is not None:
@@ -116,6 +128,9 @@ class DashboardView(RoleRequiredMixin, View):
             {
                 "running": running_executions(),
                 "plans": plans,
+                "failed_over": [plan for plan in plans if plan.failed_over],
+                "drills_left_running": drills_left_running(),
+                "can_cleanup": request.user.has_perm(ACTION_PERMISSIONS["cleanup"]),
                 "states": states,
                 "server_total": sum(row["count"] for row in states),
                 "healthy_total": sum(row["count"] for row in states if row["replication_state"] == "CONTINUOUS"),
@@ -353,6 +368,17 @@ class ExecutionActionView(RoleRequiredMixin, View):
 # names in the "plans" namespace (see plan_urlpatterns in executions/urls.py).
 
 
+class PlanListView(PlanOnlyListView):
+    """The plan list with each plan's FAILED OVER state (plans_failed_over), which the plans
+    app cannot read: served from here as plans:plan_list."""
+
+    def describe_plans(self, plans):
+        super().describe_plans(plans)
+        failed_over = plans_failed_over(plan_ids=[plan.pk for plan in plans])
+        for plan in plans:
+            plan.failed_over = failed_over.get(plan.pk)
+
+
 class PlanDetailView(RoleRequiredMixin, View):
     """A plan: the wave diagram, targets, readiness checks, trends, recent executions, start forms."""
 
@@ -421,6 +447,7 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
             "readiness_error": readiness_error,
             "executions": executions,
             "running": running,
+            "failed_over": plans_failed_over(plan_ids=[plan.pk]).get(plan.pk),
             "trends": plan_trends(plan),
             "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
             "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
@@ -17,9 +18,10 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from drsorch.drs import gateway
+from drsorch.drs.errors import ErrorKind, classify, error_code, error_message, explain
 from drsorch.drs.times import parse_drs_time, parse_duration_seconds
 
-from .choices import ReplicationState
+from .choices import ReplicationState, TargetKind
 from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave
 
 logger = logging.getLogger(__name__)
@@ -416,4 +418,121 @@ def source_servers_sync(*, target: Target) -> SyncResult:
     result.created, result.updated, result.missing = len(to_create), len(to_update), len(gone)
     logger.info("Synced target %s: %s created, %s updated, %s no longer in DRS.",
                 target.name, result.created, result.updated, result.missing)
+    return result
+
+
+# --- Testing a target's connection ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """One call of a connection test: the operation, whether it answered, and in plain words
+    what it found (the identity, or the problem and its fix)."""
+
+    operation: str
+    ok: bool
+    detail: str
+    asked: bool = True
+
+
+@dataclass
+class ConnectionTest:
+    """What `target_connection_test` found: who drsorch is in the target's account and the
+    outcome of each call; `problems` are the failed checks."""
+
+    target: Target
+    identity: str = ""
+    checks: list[ConnectionCheck] = field(default_factory=list)
+    tested_at: object = None
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def problems(self) -> list[ConnectionCheck]:
+        return [check for check in self.checks if not check.ok]
+
+
+def _identity_problem(target: Target, exc: BaseException) -> str:
+    """An STS failure in plain words: the role, its external ID, the endpoint or the credentials."""
+    if isinstance(exc, ClientError) and exc.operation_name == "AssumeRole":
+        external = " with its external ID" if target.external_id else ""
+        return (
+            f"drsorch could not assume the role {target.role_arn}{external} ({error_code(exc)}: "
+            f"{error_message(exc)}). Check that the role exists, that its trust policy lets drsorch's "
+            "account assume it, and that the external ID matches the one in the trust policy."
+        )
+    if isinstance(exc, NoCredentialsError):
+        return (
+            "drsorch has no AWS credentials to start from (no environment variables, profile or "
+            "instance role): give the drsorch host credentials that may assume the target's role."
+        )
+    if isinstance(exc, BotoCoreError) and classify(exc) == ErrorKind.UNREACHABLE:
+        return f"The STS endpoint of {target.region} cannot be reached ({exc}): check the network path to AWS."
+    return f"STS refused GetCallerIdentity: {explain(exc, operation='GetCallerIdentity')}"
+
+
+def _drs_problem(target: Target, exc: BaseException, operation: str) -> str:
+    """A DRS failure in plain words, naming the operation that failed."""
+    if error_code(exc) == "AccessDeniedException":
+        return (
+            f"AccessDenied on drs:{operation}: the identity drsorch uses may not call it. "
+            f"Add drs:{operation} to its IAM policy (the README lists every permission drsorch needs). "
+            f"AWS said: {error_message(exc)}"
+        )
+    if isinstance(exc, BotoCoreError) and classify(exc) == ErrorKind.UNREACHABLE:
+        return f"The DRS endpoint of {target.region} cannot be reached ({exc}): check the network path to AWS."
+    return f"drs:{operation} failed: {explain(exc, operation=operation)}"
+
+
+def target_connection_test(*, target: Target) -> ConnectionTest:
+    """Call the target once as drsorch would and say what works: STS GetCallerIdentity (who
+    drsorch is there; `aws` targets only, the sandbox simulates no STS), then one cheap DRS
+    read, DescribeSourceServers of at most one server, without retries. Failures are reported
+    in the result, never raised; nothing is written (the inventory sync stays separate)."""
+    result = ConnectionTest(target=target, tested_at=timezone.now())
+    if target.kind == TargetKind.SANDBOX:
+        result.identity = f"arn:aws:sts::{target.account_id}:assumed-role/drsorch/drsorch (simulated)"
+        result.checks.append(
+            ConnectionCheck(
+                "sts:GetCallerIdentity",
+                True,
+                "Not asked: the sandbox simulates DRS and EC2 only, with no STS; every sandbox call runs "
+                "as the simulated role above.",
+                asked=False,
+            )
+        )
+    else:
+        try:
+            identity = gateway.caller_identity(target=target)
+        except (BotoCoreError, ClientError) as exc:
+            result.checks.append(ConnectionCheck("sts:GetCallerIdentity", False, _identity_problem(target, exc)))
+            if classify(exc) == ErrorKind.UNREACHABLE or isinstance(exc, NoCredentialsError):
+                # Without working credentials every DRS call fails the same way: not asked.
+                return result
+        else:
+            result.identity = identity["arn"]
+            if identity["account"] != target.account_id:
+                result.checks.append(
+                    ConnectionCheck(
+                        "sts:GetCallerIdentity",
+                        False,
+                        f"The credentials are those of account {identity['account']} ({identity['arn']}), not of "
+                        f"the target's account {target.account_id}: set the target's role ARN to a role in "
+                        f"{target.account_id}, or fix its account ID.",
+                    )
+                )
+            else:
+                result.checks.append(
+                    ConnectionCheck("sts:GetCallerIdentity", True, f"drsorch calls as {identity['arn']}.")
+                )
+    operation = "DescribeSourceServers"
+    try:
+        found = gateway.source_servers_probe(target=target)
+    except (BotoCoreError, ClientError) as exc:
+        result.checks.append(ConnectionCheck(f"drs:{operation}", False, _drs_problem(target, exc, operation)))
+    else:
+        seen = "and sees source servers" if found else "and has no source server yet"
+        result.checks.append(ConnectionCheck(f"drs:{operation}", True, f"DRS answers in {target.region} {seen}."))
     return result

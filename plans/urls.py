@@ -1,7 +1,7 @@
 """Pages of the inventory, protection groups and plans.
 
-The plan's own page and its start form are in executions (plan_urlpatterns of
-executions/urls.py); drsorch/urls.py puts them in this "plans" namespace too.
+The plan list, the plan's own page and its start form are in executions (plan_urlpatterns of
+executions/urls.py: they show executions); drsorch/urls.py puts them in this "plans" namespace too.
 """
 
 from django.urls import path
@@ -19,7 +19,9 @@ urlpatterns = [
     path("groups/<int:pk>/", views.GroupDetailView.as_view(), name="group_detail"),
     path("groups/<int:pk>/edit/", views.GroupFormView.as_view(), name="group_edit"),
     path("groups/<int:pk>/delete/", views.GroupDeleteView.as_view(), name="group_delete"),
-    path("plans/", views.PlanListView.as_view(), name="plan_list"),
+    path("targets/", views.TargetListView.as_view(), name="target_list"),
+    path("targets/<int:pk>/", views.TargetDetailView.as_view(), name="target_detail"),
+    path("targets/<int:pk>/test/", views.TargetTestConnectionView.as_view(), name="target_test"),
     path("plans/new/", views.PlanFormView.as_view(), name="plan_create"),
     path("plans/<int:pk>/edit/", views.PlanFormView.as_view(), name="plan_edit"),
     path("plans/<int:pk>/delete/", views.PlanDeleteView.as_view(), name="plan_delete"),

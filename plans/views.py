@@ -10,7 +10,7 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -46,6 +46,7 @@ from .services import (
     protection_group_delete,
     protection_group_save,
     source_servers_sync,
+    target_connection_test,
 )
 
 logger = logging.getLogger(__name__)
@@ -300,10 +301,16 @@ class PlanListView(RoleRequiredMixin, View):
         queryset = queryset.order_by("name")
         filterset = RecoveryPlanFilterSet(request.GET or None, queryset=queryset)
         page = paginate(request, filterset.qs)
-        for plan in page.object_list:
+        self.describe_plans(page.object_list)
+        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page})
+
+    def describe_plans(self, plans):
+        """Set what the list shows of each plan's executions: its last one. The list is served
+        by executions.views.PlanListView, which adds each plan's failed-over state (plans
+        never reads executions beyond the reverse relation)."""
+        for plan in plans:
             # Executions point at their plan (related_name "executions"), newest first by their ordering.
             plan.last_execution = next(iter(plan.executions.all()), None)
-        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page})
 
 
 class PlanFormView(RoleRequiredMixin, View):
@@ -379,3 +386,69 @@ class PlanDeleteView(ServiceDeleteView):
 
     def delete(self, obj):
         plan_delete(plan=obj)
+
+
+# --- Targets -------------------------------------------------------------------------------------
+
+# Testing a target's connection calls AWS as drsorch: for those who set targets up.
+TEST_CONNECTION_PERMISSION = "plans.change_target"
+
+
+def target_rows():
+    """Targets with their inventory counts and last sync, in one query."""
+    return Target.objects.annotate(
+        server_count=Count("source_servers", filter=Q(source_servers__in_drs=True), distinct=True),
+        group_count=Count("protection_groups", distinct=True),
+        synced_at=Max("source_servers__synced_at"),
+    ).order_by("name")
+
+
+class TargetListView(RoleRequiredMixin, View):
+    """The AWS accounts and regions (and the sandbox) drsorch drives DRS in."""
+
+    permission_required = "plans.view_target"
+
+    def get(self, request):
+        return render(request, "plans/target_list.html", {"targets": list(target_rows())})
+
+
+def render_target_detail(request, target, *, test=None):
+    """A target's page: its settings, inventory by replication state, groups, and the
+    connection test's result when one was just run."""
+    context = {
+        "target": target,
+        "test": test,
+        "can_test": request.user.has_perm(TEST_CONNECTION_PERMISSION),
+    }
+    if request.headers.get("HX-Request") and test is not None:
+        return render(request, "plans/_connection_test.html", context)
+    states = (
+        SourceServer.objects.filter(target=target, in_drs=True)
+        .values("replication_state")
+        .annotate(count=Count("pk"))
+        .order_by("-count")
+    )
+    context.update(
+        states=list(states),
+        groups=list(target.protection_groups.order_by("name")),
+    )
+    return render(request, "plans/target_detail.html", context)
+
+
+class TargetDetailView(RoleRequiredMixin, View):
+    """One target: where it is, how drsorch reaches it, its servers and groups."""
+
+    permission_required = "plans.view_target"
+
+    def get(self, request, pk):
+        return render_target_detail(request, get_object_or_404(target_rows(), pk=pk))
+
+
+class TargetTestConnectionView(RoleRequiredMixin, View):
+    """ "Test connection": call the target once (STS, one DRS read) and say what works."""
+
+    permission_required = TEST_CONNECTION_PERMISSION
+
+    def post(self, request, pk):
+        target = get_object_or_404(target_rows(), pk=pk)
+        return render_target_detail(request, target, test=target_connection_test(target=target))

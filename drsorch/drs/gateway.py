@@ -211,3 +211,18 @@ def source_servers(*, target: AwsTarget) -> list[dict[str, Any]] | None:
                 for item in page.get("items", [])]
     except client.exceptions.UninitializedAccountException:
         return None
+
+
+def caller_identity(*, target: AwsTarget) -> dict[str, str]:
+    """STS GetCallerIdentity as the target's credentials (the role assumed when it has one):
+    `{"account", "arn", "user_id"}`. Only `aws` targets: the sandbox simulates no STS."""
+    answer = client_for(target, "sts", single_attempt=True).get_caller_identity()
+    return {"account": answer["Account"], "arn": answer["Arn"], "user_id": answer["UserId"]}
+
+
+def source_servers_probe(*, target: AwsTarget) -> int:
+    """One DescribeSourceServers call asking for at most one server, made once (no retries):
+    whether DRS answers the target's credentials at all. Returns how many servers came back
+    (0 or 1); raises what DRS raised."""
+    client = client_for(target, "drs", single_attempt=True)
+    return len(client.describe_source_servers(filters={}, maxResults=1).get("items", []))
