@@ -5,7 +5,7 @@ another active execution)."""
 from datetime import datetime
 
 from plans.models import RecoveryPlan, SourceServer
-from plans.readiness import ERROR, ReadinessReport
+from plans.readiness import ERROR, PLAN_RUNNING, ReadinessReport
 from plans.readiness import plan_readiness as plan_checks
 
 from .choices import EXECUTION_ACTIVE
@@ -17,7 +17,12 @@ def check_other_executions(report: ReadinessReport, plan: RecoveryPlan, servers:
     executions (the claims are what the database enforces at start)."""
     running = Execution.objects.filter(plan=plan, status__in=EXECUTION_ACTIVE).first()
     if running:
-        report.add(ERROR, "plan_running", f"The plan is already running as execution {running.pk} ({running.status}).")
+        report.add(
+            ERROR,
+            PLAN_RUNNING,
+            f"The plan is already running as execution {running.pk} ({running.status}).",
+            execution=running,
+        )
     by_key = {(s.target_id, s.drs_id): s for s in servers}
     claims = (
         ServerClaim.objects.filter(source_server_id__in=[s.drs_id for s in servers])
@@ -35,6 +40,7 @@ def check_other_executions(report: ReadinessReport, plan: RecoveryPlan, servers:
             f"Server {server.display_name} ({server.drs_id}) is held by running execution "
             f"{claim.execution.pk} of plan '{claim.execution.plan_name}'.",
             server,
+            execution=claim.execution,
         )
 
 

@@ -42,6 +42,8 @@ ERROR = "error"
 WARNING = "warning"
 INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
+# The code of the error executions.readiness adds when the plan already runs.
+PLAN_RUNNING = "plan_running"
 
 # How far back the active-job check lists DRS jobs (DescribeJobs has no status filter, only
 # dates). DRS jobs run minutes to hours (a launch step times out within hours), so a job a
@@ -59,6 +61,9 @@ class ReadinessCheck:
     code: str
     message: str
     server: SourceServer | None = None
+    # The drsorch execution the finding is about (the plan's running one, or the one holding
+    # a server), for its link: any object with `pk` and `get_absolute_url()`.
+    execution: Any = None
 
     def as_json(self) -> dict[str, Any]:
         """The check as the readiness JSON lists it."""
@@ -68,6 +73,7 @@ class ReadinessCheck:
             "message": self.message,
             "source_server_id": self.server.drs_id if self.server else None,
             "hostname": self.server.hostname if self.server else None,
+            "execution": str(self.execution.pk) if self.execution is not None else None,
         }
 
 
@@ -91,6 +97,16 @@ class ReadinessReport:
         return [c for c in self.checks if c.severity == WARNING]
 
     @property
+    def running(self) -> ReadinessCheck | None:
+        """The finding that the plan already runs (its `execution` is the running one), if any."""
+        return next((c for c in self.checks if c.code == PLAN_RUNNING), None)
+
+    @property
+    def errors_besides_running(self) -> list[ReadinessCheck]:
+        """The errors a page shows as errors: a running plan is shown as running instead."""
+        return [c for c in self.errors if c.code != PLAN_RUNNING]
+
+    @property
     def ok(self) -> bool:
         """No errors: the plan can start, once its warnings are accepted."""
         return not self.errors
@@ -100,9 +116,11 @@ class ReadinessReport:
         """Neither errors nor warnings: a start needs nothing accepted."""
         return not self.errors and not self.warnings
 
-    def add(self, severity: str, code: str, message: str, server: SourceServer | None = None) -> None:
+    def add(
+        self, severity: str, code: str, message: str, server: SourceServer | None = None, *, execution: Any = None
+    ) -> None:
         """Record a finding."""
-        self.checks.append(ReadinessCheck(severity, code, message, server))
+        self.checks.append(ReadinessCheck(severity, code, message, server, execution))
 
     def as_json(self) -> dict[str, Any]:
         """The readiness JSON of the API."""

@@ -25,6 +25,7 @@ EXECUTION_KEYS = {
     "elapsed_seconds",
     "accepted_risks",
     "point_in_time",
+    "comment",
     "rto",
     "rpo",
     "waves",
@@ -56,6 +57,7 @@ def assert_execution_json(body):
     assert body["status"] in ExecutionStatus.values
     assert isinstance(body["elapsed_seconds"], float)
     assert isinstance(body["rto_target_minutes"], int)
+    assert isinstance(body["comment"], str)
     assert set(body["rto"]) == {"target_minutes", "achieved_seconds", "met"}
     assert set(body["rpo"]) == {"target_minutes", "worst_seconds", "met"}
     if body["status"] not in TERMINAL:

@@ -363,6 +363,7 @@ def test_list_and_show(demo):
         "elapsed_seconds",
         "accepted_risks",
         "point_in_time",
+        "comment",
         "rto",
         "rpo",
         "waves",
