@@ -281,25 +281,40 @@ def protection_group_save(*, group: ProtectionGroup | None = None, name: str, ta
     return group
 
 
-def protection_group_delete(*, group: ProtectionGroup) -> None:
-    """Delete a protection group unless a plan still uses it."""
+def protection_group_delete_refusal(*, group: ProtectionGroup) -> str | None:
+    """Why `group` cannot be deleted (a plan still uses it), or None when it can: the delete
+    page says so before anyone clicks, and protection_group_delete refuses with it."""
     plans = sorted({wave.plan.name for wave in group.waves.select_related("plan")})
     if plans:
-        raise ValidationError(
+        return (
             f"Protection group '{group.name}' is used by the plan(s) {', '.join(plans)}; "
             "remove it from their waves first."
         )
+    return None
+
+
+def protection_group_delete(*, group: ProtectionGroup) -> None:
+    """Delete a protection group unless a plan still uses it."""
+    if refusal := protection_group_delete_refusal(group=group):
+        raise ValidationError(refusal)
     group.delete()
+
+
+def plan_delete_refusal(*, plan: RecoveryPlan) -> str | None:
+    """Why `plan` cannot be deleted (it has executions, which are evidence), or None."""
+    count = plan.executions.count()
+    if count:
+        return (
+            f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and recoveries, "
+            "so the plan cannot be deleted."
+        )
+    return None
 
 
 def plan_delete(*, plan: RecoveryPlan) -> None:
     """Delete a plan that never ran: its executions are audit evidence and keep their plan."""
-    count = plan.executions.count()
-    if count:
-        raise ValidationError(
-            f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and recoveries, "
-            "so the plan cannot be deleted."
-        )
+    if refusal := plan_delete_refusal(plan=plan):
+        raise ValidationError(refusal)
     plan.delete()
 
 

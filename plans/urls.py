@@ -22,5 +22,6 @@ urlpatterns = [
     path("plans/", views.PlanListView.as_view(), name="plan_list"),
     path("plans/new/", views.PlanFormView.as_view(), name="plan_create"),
     path("plans/<int:pk>/edit/", views.PlanFormView.as_view(), name="plan_edit"),
+    path("plans/wave-optional-servers/", views.WaveOptionalServersView.as_view(), name="plan_wave_optional_servers"),
     path("plans/<int:pk>/delete/", views.PlanDeleteView.as_view(), name="plan_delete"),
 ]
