@@ -135,10 +135,15 @@ class ReadinessReport:
 
 # A check of the plan's resolved servers that another app adds: it reports with report.add().
 ServerCheck = Callable[[ReadinessReport, RecoveryPlan, list[SourceServer]], None]
+# Given DRS job ids, the drsorch executions (objects with pk, plan_name, get_absolute_url())
+# that asked for those of them no other check reports: jobs of executions that have ended
+# (a drill's clean-up, a cancelled execution's last launch). Supplied by executions.
+JobHolders = Callable[[set[str]], dict[str, Any]]
 
 
 def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
-                   server_checks: Sequence[ServerCheck] = (), point_in_time: datetime | None = None) -> ReadinessReport:
+                   server_checks: Sequence[ServerCheck] = (), point_in_time: datetime | None = None,
+                   job_holders: JobHolders | None = None) -> ReadinessReport:
     """Check that `plan` can start now, from the stored inventory.
 
     With `live`, DRS is also asked (read only) for the active jobs holding the plan's servers;
@@ -181,7 +186,7 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
     for check in server_checks:
         check(report, plan, servers)
     if live:
-        _check_active_drs_jobs(report, targets.values(), servers)
+        _check_active_drs_jobs(report, targets.values(), servers, job_holders)
         if point_in_time is not None:
             _check_point_in_time(report, targets, servers, point_in_time)
     _check_quotas(report, specs, resolved, servers)
@@ -229,7 +234,7 @@ def _check_servers(report, plan, servers):
                        f"target of {plan.rpo_target_minutes} min; {snapshot_age(server)}.", server)
 
 
-def _check_active_drs_jobs(report, targets, servers):
+def _check_active_drs_jobs(report, targets, servers, job_holders=None):
     ids_by_target = {}
     for server in servers:
         ids_by_target.setdefault(server.target_id, {})[server.drs_id] = server
@@ -242,14 +247,26 @@ def _check_active_drs_jobs(report, targets, servers):
                        f"DRS could not be reached to list the active jobs of target '{target.name}' ({exc}); "
                        "a server may be held by a DRS job.")
             continue
-        for job in jobs:
-            # A job of a drsorch execution holds servers of that execution, which the
-            # executions' own check reports; any other job is DRS's or someone else's.
-            if TAG_EXECUTION in (job.get("tags") or {}):
+        holding = [(job, [wanted[p.get("sourceServerID")] for p in job.get("participatingServers", [])
+                          if p.get("sourceServerID") in wanted]) for job in jobs]
+        holding = [(job, held) for job, held in holding if held]
+        holders = job_holders({job["jobID"] for job, _ in holding}) if job_holders and holding else {}
+        for job, held in holding:
+            execution = holders.get(job["jobID"])
+            # A job of a running drsorch execution holds servers of that execution, which the
+            # executions' own check reports; any other job is DRS's, someone else's, or one an
+            # ended drsorch execution still runs (a clean-up), which `job_holders` names.
+            if execution is None and TAG_EXECUTION in (job.get("tags") or {}):
                 continue
-            for participant in job.get("participatingServers", []):
-                server = wanted.get(participant.get("sourceServerID"))
-                if server:
+            for server in held:
+                if execution is not None:
+                    report.add(WARNING, "server_in_active_job",
+                               f"Server {server.display_name} ({server.drs_id}) is held by active DRS job "
+                               f"{job['jobID']} of drsorch execution {execution.pk} (plan "
+                               f"'{execution.plan_name}', {execution.status}; e.g. its clean-up); DRS allows one "
+                               "active job per server, so the engine waits for that job to end before launching "
+                               "it.", server, execution=execution)
+                else:
                     report.add(WARNING, "server_in_active_job",
                                f"Server {server.display_name} ({server.drs_id}) is held by active DRS job "
                                f"{job['jobID']}, which no drsorch execution started (a launch from outside "
