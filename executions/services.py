@@ -68,12 +68,14 @@ def _require(user, permission):
         raise PermissionDenied(f"You need the permission {permission!r} for this action.")
 
 
-def _record_action(execution, user, message, **data):
+def _record_action(execution, user, message, *, wave=None, **data):
+    """An audit-log entry of a human action, with who did it (and about which wave)."""
     ExecutionEvent.objects.create(
         execution=execution,
         kind=EventKind.ACTION,
         actor=user,
         actor_name=_actor_name(user),
+        wave_index=wave.index if wave is not None else None,
         message=message,
         data=data,
     )
@@ -458,14 +460,13 @@ def execution_approve(
             wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes)
             wave.save(update_fields=["status", "approved_by", "approved_at", "started_at", "deadline_at"])
             changes.append(status_change(wave, old))
-            ExecutionEvent.objects.create(
-                execution=execution,
-                kind=EventKind.ACTION,
-                actor=user,
-                actor_name=_actor_name(user),
+            _record_action(
+                execution,
+                user,
+                _with_comment(f"Approved wave {wave.number} '{wave.name}'.", comment),
+                wave=wave,
                 wave_index=wave.index,
-                message=_with_comment(f"Approved wave {wave.number} '{wave.name}'.", comment),
-                data={"wave_index": wave.index, **({"comment": comment} if comment else {})},
+                **({"comment": comment} if comment else {}),
             )
         if execution.status == ExecutionStatus.WAITING_APPROVAL:
             execution.status = ExecutionStatus.RUNNING
