@@ -104,11 +104,13 @@ def test_recovery_gate_needs_a_comment_cancel_is_confirmed_and_a_running_plan_sa
 def recovery_walkthrough(page, engine_driver):
     from django.contrib.auth.models import Group, User
 
+    from drsorch.roles import roles_sync
     from drsorch.sandbox.services import sandbox_configure
     from executions.models import Execution, ExecutionEvent
     from plans.demo import sandbox_seed
     from plans.models import Wave
 
+    roles_sync()  # an earlier transactional test may have flushed the migration's role groups
     sandbox_configure(launch_seconds=2)
     plan = sandbox_seed(servers=6).plan
     # Two gates: the first is approved, the recovery is cancelled at the second.
