@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from drsorch.roles import ACTION_PERMISSIONS
 
@@ -68,6 +68,14 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 service(execution=execution, user=request.user)
             except (ExecutionError, PermissionDenied) as exc:
                 self.message_user(request, f"{execution}: {getattr(exc, 'message', exc)}", messages.ERROR)
+            except ValidationError as exc:
+                # The admin's bulk actions take no comment: a RECOVERY's approval or cancellation,
+                # which needs one, is done on the execution's page (its confirmation asks for it).
+                self.message_user(
+                    request,
+                    f"{execution}: {' '.join(exc.messages)} Use the execution's page: {execution.get_absolute_url()}",
+                    messages.ERROR,
+                )
             else:
                 self.message_user(request, f"{execution}: {done}.", messages.SUCCESS)
 

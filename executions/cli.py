@@ -158,6 +158,7 @@ def start_execution(
     auto_approve: bool = False,
     accept_risks: bool = False,
     point_in_time: datetime | None = None,
+    comment: str = "",
 ) -> Execution:
     """execution_start as the CLI (no user, no permission check); refusals exit with 2."""
     try:
@@ -168,6 +169,7 @@ def start_execution(
             auto_approve=auto_approve,
             accept_risks=accept_risks,
             point_in_time=point_in_time,
+            comment=comment,
         )
     except PlanNotReady as exc:
         raise bad_input(not_ready_message(plan, exc.report))
@@ -200,6 +202,11 @@ def add_point_in_time_argument(parser) -> None:
     )
 
 
+def add_comment_argument(parser, *, help_text: str) -> None:
+    """The --comment option of `drill`, `recover`, `execution approve` and `execution cancel`."""
+    parser.add_argument("--comment", metavar="TEXT", default="", help=help_text)
+
+
 def not_ready_message(plan, report):
     """Why a start was refused, on one line: the errors to fix, else the warnings
     --accept-risks accepts, each finding after a semicolon."""
@@ -230,6 +237,7 @@ def start_from_command(command, options, *, plan, mode):
         auto_approve=options.get("auto_approve", False),
         accept_risks=options.get("accept_risks", False),
         point_in_time=point_in_time,
+        comment=options.get("comment") or "",
     )
     if not options["wait"]:
         if as_json:

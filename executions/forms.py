@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .services import POINT_IN_TIME_EXAMPLE, point_in_time_check
+from .services import COMMENT_MAX_LENGTH, POINT_IN_TIME_EXAMPLE, comment_check, point_in_time_check
 
 
 class StartForm(forms.Form):
@@ -19,6 +19,13 @@ class StartForm(forms.Form):
     auto_approve = forms.BooleanField(required=False, label="Approve gates automatically")
     accept_risks = forms.BooleanField(required=False, label="Accept these risks")
     point_in_time = forms.CharField(required=False, label="Point in time (UTC)")
+    comment = forms.CharField(
+        required=False,
+        label="Comment (optional)",
+        max_length=COMMENT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why you start it; shown on the execution, its report and audit log.",
+    )
     idempotency_key = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
 
     def __init__(self, *args, plan, **kwargs):
@@ -49,3 +56,26 @@ class StartForm(forms.Form):
         if data.get("mode") == "RECOVERY" and (data.get("confirm_name") or "").strip() != self.plan.name:
             self.add_error("confirm_name", f"Type the plan's name, {self.plan.name}, exactly to start a recovery.")
         return data
+
+
+class ActionCommentForm(forms.Form):
+    """The confirmation of an approval or a cancellation, with its comment (required for a
+    RECOVERY: services.comment_check, so the page says what the API and the command say)."""
+
+    comment = forms.CharField(
+        required=False, max_length=COMMENT_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3}), label="Comment"
+    )
+    wave_index = forms.IntegerField(required=False, min_value=0, max_value=32767, widget=forms.HiddenInput)
+
+    def __init__(self, *args, required: bool, why: str, **kwargs):
+        self.comment_required, self.why = required, why
+        super().__init__(*args, **kwargs)
+        if required:
+            self.fields["comment"].label = "Comment (required)"
+            self.fields["comment"].widget.attrs["required"] = True
+
+    def clean_comment(self):
+        try:
+            return comment_check(value=self.cleaned_data.get("comment"), required=self.comment_required, why=self.why)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["comment"]) from exc

@@ -87,6 +87,9 @@ class Execution(StatusMixin, models.Model):
         help_text="Launch every server from its latest recovery snapshot at or before this time "
         "(e.g. before a ransomware attack); null: from a fresh snapshot, as DRS does.",
     )
+    comment = models.CharField(
+        max_length=1000, blank=True, help_text="Why it was started, in the words of who started it (optional)."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

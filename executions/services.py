@@ -68,12 +68,14 @@ def _require(user, permission):
         raise PermissionDenied(f"You need the permission {permission!r} for this action.")
 
 
-def _record_action(execution, user, message, **data):
+def _record_action(execution, user, message, *, wave=None, **data):
+    """An audit-log entry of a human action, with who did it (and about which wave)."""
     ExecutionEvent.objects.create(
         execution=execution,
         kind=EventKind.ACTION,
         actor=user,
         actor_name=_actor_name(user),
+        wave_index=wave.index if wave is not None else None,
         message=message,
         data=data,
     )
@@ -111,6 +113,28 @@ def _execution_lease(execution):
 # --- start ---------------------------------------------------------------------------------
 
 POINT_IN_TIME_EXAMPLE = "2026-11-28T04:00:00Z"
+# Execution.comment's column; the comments of approvals and cancellations keep the same limit.
+COMMENT_MAX_LENGTH = 1000
+
+
+def comment_check(*, value: str | None, required: bool = False, why: str = "") -> str:
+    """A person's comment on a start, an approval or a cancellation, stripped: a
+    ValidationError on `comment` when it is longer than COMMENT_MAX_LENGTH, or empty although
+    `required` (then `why` says what needs it)."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError({"comment": "The comment must be text."})
+    text = (value or "").strip()
+    if len(text) > COMMENT_MAX_LENGTH:
+        raise ValidationError(
+            {"comment": f"The comment has {len(text)} characters; keep it to {COMMENT_MAX_LENGTH} at most."}
+        )
+    if required and not text:
+        raise ValidationError({"comment": f"A comment is required {why}: say why, for the audit trail."})
+    return text
+
+
+def _with_comment(message: str, comment: str) -> str:
+    return f"{message} Comment: \u201c{comment}\u201d" if comment else message
 
 
 def point_in_time_check(*, value: datetime | str) -> datetime:
@@ -152,6 +176,7 @@ def execution_start(
     idempotency_key: str | None = None,
     accept_risks: bool = False,
     point_in_time: datetime | None = None,
+    comment: str = "",
 ) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
@@ -164,9 +189,11 @@ def execution_start(
 
     `point_in_time` (aware, in the past: point_in_time_check) launches every server from its
     latest recovery snapshot at or before it (a ransomware recovery); readiness then warns
-    about servers without a snapshot that old."""
+    about servers without a snapshot that old. `comment` (optional, comment_check) says why
+    it was started; it is kept on the execution and in its audit log."""
     if mode not in ExecutionMode.values:
         raise ValidationError({"mode": f"Unknown mode {mode!r}; use DRILL or RECOVERY."})
+    comment = comment_check(value=comment)
     if point_in_time is not None:
         point_in_time = point_in_time_check(value=point_in_time)
     # Whoever may start this mode may accept its risks: this one check covers both.
@@ -180,6 +207,7 @@ def execution_start(
             idempotency_key=idempotency_key,
             accept_risks=accept_risks,
             point_in_time=point_in_time,
+            comment=comment,
         )
     except (ExecutionError, IntegrityError):
         # A concurrent request with the same key may have won between two of our checks: it
@@ -191,7 +219,7 @@ def execution_start(
         raise
 
 
-def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, point_in_time):
+def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, point_in_time, comment):
     if idempotency_key:
         existing = _started_with_key(user, idempotency_key)
         if existing:
@@ -216,6 +244,7 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, poi
             idempotency_key=idempotency_key,
             report=report,
             point_in_time=point_in_time,
+            comment=comment,
         )
     except IntegrityError:
         # A concurrent start won the race: the unique constraints say which one.
@@ -281,7 +310,7 @@ def _same_request_or_conflict(existing, *, plan, mode, user, point_in_time=None)
 
 
 @transaction.atomic
-def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report, point_in_time=None):
+def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report, point_in_time=None, comment=""):
     """Freeze the plan into wave runs and server launches, and claim its servers, all or
     nothing. The report's warnings are the risks the start accepted."""
     specs = plan_wave_specs(plan=plan)
@@ -299,6 +328,7 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
         plan_snapshot=_snapshot(plan, specs, waves),
         accepted_risks=[c.message for c in report.warnings],
         point_in_time=point_in_time,
+        comment=comment,
     )
     wave_runs = WaveRun.objects.bulk_create(
         [
@@ -341,10 +371,14 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
     _record_action(
         execution,
         user,
-        f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
-        + (" (gates approved automatically)" if auto_approve else "")
-        + ".",
+        _with_comment(
+            f"Started a {mode.lower()} of '{plan.name}' with {len(launches)} servers"
+            + (" (gates approved automatically)" if auto_approve else "")
+            + ".",
+            comment,
+        ),
         readiness_warnings=warnings,
+        **({"comment": comment} if comment else {}),
     )
     if point_in_time is not None:
         stamp = point_in_time.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -397,10 +431,17 @@ def _snapshot(plan, specs, waves):
 
 
 def execution_approve(
-    *, execution: Execution, user: AbstractBaseUser | None, wave_index: int | None = None
+    *, execution: Execution, user: AbstractBaseUser | None, wave_index: int | None = None, comment: str = ""
 ) -> Execution:
-    """Open the approval gate of the waiting wave (or of `wave_index`) so it launches."""
+    """Open the approval gate of the waiting wave (or of `wave_index`) so it launches. The
+    `comment` goes to the audit log with the approver; it is required for a RECOVERY, whose
+    gate lets production instances launch."""
     _require(user, ACTION_PERMISSIONS["approve"])
+    comment = comment_check(
+        value=comment,
+        required=execution.mode == ExecutionMode.RECOVERY,
+        why="to approve a gate of a RECOVERY",
+    )
     with _execution_lease(execution):
         waiting = list(execution.wave_runs.filter(status=WaveStatus.WAITING_APPROVAL))
         if wave_index is not None:
@@ -419,7 +460,14 @@ def execution_approve(
             wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes)
             wave.save(update_fields=["status", "approved_by", "approved_at", "started_at", "deadline_at"])
             changes.append(status_change(wave, old))
-            _record_action(execution, user, f"Approved wave {wave.number} '{wave.name}'.", wave_index=wave.index)
+            _record_action(
+                execution,
+                user,
+                _with_comment(f"Approved wave {wave.number} '{wave.name}'.", comment),
+                wave=wave,
+                wave_index=wave.index,
+                **({"comment": comment} if comment else {}),
+            )
         if execution.status == ExecutionStatus.WAITING_APPROVAL:
             execution.status = ExecutionStatus.RUNNING
             execution.save(update_fields=["status"])
@@ -429,10 +477,14 @@ def execution_approve(
     return execution
 
 
-def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
+def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None, comment: str = "") -> Execution:
     """Stop starting anything new. Jobs already in DRS run to their end (DRS cannot cancel a
-    launch); the execution ends CANCELLED once they have."""
+    launch); the execution ends CANCELLED once they have. The `comment` goes to the audit log
+    with who cancelled; it is required to cancel a RECOVERY (a failover stopped half-way)."""
     _require(user, ACTION_PERMISSIONS["cancel"])
+    comment = comment_check(
+        value=comment, required=execution.mode == ExecutionMode.RECOVERY, why="to cancel a RECOVERY"
+    )
     with _execution_lease(execution):
         if execution.status not in EXECUTION_ACTIVE or execution.status == ExecutionStatus.CANCELLING:
             raise ExecutionConflict(f"The execution is {execution.status}; only a running execution can be cancelled.")
@@ -441,7 +493,12 @@ def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None) -> 
         execution.status = ExecutionStatus.CANCELLING
         execution.save(update_fields=["status"])
         announce_status_changes([status_change(execution, old)])
-        _record_action(execution, user, "Cancelled the execution: no further waves or servers will be launched.")
+        _record_action(
+            execution,
+            user,
+            _with_comment("Cancelled the execution: no further waves or servers will be launched.", comment),
+            **({"comment": comment} if comment else {}),
+        )
     _enqueue_advance(execution)
     return execution
 

@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.html import format_html
@@ -36,9 +36,9 @@ from .choices import (
     LaunchStatus,
     WaveStatus,
 )
-from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady
+from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady, ServerBusy
 from .filtersets import ExecutionHistoryFilterSet
-from .forms import StartForm
+from .forms import ActionCommentForm, StartForm
 from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
 from .readiness import plan_readiness
 from .reports.evidence import execution_report
@@ -338,19 +338,56 @@ DONE = {
 
 
 class ExecutionActionView(RoleRequiredMixin, View):
-    """Approve a gate, cancel, retry or clean up, through the execution services."""
+    """Approve a gate, cancel, retry or clean up, through the execution services.
+
+    Approving and cancelling are confirmed first: GET shows the confirmation page with its
+    comment box, and its POST acts. A RECOVERY needs the comment (services.comment_check)."""
 
     action = None
+    CONFIRMED = ("approve", "cancel")
 
     def get_permission_required(self):
         return [ACTION_PERMISSIONS[self.action]]
 
+    def _comment_form(self, execution, data=None, initial=None):
+        recovery = execution.mode == ExecutionMode.RECOVERY
+        why = "to approve a gate of a RECOVERY" if self.action == "approve" else "to cancel a RECOVERY"
+        return ActionCommentForm(data, initial=initial, required=recovery, why=why)
+
+    def _confirm_page(self, request, execution, form, status=200):
+        waves = []
+        if self.action == "approve":
+            waves = list(execution.wave_runs.filter(status=WaveStatus.WAITING_APPROVAL).order_by("index"))
+            index = form["wave_index"].value()
+            index = whole_number(index) if index not in (None, "") else None
+            if index is not None:
+                waves = [wave for wave in waves if wave.index == index]
+        return render(
+            request,
+            "executions/confirm_action.html",
+            {"execution": execution, "action": self.action, "form": form, "waves": waves},
+            status=status,
+        )
+
+    def get(self, request, pk):
+        if self.action not in self.CONFIRMED:
+            return HttpResponseNotAllowed(["POST"])
+        execution = get_object_or_404(Execution, pk=pk)
+        initial = {}
+        if self.action == "approve":
+            initial["wave_index"] = whole_number(request.GET.get("wave_index", ""), maximum=32767)
+        return self._confirm_page(request, execution, self._comment_form(execution, initial=initial))
+
     def post(self, request, pk):
         execution = get_object_or_404(Execution, pk=pk)
         kwargs = {"execution": execution, "user": request.user}
-        if self.action == "approve":
-            index = request.POST.get("wave_index", "")
-            kwargs["wave_index"] = whole_number(index)
+        if self.action in self.CONFIRMED:
+            form = self._comment_form(execution, data=request.POST)
+            if not form.is_valid():
+                return self._confirm_page(request, execution, form, status=400)
+            kwargs["comment"] = form.cleaned_data["comment"]
+            if self.action == "approve":
+                kwargs["wave_index"] = form.cleaned_data["wave_index"]
         try:
             getattr(services, f"execution_{self.action}")(**kwargs)
         except ExecutionError as exc:
@@ -505,6 +542,7 @@ class PlanStartView(RoleRequiredMixin, View):
                 idempotency_key=data["idempotency_key"] or None,
                 accept_risks=data["accept_risks"],
                 point_in_time=data["point_in_time"],
+                comment=data["comment"],
             )
         except PlanNotReady as exc:
             error = (
@@ -513,11 +551,17 @@ class PlanStartView(RoleRequiredMixin, View):
                 else "The plan is not ready; nothing was started. Fix these first:"
             )
             return render_plan_detail(request, plan, report=exc.report, start_form=form, status=400, start_error=error)
-        except PlanAlreadyRunning as exc:
+        except (PlanAlreadyRunning, ServerBusy) as exc:
+            # Both name the drsorch execution that holds the plan or the server: link it.
             messages.error(
                 request,
                 format_html(
-                    '{} <a href="{}">Open the running execution</a>.', exc.message, exc.execution.get_absolute_url()
+                    '{} <a href="{}">{}</a>.',
+                    exc.message,
+                    exc.execution.get_absolute_url(),
+                    "Open the running execution"
+                    if isinstance(exc, PlanAlreadyRunning)
+                    else "Open the execution that holds the server",
                 ),
             )
             return redirect(plan)

@@ -7,6 +7,7 @@ from drsorch.web import whole_number, whole_numbers
 
 from .filtersets import parse_tag
 from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target
+from .selectors import servers_of_groups
 from .services import WaveSpec
 
 
@@ -116,8 +117,11 @@ class WaveForm(forms.Form):
                                            help_text="Hold the wave until someone approves it.")
     wait_after_minutes = forms.IntegerField(min_value=0, initial=0, label="Wait after (minutes)")
     timeout_minutes = forms.IntegerField(min_value=1, initial=120, label="Timeout (minutes)")
+    # Any server is accepted here, so that plan_save's error names a server that is not in
+    # the wave; the page offers only the wave's own (optional_server_rows).
     optional_servers = forms.ModelMultipleChoiceField(
         queryset=SourceServer.objects.all(), required=False, label="Optional servers",
+        widget=forms.CheckboxSelectMultiple,
         help_text="Servers whose failure ends the wave PARTIAL instead of FAILED.",
     )
 
@@ -126,11 +130,35 @@ class WaveForm(forms.Form):
         self.fields["depends_on"].choices = [
             (position, label) for position, label in enumerate(wave_labels) if position != self.position
         ]
-        self.fields["optional_servers"].widget.attrs["size"] = 4
+
+    def _ticked(self, name):
+        """The ids ticked in the checkboxes `name`: posted ones first, else the initial ones."""
+        if self.is_bound:
+            return whole_numbers(self.data.getlist(self.add_prefix(name)) if hasattr(self.data, "getlist")
+                                 else self.data.get(self.add_prefix(name)) or [])
+        return whole_numbers(self.initial.get(name) or [])
+
+    def optional_server_rows(self):
+        """The optional-server checkboxes: see optional_server_rows()."""
+        return optional_server_rows(group_ids=self._ticked("protection_groups"),
+                                    ticked_ids=self._ticked("optional_servers"))
 
     @property
     def position(self):
         return int(self.prefix.rsplit("-", 1)[-1]) if self.prefix else 0
+
+
+def optional_server_rows(*, group_ids, ticked_ids):
+    """The checkboxes of a wave's optional servers: every server of its protection groups
+    `group_ids` (tag matches included), ticked when in `ticked_ids`; a ticked server that is
+    not in the wave (its group was just removed) is listed too, marked, so it can be unticked
+    and plan_save's error about it has a box next to it."""
+    servers = servers_of_groups(group_ids=group_ids)
+    in_wave = {server.pk for server in servers}
+    rows = [{"server": server, "checked": server.pk in ticked_ids, "outside": False} for server in servers]
+    outside = SourceServer.objects.filter(pk__in=set(ticked_ids) - in_wave).order_by("hostname", "drs_id")
+    rows += [{"server": server, "checked": True, "outside": True} for server in outside]
+    return rows
 
 
 class BaseWaveFormSet(forms.BaseFormSet):
@@ -153,6 +181,22 @@ class BaseWaveFormSet(forms.BaseFormSet):
 
     def get_form_kwargs(self, index):
         return {**super().get_form_kwargs(index), "wave_labels": self._wave_labels}
+
+    def error_summary(self):
+        """The waves with errors, for the summary at the top of the form: each with its
+        position (`index`, the anchor wave-<index>), `number`, `name` and its messages."""
+        summary = []
+        for form in self.forms:
+            if not form.errors or (self.can_delete and self._should_delete_form(form)):
+                continue
+            messages = []
+            for name, errors in form.errors.items():
+                label = form.fields[name].label if name in form.fields else None
+                label = label or (name.replace("_", " ").capitalize() if name != NON_FIELD_ERRORS else "")
+                messages += [f"{label}: {error}" if label else error for error in errors]
+            summary.append({"index": form.position, "number": form.position + 1,
+                            "name": (form.data.get(form.add_prefix("name")) or "").strip(), "messages": messages})
+        return summary
 
     def kept_forms(self):
         """Forms not marked for deletion, in order: their positions in the saved plan."""

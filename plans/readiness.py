@@ -42,6 +42,8 @@ ERROR = "error"
 WARNING = "warning"
 INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
+# The code of the error executions.readiness adds when the plan already runs.
+PLAN_RUNNING = "plan_running"
 
 # How far back the active-job check lists DRS jobs (DescribeJobs has no status filter, only
 # dates). DRS jobs run minutes to hours (a launch step times out within hours), so a job a
@@ -59,6 +61,9 @@ class ReadinessCheck:
     code: str
     message: str
     server: SourceServer | None = None
+    # The drsorch execution the finding is about (the plan's running one, or the one holding
+    # a server), for its link: any object with `pk` and `get_absolute_url()`.
+    execution: Any = None
 
     def as_json(self) -> dict[str, Any]:
         """The check as the readiness JSON lists it."""
@@ -68,6 +73,7 @@ class ReadinessCheck:
             "message": self.message,
             "source_server_id": self.server.drs_id if self.server else None,
             "hostname": self.server.hostname if self.server else None,
+            "execution": str(self.execution.pk) if self.execution is not None else None,
         }
 
 
@@ -91,6 +97,16 @@ class ReadinessReport:
         return [c for c in self.checks if c.severity == WARNING]
 
     @property
+    def running(self) -> ReadinessCheck | None:
+        """The finding that the plan already runs (its `execution` is the running one), if any."""
+        return next((c for c in self.checks if c.code == PLAN_RUNNING), None)
+
+    @property
+    def errors_besides_running(self) -> list[ReadinessCheck]:
+        """The errors a page shows as errors: a running plan is shown as running instead."""
+        return [c for c in self.errors if c.code != PLAN_RUNNING]
+
+    @property
     def ok(self) -> bool:
         """No errors: the plan can start, once its warnings are accepted."""
         return not self.errors
@@ -100,9 +116,11 @@ class ReadinessReport:
         """Neither errors nor warnings: a start needs nothing accepted."""
         return not self.errors and not self.warnings
 
-    def add(self, severity: str, code: str, message: str, server: SourceServer | None = None) -> None:
+    def add(
+        self, severity: str, code: str, message: str, server: SourceServer | None = None, *, execution: Any = None
+    ) -> None:
         """Record a finding."""
-        self.checks.append(ReadinessCheck(severity, code, message, server))
+        self.checks.append(ReadinessCheck(severity, code, message, server, execution))
 
     def as_json(self) -> dict[str, Any]:
         """The readiness JSON of the API."""
@@ -117,10 +135,15 @@ class ReadinessReport:
 
 # A check of the plan's resolved servers that another app adds: it reports with report.add().
 ServerCheck = Callable[[ReadinessReport, RecoveryPlan, list[SourceServer]], None]
+# Given DRS job ids, the drsorch executions (objects with pk, plan_name, get_absolute_url())
+# that asked for those of them no other check reports: jobs of executions that have ended
+# (a drill's clean-up, a cancelled execution's last launch). Supplied by executions.
+JobHolders = Callable[[set[str]], dict[str, Any]]
 
 
 def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
-                   server_checks: Sequence[ServerCheck] = (), point_in_time: datetime | None = None) -> ReadinessReport:
+                   server_checks: Sequence[ServerCheck] = (), point_in_time: datetime | None = None,
+                   job_holders: JobHolders | None = None) -> ReadinessReport:
     """Check that `plan` can start now, from the stored inventory.
 
     With `live`, DRS is also asked (read only) for the active jobs holding the plan's servers;
@@ -163,7 +186,7 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
     for check in server_checks:
         check(report, plan, servers)
     if live:
-        _check_active_drs_jobs(report, targets.values(), servers)
+        _check_active_drs_jobs(report, targets.values(), servers, job_holders)
         if point_in_time is not None:
             _check_point_in_time(report, targets, servers, point_in_time)
     _check_quotas(report, specs, resolved, servers)
@@ -211,7 +234,7 @@ def _check_servers(report, plan, servers):
                        f"target of {plan.rpo_target_minutes} min; {snapshot_age(server)}.", server)
 
 
-def _check_active_drs_jobs(report, targets, servers):
+def _check_active_drs_jobs(report, targets, servers, job_holders=None):
     ids_by_target = {}
     for server in servers:
         ids_by_target.setdefault(server.target_id, {})[server.drs_id] = server
@@ -224,14 +247,26 @@ def _check_active_drs_jobs(report, targets, servers):
                        f"DRS could not be reached to list the active jobs of target '{target.name}' ({exc}); "
                        "a server may be held by a DRS job.")
             continue
-        for job in jobs:
-            # A job of a drsorch execution holds servers of that execution, which the
-            # executions' own check reports; any other job is DRS's or someone else's.
-            if TAG_EXECUTION in (job.get("tags") or {}):
+        holding = [(job, [wanted[p.get("sourceServerID")] for p in job.get("participatingServers", [])
+                          if p.get("sourceServerID") in wanted]) for job in jobs]
+        holding = [(job, held) for job, held in holding if held]
+        holders = job_holders({job["jobID"] for job, _ in holding}) if job_holders and holding else {}
+        for job, held in holding:
+            execution = holders.get(job["jobID"])
+            # A job of a running drsorch execution holds servers of that execution, which the
+            # executions' own check reports; any other job is DRS's, someone else's, or one an
+            # ended drsorch execution still runs (a clean-up), which `job_holders` names.
+            if execution is None and TAG_EXECUTION in (job.get("tags") or {}):
                 continue
-            for participant in job.get("participatingServers", []):
-                server = wanted.get(participant.get("sourceServerID"))
-                if server:
+            for server in held:
+                if execution is not None:
+                    report.add(WARNING, "server_in_active_job",
+                               f"Server {server.display_name} ({server.drs_id}) is held by active DRS job "
+                               f"{job['jobID']} of drsorch execution {execution.pk} (plan "
+                               f"'{execution.plan_name}', {execution.status}; e.g. its clean-up); DRS allows one "
+                               "active job per server, so the engine waits for that job to end before launching "
+                               "it.", server, execution=execution)
+                else:
                     report.add(WARNING, "server_in_active_job",
                                f"Server {server.display_name} ({server.drs_id}) is held by active DRS job "
                                f"{job['jobID']}, which no drsorch execution started (a launch from outside "

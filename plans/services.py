@@ -285,15 +285,23 @@ def protection_group_save(*, group: ProtectionGroup | None = None, name: str, ta
     return group
 
 
-def protection_group_delete_check(*, group: ProtectionGroup) -> None:
-    """Raise ValidationError naming the plans whose waves use the group, if any: deleting it
-    would leave those waves without its servers."""
+def protection_group_delete_refusal(*, group: ProtectionGroup) -> str | None:
+    """Why `group` cannot be deleted (a plan still uses it), or None when it can: the delete
+    page says so before anyone clicks, and protection_group_delete refuses with it."""
     plans = sorted({wave.plan.name for wave in group.waves.select_related("plan")})
     if plans:
-        raise ValidationError(
+        return (
             f"Protection group '{group.name}' is used by the plan(s) {', '.join(plans)}; "
             "remove it from their waves first."
         )
+    return None
+
+
+def protection_group_delete_check(*, group: ProtectionGroup) -> None:
+    """Raise ValidationError naming the plans whose waves use the group, if any: deleting it
+    would leave those waves without its servers."""
+    if refusal := protection_group_delete_refusal(group=group):
+        raise ValidationError(refusal)
 
 
 def protection_group_delete(*, group: ProtectionGroup) -> None:
@@ -302,15 +310,22 @@ def protection_group_delete(*, group: ProtectionGroup) -> None:
     group.delete()
 
 
-def plan_delete_check(*, plan: RecoveryPlan) -> None:
-    """Raise ValidationError when the plan has executions (running or ended): they are audit
-    evidence and keep their plan."""
+def plan_delete_refusal(*, plan: RecoveryPlan) -> str | None:
+    """Why `plan` cannot be deleted (it has executions, which are evidence), or None."""
     count = plan.executions.count()
     if count:
-        raise ValidationError(
+        return (
             f"Plan '{plan.name}' has {count} execution(s); they are evidence of drills and recoveries, "
             "so the plan cannot be deleted."
         )
+    return None
+
+
+def plan_delete_check(*, plan: RecoveryPlan) -> None:
+    """Raise ValidationError when the plan has executions (running or ended): they are audit
+    evidence and keep their plan."""
+    if refusal := plan_delete_refusal(plan=plan):
+        raise ValidationError(refusal)
 
 
 def plan_delete(*, plan: RecoveryPlan) -> None:

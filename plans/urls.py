@@ -24,5 +24,6 @@ urlpatterns = [
     path("targets/<int:pk>/test/", views.TargetTestConnectionView.as_view(), name="target_test"),
     path("plans/new/", views.PlanFormView.as_view(), name="plan_create"),
     path("plans/<int:pk>/edit/", views.PlanFormView.as_view(), name="plan_edit"),
+    path("plans/wave-optional-servers/", views.WaveOptionalServersView.as_view(), name="plan_wave_optional_servers"),
     path("plans/<int:pk>/delete/", views.PlanDeleteView.as_view(), name="plan_delete"),
 ]

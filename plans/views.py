@@ -6,11 +6,13 @@ executions.views, which may see both apps.
 """
 
 import logging
+import re
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Count, Max, Q
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,6 +28,7 @@ from .forms import (
     WaveFormSet,
     apply_service_errors,
     new_wave_initial,
+    optional_server_rows,
     parse_tag_selector,
     plan_service_errors,
     wave_initial,
@@ -41,9 +44,11 @@ from .models import (
 )
 from .services import (
     plan_delete,
+    plan_delete_refusal,
     plan_save,
     plan_wave_specs,
     protection_group_delete,
+    protection_group_delete_refusal,
     protection_group_save,
     source_servers_sync,
     target_connection_test,
@@ -263,9 +268,14 @@ class ServiceDeleteView(RoleRequiredMixin, View):
     def delete(self, obj):
         raise ImproperlyConfigured(f"{type(self).__name__} must say which service deletes a {self.kind}.")
 
+    def refusal(self, obj):
+        """Why the service would refuse to delete `obj`, said before the click; None: it can go."""
+        raise ImproperlyConfigured(f"{type(self).__name__} must say why a {self.kind} cannot be deleted.")
+
     def get(self, request, pk):
         obj = get_object_or_404(self.model, pk=pk)
         return render(request, "confirm_delete.html", {"object": obj, "kind": self.kind,
+                                                       "refusal": self.refusal(obj),
                                                        "cancel_url": obj.get_absolute_url()})
 
     def post(self, request, pk):
@@ -287,6 +297,9 @@ class GroupDeleteView(ServiceDeleteView):
 
     def delete(self, obj):
         protection_group_delete(group=obj)
+
+    def refusal(self, obj):
+        return protection_group_delete_refusal(group=obj)
 
 
 # --- Recovery plans ------------------------------------------------------------------------------
@@ -378,6 +391,27 @@ class PlanFormView(RoleRequiredMixin, View):
         })
 
 
+WAVE_PREFIX = re.compile(r"waves-[0-9]{1,4}")
+
+
+class WaveOptionalServersView(RoleRequiredMixin, View):
+    """htmx partial of the plan form: a wave's optional-server checkboxes, limited to the
+    servers of the protection groups ticked in that wave (`prefix`, e.g. waves-0)."""
+
+    permission_required = ("plans.view_sourceserver", "plans.view_protectiongroup")
+
+    def get(self, request):
+        prefix = request.GET.get("prefix", "")
+        if not WAVE_PREFIX.fullmatch(prefix):
+            return HttpResponseBadRequest("prefix must name a wave of the form, e.g. waves-0.",
+                                          content_type="text/plain")
+        rows = optional_server_rows(
+            group_ids=whole_numbers(request.GET.getlist(f"{prefix}-protection_groups")),
+            ticked_ids=whole_numbers(request.GET.getlist(f"{prefix}-optional_servers")),
+        )
+        return render(request, "plans/_optional_servers.html", {"prefix": prefix, "rows": rows, "errors": []})
+
+
 class PlanDeleteView(ServiceDeleteView):
     """Delete a plan that never ran: plan_delete refuses plans with executions (evidence)."""
 
@@ -386,6 +420,9 @@ class PlanDeleteView(ServiceDeleteView):
 
     def delete(self, obj):
         plan_delete(plan=obj)
+
+    def refusal(self, obj):
+        return plan_delete_refusal(plan=obj)
 
 
 # --- Targets -------------------------------------------------------------------------------------

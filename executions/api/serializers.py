@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from drsorch.api import IdRelatedField
 from executions.choices import EventKind, ExecutionMode, ExecutionStatus, LaunchStatus, WaveStatus
-from executions.services import POINT_IN_TIME_EXAMPLE, point_in_time_check
+from executions.services import COMMENT_MAX_LENGTH, POINT_IN_TIME_EXAMPLE, point_in_time_check
 from plans.models import RecoveryPlan
 
 # Execution.idempotency_key's column.
@@ -63,6 +63,30 @@ class PointInTimeField(serializers.Field):
 
     def to_representation(self, value):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class CommentField(serializers.CharField):
+    """A person's comment (services.comment_check decides when one is required): text of at
+    most COMMENT_MAX_LENGTH characters, stripped; omitted or null is no comment."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            required=False,
+            allow_blank=True,
+            allow_null=True,
+            default="",
+            max_length=COMMENT_MAX_LENGTH,
+            error_messages={
+                "max_length": f"The comment is too long; keep it to {COMMENT_MAX_LENGTH} characters at most.",
+                "invalid": "The comment must be text.",
+            },
+            **kwargs,
+        )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ExecutionPlanSerializer(serializers.Serializer):
@@ -165,6 +189,7 @@ class ExecutionSerializer(serializers.Serializer):
         help_text="Every server launches from its latest recovery snapshot at or before this time; null: from a "
         "fresh snapshot.",
     )
+    comment = serializers.CharField(help_text="Why it was started, as given at start; empty when none was.")
     rto = RtoSerializer(source="*")
     rpo = RpoSerializer(source="*")
     waves = ExecutionWaveSerializer(source="wave_runs.all", many=True)
@@ -238,6 +263,7 @@ class PlanExecuteSerializer(serializers.Serializer):
         "the execution. Errors are never accepted.",
     )
     point_in_time = PointInTimeField()
+    comment = CommentField(help_text="Why it is started (optional), kept on the execution and in its audit log.")
 
 
 class ExecutionStartSerializer(PlanExecuteSerializer):
@@ -247,6 +273,19 @@ class ExecutionStartSerializer(PlanExecuteSerializer):
 
 
 class ExecutionApproveSerializer(serializers.Serializer):
-    """Which gate to approve; the wave waiting for approval when omitted."""
+    """Which gate to approve (the wave waiting for approval when omitted), and why."""
 
     wave_index = serializers.IntegerField(min_value=0, max_value=32767, required=False, allow_null=True)
+    comment = CommentField(
+        help_text="Why the gate is approved; goes to the audit log. Required for a RECOVERY (400 naming "
+        "`comment` without it)."
+    )
+
+
+class ExecutionCancelSerializer(serializers.Serializer):
+    """Why the execution is cancelled."""
+
+    comment = CommentField(
+        help_text="Why it is cancelled; goes to the audit log. Required for a RECOVERY (400 naming `comment` "
+        "without it)."
+    )

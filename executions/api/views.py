@@ -37,6 +37,7 @@ from plans.api.views import RecoveryPlanViewSet
 from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     ExecutionApproveSerializer,
+    ExecutionCancelSerializer,
     ExecutionEventSerializer,
     ExecutionHistorySerializer,
     ExecutionSerializer,
@@ -88,7 +89,7 @@ ACTION_RESPONSES = {
 CLEANUP_RESPONSES = {202: ExecutionSerializer, **{k: v for k, v in ACTION_RESPONSES.items() if k != 200}}
 
 
-def start_execution(request, *, plan, mode, auto_approve, accept_risks=False, point_in_time=None):
+def start_execution(request, *, plan, mode, auto_approve, accept_risks=False, point_in_time=None, comment=""):
     """Start `plan` for the requesting user and answer 202 with the execution JSON and its
     Location; shared by POST executions/ and POST plans/<id>/execute/."""
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "").strip() or None
@@ -102,6 +103,7 @@ def start_execution(request, *, plan, mode, auto_approve, accept_risks=False, po
         idempotency_key=key,
         accept_risks=accept_risks,
         point_in_time=point_in_time,
+        comment=comment or "",
     )
     execution = executions_for_json().get(pk=execution.pk)
     location = request.build_absolute_uri(reverse("api-execution-detail", args=[execution.pk]))
@@ -161,7 +163,8 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
 
     @extend_schema(
         summary="Approve a gate",
-        description="Lets the wave waiting for approval (or the wave `wave_index`) launch.",
+        description="Lets the wave waiting for approval (or the wave `wave_index`) launch. The `comment` goes "
+        "to the audit log with the approver; a RECOVERY's gate needs one (400 naming `comment`).",
         request=ExecutionApproveSerializer,
         responses={**ACTION_RESPONSES, 400: FIELD_ERRORS_RESPONSE},
     )
@@ -171,19 +174,30 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
         serializer = ExecutionApproveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         execution = services.execution_approve(
-            execution=execution, user=request.user, wave_index=serializer.validated_data.get("wave_index")
+            execution=execution,
+            user=request.user,
+            wave_index=serializer.validated_data.get("wave_index"),
+            comment=serializer.validated_data.get("comment") or "",
         )
         return self.rendered(execution)
 
     @extend_schema(
         summary="Cancel",
-        description="Stops launching; the execution ends CANCELLED.",
-        request=None,
-        responses=ACTION_RESPONSES,
+        description="Stops launching; the execution ends CANCELLED. The `comment` goes to the audit log with "
+        "who cancelled; cancelling a RECOVERY needs one (400 naming `comment`).",
+        request=ExecutionCancelSerializer,
+        responses={**ACTION_RESPONSES, 400: FIELD_ERRORS_RESPONSE},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self.rendered(services.execution_cancel(execution=self.get_object(), user=request.user))
+        execution = self.get_object()
+        serializer = ExecutionCancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self.rendered(
+            services.execution_cancel(
+                execution=execution, user=request.user, comment=serializer.validated_data.get("comment") or ""
+            )
+        )
 
     @extend_schema(
         summary="Retry",

@@ -106,6 +106,9 @@ class Launcher:
         # deadline is left to the next tick (a burst's round takes several of DRS's latencies).
         self.last_round_seconds = 0.0
         self.jobs_started = 0
+        # DRS job id -> how the HELD message names the drsorch execution that asked for the
+        # job ("" for a job drsorch did not start), looked up once per tick.
+        self.job_holders: dict[str, str] = {}
 
     def submit_launches(self, execution: Execution) -> None:
         """Start DRS jobs for the servers of one execution's launching waves (see submit_all)."""
@@ -346,10 +349,25 @@ class Launcher:
                 launch.phase, launch.error = LaunchPhase.QUEUED, wanted
                 self.rows.touch(launch)
 
+    def _holder_execution(self, job_id: str) -> str:
+        """How to name the drsorch execution that asked for DRS job `job_id` (a launch, or a
+        clean-up's TERMINATE job, which DRS cannot tag): "" when drsorch did not start it."""
+        if job_id not in self.job_holders:
+            job = DrsJob.objects.filter(job_id=job_id).select_related("execution").first()
+            self.job_holders[job_id] = (
+                f" (the {'clean-up' if job.type == JobType.TERMINATE else 'launch'} of drsorch execution "
+                f"{job.execution_id}, {job.execution.get_mode_display().lower()} of '{job.execution.plan_name}')"
+                if job is not None
+                else ""
+            )
+        return self.job_holders[job_id]
+
     def _hold(self, execution: Execution, wave: WaveRun, launch: ServerLaunch, holder: str) -> None:
-        """`launch` waits for DRS job `holder` to end: DRS runs one active job per server."""
+        """`launch` waits for DRS job `holder` to end: DRS runs one active job per server. The
+        message names the drsorch execution behind the job when there is one."""
         error = (
-            f"Waiting for DRS job {holder}, which holds this server; it is launched once that job ends."
+            f"Waiting for DRS job {holder}{self._holder_execution(holder)}, which holds this server; "
+            "it is launched once that job ends."
             if holder != UNKNOWN_HOLDER
             else "Held by a DRS job not found among the account's recent jobs; tried again on the next poll."
         )

@@ -177,6 +177,7 @@ def _summary(pdf: ReportPdf, report: ExecutionReport) -> None:
                 (execution.requested_by_username or "-")
                 + (" (gates approved automatically)" if execution.auto_approve else ""),
             ),
+            ("Start comment", execution.comment or "none given"),
             ("Requested", utc(execution.created_at)),
             ("Started", utc(execution.started_at)),
             ("Ended", utc(execution.finished_at) if execution.finished_at else "not yet"),

@@ -276,6 +276,11 @@ class ReadinessCheckSerializer(serializers.Serializer):
     message = serializers.CharField()
     source_server_id = serializers.CharField(allow_null=True)
     hostname = serializers.CharField(allow_null=True)
+    execution = serializers.CharField(
+        allow_null=True,
+        help_text="The id of the drsorch execution the finding is about: the plan's running execution "
+        "(plan_running) or the one holding the server (server_in_other_execution); null otherwise.",
+    )
 
 
 class ReadinessSerializer(serializers.Serializer):

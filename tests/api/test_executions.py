@@ -27,6 +27,7 @@ EXECUTION_KEYS = {
     "elapsed_seconds",
     "accepted_risks",
     "point_in_time",
+    "comment",
     "rto",
     "rpo",
     "waves",
@@ -58,6 +59,7 @@ def assert_execution_json(body):
     assert body["status"] in ExecutionStatus.values
     assert isinstance(body["elapsed_seconds"], float)
     assert isinstance(body["rto_target_minutes"], int)
+    assert isinstance(body["comment"], str)
     assert set(body["rto"]) == {"target_minutes", "achieved_seconds", "met"}
     assert set(body["rpo"]) == {"target_minutes", "worst_seconds", "met"}
     if body["status"] not in TERMINAL:
@@ -493,3 +495,113 @@ def test_date_filters_accept_any_iso_offset_and_refuse_instants_beyond_year_9999
     assert response.status_code == 200 and response.json()["count"] == 1
     response = client.get("/api/v1/executions/", {"created_after": "9999-12-31T23:00:00-05:00"})
     assert response.status_code == 400 and "created_after" in response.json()
+
+
+# --- comments (issue 13) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["executions", "plan"])
+def test_a_start_takes_a_comment_kept_on_the_execution_and_in_its_audit_log(api, plan, path):
+    client = api("Operator")
+    body = {"mode": "DRILL", "comment": "  Quarterly drill, ticket DR-42  "}
+    if path == "executions":
+        response = client.post("/api/v1/executions/", {"plan": plan.pk, **body}, format="json")
+    else:
+        response = client.post(f"/api/v1/plans/{plan.pk}/execute/", body, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert_execution_json(response.json())
+    assert response.json()["comment"] == "Quarterly drill, ticket DR-42"
+    events = client.get(f"/api/v1/executions/{response.json()['id']}/events/?kind=ACTION").json()["results"]
+    assert events[0]["actor"] == "operator" and "Quarterly drill, ticket DR-42" in events[0]["message"]
+    assert events[0]["data"]["comment"] == "Quarterly drill, ticket DR-42"
+
+
+def test_a_start_without_a_comment_has_an_empty_one(api, plan):
+    response = start(api("Operator"), plan)
+    assert response.status_code == 202 and response.json()["comment"] == ""
+
+
+@pytest.mark.parametrize(
+    "comment, message",
+    [
+        ("x" * 1001, "The comment is too long; keep it to 1000 characters at most."),
+        (["a list"], "The comment must be text."),
+        (42, "The comment must be text."),
+    ],
+)
+def test_a_bad_comment_is_400_naming_it_and_starts_nothing(api, plan, comment, message):
+    response = start(api("Operator"), plan, comment=comment)
+
+    assert response.status_code == 400
+    assert response.json() == {"comment": [message]}
+    assert not Execution.objects.exists()
+
+
+def recovery_waiting_at_gate(plan):
+    """A RECOVERY of `plan` whose second wave waits at its approval gate."""
+    execution = execution_start(plan=plan, mode="RECOVERY", requested_by=None)
+    execution.wave_runs.filter(index=1).update(status=WaveStatus.WAITING_APPROVAL, approval_required=True)
+    Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.WAITING_APPROVAL)
+    return execution
+
+
+def test_approving_a_recovery_gate_needs_a_comment(api, plan):
+    execution = recovery_waiting_at_gate(plan)
+    client = api("Operator")
+
+    for body in ({}, {"comment": "   "}, {"comment": None}):
+        refused = client.post(f"/api/v1/executions/{execution.pk}/approve/", body, format="json")
+        assert refused.status_code == 400
+        assert refused.json() == {
+            "comment": ["A comment is required to approve a gate of a RECOVERY: say why, for the audit trail."]
+        }
+    assert execution.wave_runs.get(index=1).status == WaveStatus.WAITING_APPROVAL
+
+    approved = client.post(
+        f"/api/v1/executions/{execution.pk}/approve/", {"comment": "Bridge call: DB verified"}, format="json"
+    )
+    assert approved.status_code == 200, approved.json()
+    assert approved.json()["waves"][1]["status"] == "LAUNCHING"
+    [event] = client.get(f"/api/v1/executions/{execution.pk}/events/?kind=ACTION&wave_index=1").json()["results"]
+    assert event["actor"] == "operator"
+    assert event["message"] == "Approved wave 2 'Application'. Comment: \u201cBridge call: DB verified\u201d"
+
+
+def test_a_viewer_is_refused_before_the_comment_is_judged(api, plan):
+    execution = recovery_waiting_at_gate(plan)
+    for verb in ("approve", "cancel"):
+        response = api("Viewer").post(f"/api/v1/executions/{execution.pk}/{verb}/", {"comment": "x"}, format="json")
+        assert response.status_code == 403
+
+
+def test_a_drill_is_approved_and_cancelled_without_a_comment_and_keeps_one_given(api, plan, execution):
+    client = api("Operator")
+    response = client.post(f"/api/v1/executions/{execution.pk}/cancel/", {"comment": "Lab maintenance"}, format="json")
+
+    assert response.status_code == 200 and response.json()["status"] == "CANCELLING"
+    [cancel] = [
+        e
+        for e in client.get(f"/api/v1/executions/{execution.pk}/events/?kind=ACTION").json()["results"]
+        if e["message"].startswith("Cancelled")
+    ]
+    assert cancel["data"] == {"comment": "Lab maintenance"} and "Lab maintenance" in cancel["message"]
+
+
+def test_cancelling_a_recovery_needs_a_comment(api, plan):
+    execution = execution_start(plan=plan, mode="RECOVERY", requested_by=None)
+    client = api("Commander")
+
+    refused = client.post(f"/api/v1/executions/{execution.pk}/cancel/")
+    assert refused.status_code == 400
+    assert refused.json() == {"comment": ["A comment is required to cancel a RECOVERY: say why, for the audit trail."]}
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.PENDING
+
+    too_long = client.post(f"/api/v1/executions/{execution.pk}/cancel/", {"comment": "y" * 1001}, format="json")
+    assert too_long.status_code == 400 and "comment" in too_long.json()
+
+    cancelled = client.post(
+        f"/api/v1/executions/{execution.pk}/cancel/", {"comment": "Drill plan picked by mistake"}, format="json"
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLING"

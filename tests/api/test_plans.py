@@ -3,6 +3,7 @@
 import pytest
 
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target
+from plans.services import WaveSpec, plan_save
 from tests.factories import SourceServerFactory, TargetFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -196,6 +197,16 @@ def test_readiness_reports_a_running_plan(api, plan, execution):
     body = api("Viewer").get(f"/api/v1/plans/{plan.pk}/readiness/?live=false").json()
     assert body["ready"] is False
     assert [c["code"] for c in body["checks"] if c["severity"] == "error"] == ["plan_running"]
+    running = next(c for c in body["checks"] if c["code"] == "plan_running")
+    assert running["execution"] == str(execution.pk)
+
+
+def test_readiness_names_the_execution_holding_a_server(api, groups, plan, execution):
+    other = plan_save(name="Database only", waves=[WaveSpec(name="Database", protection_groups=[groups[0]])])
+    body = api("Viewer").get(f"/api/v1/plans/{other.pk}/readiness/?live=false").json()
+    [busy] = [c for c in body["checks"] if c["code"] == "server_in_other_execution"]
+    assert busy["execution"] == str(execution.pk) and str(execution.pk) in busy["message"]
+    assert all(c["execution"] is None for c in body["checks"] if c is not busy)
 
 
 # --- protection groups --------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def test_the_schema_describes_the_execution_json_and_the_idempotency_key(client)
         "elapsed_seconds",
         "accepted_risks",
         "point_in_time",
+        "comment",
         "rto",
         "rpo",
         "waves",

@@ -169,6 +169,9 @@ def drill_from_plan_to_clean_up(page, engine_driver):
     page.wait_for_selector("text=Approve wave 2: Web", timeout=60_000)
     shot(page, "05-waiting-for-approval")
     page.click("text=Approve wave 2: Web")
+    # Approving is confirmed on its own page (a drill's comment is optional).
+    page.wait_for_selector("#confirm-approve")
+    page.click("#confirm-approve button[type=submit]")
     page.wait_for_selector("text=Approved.")
 
     # The status changes to Succeeded through htmx polling: the page is never reloaded.

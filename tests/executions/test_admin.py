@@ -86,3 +86,21 @@ def test_executions_and_their_audit_trail_cannot_be_deleted_or_edited_in_the_adm
     assert type(obj).objects.filter(pk=obj.pk).exists()
     page = client.get(reverse(f"admin:executions_{model}_change", args=[obj.pk]))
     assert page.status_code == 200 and b'name="_save"' not in page.content
+
+
+def test_the_admin_refuses_to_cancel_a_recovery_without_a_comment_and_says_where_to(
+    client, make_user, clock, make_plan
+):
+    """Issue 13: the admin's bulk actions take no comment, which a RECOVERY's cancellation
+    needs: refused with the reason and the execution's page, never a 500."""
+    plan = make_plan("Admin recovery", [("Database", ["db-01"], {})])
+    recovery = execution_start(plan=plan, mode="RECOVERY", requested_by=None)
+    client.force_login(make_user("root", superuser=True))
+
+    response = post_action(client, "cancel", recovery)
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "A comment is required to cancel a RECOVERY" in body and recovery.get_absolute_url() in body
+    recovery.refresh_from_db()
+    assert recovery.status == "PENDING"

@@ -121,3 +121,33 @@ def test_cleanup_proof_is_when_drs_terminated_not_when_a_5s_poll_noticed(clock, 
         assert launch.status == "TERMINATED" and launch.cleanup_job is not None
         assert launch.terminated_at == launch.cleanup_job.drs_ended_at
         assert abs((launch.terminated_at - drs_ended[launch.cleanup_job.job_id]).total_seconds()) < 1
+
+
+def test_a_clean_up_still_holding_servers_is_named_by_readiness_and_by_the_held_launch(clock, drive, make_plan):
+    """Issue 13: DRS's TERMINATE job carries no tags, but drsorch recorded it: the busy-server
+    finding and the HELD launch name the drill whose clean-up holds the servers."""
+    from executions.choices import JobType, LaunchPhase
+    from executions.models import DrsJob
+    from executions.readiness import plan_readiness
+
+    plan = make_plan("Held by a clean-up", [("Database", ["db-01"], {})])
+    drill = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
+    execution_cleanup(execution=drill, user=None)
+    drive(
+        drill, until=lambda e: DrsJob.objects.filter(execution=e, type=JobType.TERMINATE, job_id__isnull=False).exists()
+    )
+    terminate = DrsJob.objects.get(execution=drill, type=JobType.TERMINATE, job_id__isnull=False)
+    assert SandboxJob.objects.get(job_id=terminate.job_id).ends_at > timezone.now()  # still active in DRS
+
+    [held] = [c for c in plan_readiness(plan=plan).warnings if c.code == "server_in_active_job"]
+    assert held.execution == drill
+    assert f"DRS job {terminate.job_id} of drsorch execution {drill.pk} (plan 'Held by a clean-up'" in held.message
+    assert held.as_json()["execution"] == str(drill.pk)
+
+    again = execution_start(plan=plan, mode="DRILL", requested_by=None, accept_risks=True)
+    drive(again, until=lambda e: e.server_launches.filter(phase=LaunchPhase.HELD).exists(), max_ticks=3)
+    launch = again.server_launches.get()
+    assert launch.error == (
+        f"Waiting for DRS job {terminate.job_id} (the clean-up of drsorch execution {drill.pk}, drill of "
+        "'Held by a clean-up'), which holds this server; it is launched once that job ends."
+    )

@@ -364,6 +364,7 @@ def test_list_and_show(demo):
         "elapsed_seconds",
         "accepted_risks",
         "point_in_time",
+        "comment",
         "rto",
         "rpo",
         "waves",
@@ -533,3 +534,67 @@ def test_drill_wait_cleanup_under_throttling_terminates_every_instance(demo):
     assert "clean-up 12/12 terminated" in result.err
     sandbox_configure(throttle_rate=0)
     assert not running_instances()
+
+
+# --- comments (issue 13) -----------------------------------------------------------------------------
+
+
+def test_drill_and_recover_take_a_comment_kept_on_the_execution_and_its_audit_log(demo):
+    drilled = run("drill", DEMO_PLAN_NAME, "--json", "--comment", "  Quarterly drill for the audit  ")
+    assert drilled.code == 0 and drilled.json["comment"] == "Quarterly drill for the audit"
+    drill = Execution.objects.get(pk=drilled.json["id"])
+    assert drill.comment == "Quarterly drill for the audit"
+    start_event = drill.events.get(kind="ACTION")
+    assert "Quarterly drill for the audit" in start_event.message and start_event.data["comment"] == drill.comment
+    run("execution", "cancel", str(drill.pk))
+    run("execution", "watch", str(drill.pk))
+
+    recovered = run("recover", DEMO_PLAN_NAME, "--confirm", DEMO_PLAN_NAME, "--json", "--comment", "Region down")
+    assert recovered.code == 0 and recovered.json["comment"] == "Region down"
+
+
+def test_a_comment_too_long_exits_2_and_starts_nothing(demo):
+    result = run("drill", DEMO_PLAN_NAME, "--comment", "x" * 1001)
+
+    assert result.code == 2
+    assert "1001 characters; keep it to 1000 at most" in result.err
+    assert not Execution.objects.exists()
+
+
+def test_a_recovery_gate_needs_a_comment_to_be_approved_from_the_command(demo):
+    Wave.objects.filter(plan=demo, name="Application").update(approval_required=True)
+    run("recover", DEMO_PLAN_NAME, "--confirm", DEMO_PLAN_NAME)
+    execution = Execution.objects.get()
+    engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
+    for _ in range(30):
+        execution.refresh_from_db()
+        if execution.status == ExecutionStatus.WAITING_APPROVAL:
+            break
+        cli.sleep(5)
+        engine.tick(execution_ids=[execution.pk], launch_budget_seconds=launch_budget_seconds())
+    assert execution.status == ExecutionStatus.WAITING_APPROVAL
+
+    refused = run("execution", "approve", str(execution.pk))
+    assert refused.code == 2
+    assert "--comment: A comment is required to approve a gate of a RECOVERY" in refused.err
+    assert execution.wave_runs.get(index=1).status == WaveStatus.WAITING_APPROVAL
+
+    approved = run("execution", "approve", str(execution.pk), "--comment", "App team on the bridge: go")
+    assert approved.code == 0
+    event = execution.events.filter(kind="ACTION", wave_index=1).get()
+    assert event.message == "Approved wave 2 'Application'. Comment: \u201cApp team on the bridge: go\u201d"
+    assert event.actor_name == "cli" and event.data["comment"] == "App team on the bridge: go"
+
+
+def test_cancelling_a_recovery_needs_a_comment_a_drill_does_not(demo):
+    run("recover", DEMO_PLAN_NAME, "--confirm", DEMO_PLAN_NAME)
+    recovery = Execution.objects.get()
+
+    refused = run("execution", "cancel", str(recovery.pk))
+    assert refused.code == 2 and "A comment is required to cancel a RECOVERY" in refused.err
+    recovery.refresh_from_db()
+    assert recovery.status == ExecutionStatus.PENDING
+
+    cancelled = run("execution", "cancel", str(recovery.pk), "--comment", "Wrong plan")
+    assert cancelled.code == 0 and "CANCELLING" in cancelled.out
+    assert recovery.events.filter(message__endswith="Comment: \u201cWrong plan\u201d").exists()

@@ -173,3 +173,19 @@ def test_the_report_reads_a_fixed_number_of_queries_whatever_the_servers(clock, 
                 assert client.get(f"/executions/{execution.pk}/{suffix}").status_code == 200
             counts.append((suffix, len(queries)))
     assert counts[:3] == counts[3:]
+
+
+def test_the_reports_keep_the_start_comment_and_the_cancellation_comment(clock, drive, make_plan, client, make_user):
+    """Issue 13: why it was started and why it was cancelled are part of the evidence."""
+    plan = make_plan("Commented", [("Database", ["db-01"], {}), ("Web", ["web-01"], {})])
+    execution = execution_start(plan=plan, mode="RECOVERY", requested_by=None, comment="Region lost, INC-981")
+    execution = drive(execution, until=lambda e: e.server_launches.filter(status="LAUNCHED").exists())
+    execution_cancel(execution=execution, user=None, comment="Primary back online")
+    drive(execution)
+
+    client.force_login(make_user("vera", role="Viewer"))
+    text = pdf_text(client.get(f"/executions/{execution.pk}/report.pdf").content)
+    assert "Start comment Region lost, INC-981" in text
+    page = client.get(f"/executions/{execution.pk}/report/").content.decode()
+    assert 'id="start-comment">Region lost, INC-981<' in page
+    assert "launched. Comment: \u201cPrimary back online\u201d" in page

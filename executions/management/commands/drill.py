@@ -1,4 +1,4 @@
-"""`manage.py drill PLAN [--accept-risks] [--point-in-time ISO-8601] [--wait] [--json] [--auto-approve]
+"""`manage.py drill PLAN [--accept-risks] [--point-in-time ISO-8601] [--comment TEXT] [--wait] [--json] [--auto-approve]
 [--cleanup]`: start a DRILL."""
 
 import sys
@@ -26,6 +26,11 @@ class Command(BaseCommand):
             help="Print the execution JSON: at the end with --wait, else at once. Progress goes to stderr.",
         )
         cli.add_point_in_time_argument(parser)
+        cli.add_comment_argument(
+            parser,
+            help_text="Why it is started (at most 1000 characters): kept on the execution, its page, report and "
+            "audit log.",
+        )
         parser.add_argument(
             "--accept-risks",
             action="store_true",

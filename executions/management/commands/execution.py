@@ -2,6 +2,7 @@
 
 import sys
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
@@ -54,8 +55,13 @@ class Command(BaseCommand):
             metavar="INDEX",
             help="Approve only this wave (by index) when several wait.",
         )
+        cli.add_comment_argument(
+            approve, help_text="Why the gate is approved, for the audit log; required for a RECOVERY."
+        )
+        cancel = commands.add_parser("cancel", help="Stop launching anything new; the execution ends CANCELLED.")
+        cancel.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
+        cli.add_comment_argument(cancel, help_text="Why it is cancelled, for the audit log; required for a RECOVERY.")
         for name, text in [
-            ("cancel", "Stop launching anything new; the execution ends CANCELLED."),
             ("retry", "Relaunch the failed servers of a FAILED, PARTIAL or TIMED_OUT execution."),
             ("cleanup", "Terminate the recovery instances a drill launched."),
         ]:
@@ -144,10 +150,18 @@ class Command(BaseCommand):
         execution = cli.resolve_execution(options["id"])
         service, done = ACTIONS[subcommand]
         kwargs = {"wave_index": options["wave"]} if subcommand == "approve" and options["wave"] is not None else {}
+        if subcommand in ("approve", "cancel"):
+            kwargs["comment"] = options["comment"]
         try:
             execution = service(execution=execution, user=None, **kwargs)
         except ExecutionError as exc:
             raise cli.bad_input(exc.message)
+        except ValidationError as exc:
+            raise cli.bad_input(
+                f"--comment: {' '.join(exc.messages)}"
+                if "comment" in getattr(exc, "error_dict", {})
+                else " ".join(exc.messages)
+            )
         execution.refresh_from_db()
         self.stdout.write(
             f"{done}: execution {execution.pk} is {execution.status}.\n"

@@ -1,4 +1,4 @@
-"""`manage.py recover PLAN --confirm PLAN_NAME [--accept-risks] [--point-in-time ISO-8601] [--wait]
+"""`manage.py recover PLAN --confirm PLAN_NAME [--accept-risks] [--point-in-time ISO-8601] [--comment TEXT] [--wait]
 [--json]`: start a RECOVERY."""
 
 import sys
@@ -26,6 +26,11 @@ class Command(BaseCommand):
             help="The plan's exact name, to confirm that a real recovery is meant.",
         )
         cli.add_point_in_time_argument(parser)
+        cli.add_comment_argument(
+            parser,
+            help_text="Why it is started (at most 1000 characters): kept on the execution, its page, report and "
+            "audit log.",
+        )
         parser.add_argument(
             "--accept-risks",
             action="store_true",
