@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from django.views import View
 
 from drsorch.roles import ACTION_PERMISSIONS
-from drsorch.web import RoleRequiredMixin, paginate, whole_number
+from drsorch.web import RoleRequiredMixin, filtered_page, whole_number
 from plans.models import RecoveryPlan, SourceServer
 from plans.services import plan_wave_specs
 from plans.templatetags.plan_ui import wave_diagram_data
@@ -147,13 +147,15 @@ class ExecutionListView(RoleRequiredMixin, View):
 
     def get(self, request):
         filterset = ExecutionHistoryFilterSet(request.GET or None, queryset=Execution.objects.order_by("-created_at"))
+        page, status = filtered_page(request, filterset)
         return render(
             request,
             "executions/execution_list.html",
             {
                 "filterset": filterset,
-                "page": paginate(request, filterset.qs),
+                "page": page,
             },
+            status=status,
         )
 
 
