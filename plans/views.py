@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from drsorch.web import RoleRequiredMixin, paginate, whole_number, whole_numbers
+from drsorch.web import RoleRequiredMixin, filtered_page, whole_number, whole_numbers
 
 from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
 from .forms import (
@@ -31,6 +31,7 @@ from .forms import (
     wave_initial,
 )
 from .models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave, servers_matching_tags
+from .selectors import server_groups
 from .services import (
     plan_delete,
     plan_save,
@@ -57,10 +58,13 @@ class ServerListView(RoleRequiredMixin, View):
         filterset = SourceServerFilterSet(
             request.GET or None, queryset=SourceServer.objects.select_related("target", "membership__group")
         )
-        page = paginate(request, filterset.qs)
+        page, status = filtered_page(request, filterset)
+        groups = server_groups(page.object_list)
+        for server in page.object_list:
+            server.groups = groups[server.pk]
         return render(request, "plans/server_list.html", {
             "filterset": filterset, "page": page, "sync_form": ServerSyncForm(),
-        })
+        }, status=status)
 
 
 class ServerSyncView(RoleRequiredMixin, View):
@@ -115,9 +119,8 @@ class GroupListView(RoleRequiredMixin, View):
             explicit_count=Count("memberships", distinct=True), wave_count=Count("waves", distinct=True)
         ).order_by("name")
         filterset = ProtectionGroupFilterSet(request.GET or None, queryset=queryset)
-        return render(request, "plans/group_list.html", {
-            "filterset": filterset, "page": paginate(request, filterset.qs),
-        })
+        page, status = filtered_page(request, filterset)
+        return render(request, "plans/group_list.html", {"filterset": filterset, "page": page}, status=status)
 
 
 class GroupDetailView(RoleRequiredMixin, View):
@@ -289,11 +292,11 @@ class PlanListView(RoleRequiredMixin, View):
         queryset = RecoveryPlan.objects.annotate(wave_count=Count("waves")).prefetch_related("executions")
         queryset = queryset.order_by("name")
         filterset = RecoveryPlanFilterSet(request.GET or None, queryset=queryset)
-        page = paginate(request, filterset.qs)
+        page, status = filtered_page(request, filterset)
         for plan in page.object_list:
             # Executions point at their plan (related_name "executions"), newest first by their ordering.
             plan.last_execution = next(iter(plan.executions.all()), None)
-        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page})
+        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page}, status=status)
 
 
 class PlanFormView(RoleRequiredMixin, View):
