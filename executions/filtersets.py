@@ -10,7 +10,7 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django_filters.fields import IsoDateTimeField
 
 from drsorch.filters import (
@@ -94,6 +94,12 @@ class ExecutionHistoryFilterSet(ExecutionFilterSet):
             self.filters.pop(name)
 
 
+def is_person_event(event: ExecutionEvent) -> bool:
+    """An action someone took (a user, or "cli" for a command), not one of the engine's: the
+    rule of by_people, for an event in hand."""
+    return event.kind == EventKind.ACTION and event.actor_name != ENGINE_ACTOR
+
+
 def by_people(queryset, value: bool):
     """Events of people (`value` True: the actions someone took, from a page, the API or a
     command) or all the others (False: the engine's, DRS's, status changes)."""
@@ -118,3 +124,23 @@ class ExecutionEventFilterSet(django_filters.FilterSet):
 
     def filter_people(self, queryset, name, value):
         return queryset if value is None else by_people(queryset, value)
+
+
+class EventLogFilterSet(ExecutionEventFilterSet):
+    """The event log of the execution page: newest first, by kind and the people view, a page
+    at a time from `before` (the id of the last event of the previous page: a page stays the
+    same while new events arrive above it)."""
+
+    before = WholeNumberFilter(method="filter_before", label="Older than event")
+
+    class Meta(ExecutionEventFilterSet.Meta):
+        fields = ["kind", "people", "before"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters.pop("wave_index")
+
+    def filter_before(self, queryset, name, value):
+        # The log is ordered by (created_at, pk), newest first: what comes after that event.
+        when = Subquery(ExecutionEvent.objects.filter(pk=value).values("created_at")[:1])
+        return queryset.filter(Q(created_at__lt=when) | Q(created_at=when, pk__lt=value))
