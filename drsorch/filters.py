@@ -63,9 +63,14 @@ class IdChoiceField(ModelChoiceField):
 
 
 class IdChoiceFilter(django_filters.ModelChoiceFilter):
-    """ModelChoiceFilter whose bad values say what was given (IdChoiceField)."""
+    """ModelChoiceFilter whose bad values say what was given (IdChoiceField); its select
+    offers "Any" for no choice."""
 
     field_class = IdChoiceField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("empty_label", "Any")
+        super().__init__(*args, **kwargs)
 
 
 # --- Whole numbers -----------------------------------------------------------------------------

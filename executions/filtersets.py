@@ -64,7 +64,9 @@ class ExecutionFilterSet(django_filters.FilterSet):
 
     plan = IdChoiceFilter(queryset=RecoveryPlan.objects.all())
     mode = django_filters.ChoiceFilter(
-        choices=ExecutionMode.choices, error_messages=choice_messages("a mode", ExecutionMode.choices)
+        choices=ExecutionMode.choices,
+        empty_label="Any",
+        error_messages=choice_messages("a mode", ExecutionMode.choices),
     )
     status = django_filters.MultipleChoiceFilter(
         choices=ExecutionStatus.choices,

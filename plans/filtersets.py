@@ -99,7 +99,9 @@ class TargetFilterSet(django_filters.FilterSet):
     is refused with the rule it breaks, not answered with an empty list."""
 
     kind = django_filters.ChoiceFilter(
-        choices=TargetKind.choices, error_messages=choice_messages("a target kind", TargetKind.choices)
+        choices=TargetKind.choices,
+        empty_label="Any",
+        error_messages=choice_messages("a target kind", TargetKind.choices),
     )
     region = django_filters.CharFilter(validators=[region_validator])
     account_id = django_filters.CharFilter(validators=[account_id_validator], label="Account ID")

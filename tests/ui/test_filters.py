@@ -132,3 +132,14 @@ def test_the_day_range_includes_both_days(login, demo, time_machine):
     body = client.get(reverse("executions:list"), {"date_after": "2026-03-03"}).content
     assert next_day.get_absolute_url().encode() in body and late.get_absolute_url().encode() not in body
     assert client.get(reverse("executions:list"), {"date_before": "9999-12-31"}).status_code == 200
+
+
+def test_single_choices_offer_any_for_no_choice(login, demo):
+    client = login("Viewer")
+    servers = client.get("/servers/").content.decode()
+    executions = client.get("/executions/").content.decode()
+
+    for body, name in [(servers, "target"), (executions, "plan"), (executions, "mode")]:
+        select = re.search(rf'<select name="{name}".*?</select>', body, re.S).group(0)
+        assert re.search(r'<option value="" selected>Any</option>', select), name
+        assert "---------" not in select
