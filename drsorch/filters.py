@@ -28,6 +28,15 @@ def shown(value: object) -> str:
     return f'"{text[:40]}{"…" if len(text) > 40 else ""}"'
 
 
+def refused(message: str, value: object, *, code: str = "invalid", **params: object) -> ValidationError:
+    """A ValidationError about `value`, quoted where `message` says %(value)s.
+
+    What someone sent goes in the error's params, never into the message itself: the API's
+    filter backend formats every message with its params (`message % params`), so a "%" typed
+    into a query would otherwise break the answer into a 500."""
+    return ValidationError(message, code=code, params={"value": shown(value), **params})
+
+
 def choice_messages(noun: str, choices: list[tuple[str, str]]) -> dict[str, str]:
     """`error_messages` of a choice filter: the value given and the values it takes, e.g.
     '"BACKUP" is not a mode: use DRILL or RECOVERY.'"""
@@ -52,14 +61,19 @@ class IdChoiceField(ModelChoiceField):
         noun = self.queryset.model._meta.verbose_name
         number = whole_number(value.strip() if isinstance(value, str) else value)
         if not number:
-            raise ValidationError(
-                f"{shown(value)} is not the id of a {noun}: use a whole number from 1 to {MAX_ID}.",
+            raise refused(
+                "%(value)s is not the id of a %(noun)s: use a whole number from 1 to %(max)s.",
+                value,
                 code="invalid_choice",
+                noun=noun,
+                max=MAX_ID,
             )
         try:
             return self.queryset.get(pk=number)
         except self.queryset.model.DoesNotExist:
-            raise ValidationError(f"There is no {noun} with id {number}.", code="invalid_choice")
+            raise ValidationError(
+                "There is no %(noun)s with id %(id)s.", code="invalid_choice", params={"noun": noun, "id": number}
+            )
 
 
 class IdChoiceFilter(django_filters.ModelChoiceFilter):
@@ -91,7 +105,7 @@ class WholeNumberField(forms.Field):
             return None
         number = whole_number(value.strip() if isinstance(value, str) else value, maximum=self.maximum)
         if number is None:
-            raise ValidationError(f"{shown(value)} is not a whole number from 0 to {self.maximum}.", code="invalid")
+            raise refused("%(value)s is not a whole number from 0 to %(max)s.", value, max=self.maximum)
         return number
 
     def widget_attrs(self, widget):
@@ -155,9 +169,7 @@ class YesNoField(forms.Field):
         try:
             return yes_no(value)
         except ValueError:
-            raise ValidationError(
-                f"{shown(value)} is not yes or no: use true or false, or leave it out for any.", code="invalid"
-            )
+            raise refused("%(value)s is not yes or no: use true or false, or leave it out for any.", value)
 
     def validate(self, value):
         if value is None and self.required:
@@ -183,9 +195,7 @@ class DayField(forms.DateField):
         try:
             return super().to_python(value.strip() if isinstance(value, str) else value)
         except ValidationError:
-            raise ValidationError(
-                f"{shown(value)} is not a day: write it YYYY-MM-DD, e.g. {DAY_EXAMPLE}.", code="invalid"
-            )
+            raise refused("%(value)s is not a day: write it YYYY-MM-DD, e.g. %(example)s.", value, example=DAY_EXAMPLE)
 
 
 class DayFilter(django_filters.DateFilter):
@@ -218,6 +228,11 @@ class RangeCheckForm(forms.Form):
             low, high = data.get(start), data.get(end)
             if low is not None and high is not None and low > high:
                 self.add_error(
-                    end, f"The end of the range ({high.isoformat()}) is before its start ({low.isoformat()})."
+                    end,
+                    ValidationError(
+                        "The end of the range (%(end)s) is before its start (%(start)s).",
+                        code="invalid",
+                        params={"end": high.isoformat(), "start": low.isoformat()},
+                    ),
                 )
         return data

@@ -20,7 +20,7 @@ from drsorch.filters import (
     WholeNumberFilter,
     YesNoFilter,
     choice_messages,
-    shown,
+    refused,
 )
 from plans.models import RecoveryPlan
 
@@ -39,8 +39,8 @@ class UTCIsoDateTimeField(IsoDateTimeField):
         try:
             value = super().to_python(value)
         except ValidationError:
-            raise ValidationError(
-                f"{shown(value)} is not an ISO-8601 date and time: use e.g. {INSTANT_EXAMPLE}.", code="invalid"
+            raise refused(
+                "%(value)s is not an ISO-8601 date and time: use e.g. %(example)s.", value, example=INSTANT_EXAMPLE
             )
         if value is None:
             return None

@@ -6,10 +6,9 @@ message under the parameter's name, the pages show it above an empty list.
 
 import django_filters
 from django import forms
-from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from drsorch.filters import IdChoiceFilter, WholeNumberFilter, YesNoFilter, choice_messages, shown
+from drsorch.filters import IdChoiceFilter, WholeNumberFilter, YesNoFilter, choice_messages, refused
 
 from .choices import ReplicationState, TargetKind
 from .models import (
@@ -27,7 +26,7 @@ def parse_tag(value):
     """`Key=Value` (or just `Key`, meaning any value) into (key, value-or-None)."""
     key, sep, tag_value = value.partition("=")
     if not key.strip():
-        raise ValidationError(f"{shown(value)} is not a tag: write Key=Value (e.g. Tier=db), or Key for any value.")
+        raise refused("%(value)s is not a tag: write Key=Value (e.g. Tier=db), or Key for any value.", value)
     return key.strip(), (tag_value.strip() if sep else None)
 
 

@@ -5,6 +5,8 @@ import re
 
 import pytest
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from executions.choices import ExecutionStatus
 from tests.factories import ExecutionFactory, build_execution
@@ -143,3 +145,35 @@ def test_single_choices_offer_any_for_no_choice(login, demo):
         select = re.search(rf'<select name="{name}".*?</select>', body, re.S).group(0)
         assert re.search(r'<option value="" selected>Any</option>', select), name
         assert "---------" not in select
+
+
+PAGE_PARAMETERS = [
+    ("/servers/", "target"),
+    ("/servers/", "replication_state"),
+    ("/servers/", "lag_above_seconds"),
+    ("/servers/", "tag"),
+    ("/servers/", "in_drs"),
+    ("/servers/", "q"),
+    ("/groups/", "target"),
+    ("/plans/", "q"),
+    ("/executions/", "plan"),
+    ("/executions/", "mode"),
+    ("/executions/", "status"),
+    ("/executions/", "date_after"),
+    ("/executions/", "date_before"),
+]
+
+
+@pytest.fixture
+def viewer(login):
+    return login("Viewer")
+
+
+@given(pair=st.sampled_from(PAGE_PARAMETERS), value=st.text(max_size=30))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_filter_value_on_a_page_filters_or_names_the_field(viewer, demo, pair, value):
+    page, parameter = pair
+    response = viewer.get(page, {parameter: value})
+
+    assert response.status_code in (200, 400), (page, parameter, value)
+    assert (response.status_code == 400) == ("filter-errors" in response.content.decode())
