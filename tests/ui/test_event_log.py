@@ -9,6 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from executions.choices import EventKind, ExecutionStatus
 from executions.models import ExecutionEvent
@@ -191,3 +193,19 @@ def test_the_log_takes_the_same_queries_for_many_events(login, execution):
 
     count(execution)
     assert count(execution) == count(other)
+
+
+@pytest.fixture
+def viewer(login):
+    return login("Viewer")
+
+
+@given(name=st.sampled_from(["kind", "people", "before"]), value=st.text(max_size=30))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_log_filter_value_is_a_page_or_a_named_400_and_the_live_part_always_answers(viewer, execution, name, value):
+    page = viewer.get(execution.get_absolute_url(), {name: value})
+    live = viewer.get(reverse("executions:live", args=[execution.pk]), {name: value})
+
+    assert page.status_code in (200, 400)
+    assert live.status_code == 200
+    assert ("the event filter is not valid" in page.content.decode()) == (page.status_code == 400)
