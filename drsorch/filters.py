@@ -9,7 +9,7 @@ parameter; the list pages show them above the list, which stays empty until the 
 fixed (`drsorch.web.filtered_page`).
 """
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import django_filters
 from django import forms
@@ -44,7 +44,7 @@ def choice_messages(noun: str, choices: list[tuple[str, str]]) -> dict[str, str]
     accepted = " or ".join(values) if len(values) < 3 else ", ".join(values[:-1]) + " or " + values[-1]
     return {
         "invalid_choice": f'"%(value)s" is not {noun}: use {accepted.replace("%", "%%")}.',
-        "invalid_list": f"Give {noun} per parameter, e.g. ?name={values[0]}&name={values[-1]}.",
+        "invalid_list": "Give a list of values: repeat the parameter once for each value.",
     }
 
 
@@ -210,7 +210,7 @@ class DayFilter(django_filters.DateFilter):
         start = timezone.make_aware(datetime.combine(value, time.min))
         if self.lookup_expr == "gte":
             return qs.filter(**{f"{self.field_name}__gte": start})
-        if value.toordinal() == value.max.toordinal():
+        if value == date.max:
             return qs  # the last day there is: nothing lies after it
         return qs.filter(**{f"{self.field_name}__lt": start + timedelta(days=1)})
 
