@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.http import HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.html import format_html
@@ -183,9 +183,9 @@ def event_log_context(request, execution):
     rows = list(filterset.qs[: EVENT_PAGE_SIZE + 1]) if valid else []
     events = rows[:EVENT_PAGE_SIZE]
     data = filterset.form.cleaned_data if filterset.is_bound and valid else {}
-    kept = QueryDict(mutable=True)
-    for name in ("kind", "people", "before"):
-        kept.setlist(name, request.GET.getlist(name))
+    kept = request.GET.copy()
+    for name in set(kept) - {"kind", "people", "before"}:
+        del kept[name]
     people, kinds = data.get("people"), data.get("kind") or []
     return {
         "filterset": filterset,

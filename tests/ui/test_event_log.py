@@ -209,3 +209,10 @@ def test_any_log_filter_value_is_a_page_or_a_named_400_and_the_live_part_always_
     assert page.status_code in (200, 400)
     assert live.status_code == 200
     assert ("the event filter is not valid" in page.content.decode()) == (page.status_code == 400)
+
+
+def test_the_live_refresh_carries_only_the_logs_own_parameters(login, execution):
+    body = login("Viewer").get(execution.get_absolute_url(), {"kind": "DRS", "utm": "x", "page": "3"}).content.decode()
+
+    root = re.search(r'<div id="live"[^>]*>', body).group(0)
+    assert f'hx-get="{reverse("executions:live", args=[execution.pk])}?kind=DRS"' in root
