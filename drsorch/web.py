@@ -1,4 +1,4 @@
-"""Pieces every app's pages use: the role check of a view and pagination."""
+"""Pieces every app's pages use: the role check of a view, pagination and filtered lists."""
 
 from collections.abc import Iterable
 
@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_filters import FilterSet
 
 PAGE_SIZE = 50
 
@@ -23,6 +24,17 @@ class RoleRequiredMixin(LoginRequiredMixin, PermissionRequiredMixin):
 def paginate(request: HttpRequest, queryset: QuerySet | list, size: int = PAGE_SIZE) -> Page:
     """The page of `queryset` the request's `page` parameter asks for (the last for too high a number)."""
     return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+def filtered_page(request: HttpRequest, filterset: FilterSet, size: int = PAGE_SIZE) -> tuple[Page, int]:
+    """The page of a list page's filterset, and the status to answer with.
+
+    A filter value that is not valid is never ignored (the list would claim to be filtered
+    when it is not) nor applied as "nothing matches": the answer is 400 with an empty page,
+    and the filter form (templates/includes/filters.html) names each field at fault."""
+    if filterset.is_bound and not filterset.is_valid():
+        return paginate(request, filterset.queryset.none(), size), 400
+    return paginate(request, filterset.qs, size), 200
 
 
 # The largest id the databases hold (a signed 64-bit integer).

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from django.views import View
 
 from drsorch.roles import ACTION_PERMISSIONS
-from drsorch.web import RoleRequiredMixin, paginate, whole_number
+from drsorch.web import RoleRequiredMixin, filtered_page, whole_number
 from plans.models import RecoveryPlan, SourceServer
 from plans.services import plan_wave_specs
 from plans.templatetags.plan_ui import wave_diagram_data
@@ -37,7 +37,7 @@ from .choices import (
     WaveStatus,
 )
 from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady, ServerBusy
-from .filtersets import ExecutionHistoryFilterSet
+from .filtersets import EventLogFilterSet, ExecutionHistoryFilterSet
 from .forms import ActionCommentForm, StartForm
 from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
 from .readiness import plan_readiness
@@ -48,7 +48,7 @@ from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_faile
 from .trends import trend_chart, trend_run, trend_summary
 
 LAG_ALERT_SECONDS = 15 * 60
-EVENT_LOG_LIMIT = 150
+EVENT_PAGE_SIZE = 50
 LAGGING_LIMIT = 20
 # What the detail, its partial and the report show of a launch: loading only these keeps
 # building 1,000 rows cheap.
@@ -162,13 +162,15 @@ class ExecutionListView(RoleRequiredMixin, View):
 
     def get(self, request):
         filterset = ExecutionHistoryFilterSet(request.GET or None, queryset=Execution.objects.order_by("-created_at"))
+        page, status = filtered_page(request, filterset)
         return render(
             request,
             "executions/execution_list.html",
             {
                 "filterset": filterset,
-                "page": paginate(request, filterset.qs),
+                "page": page,
             },
+            status=status,
         )
 
 
@@ -182,10 +184,41 @@ def was_launched(launch):
     )
 
 
-def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
+def event_log_context(request, execution):
+    """The execution page's event log: a page of EVENT_PAGE_SIZE events, newest first, chosen
+    by the request's query (EventLogFilterSet: kind, people, before), in one query.
+
+    `query` is that query, for the live partial's polling URL, so a refresh keeps the reader's
+    view and page; an invalid value lists nothing and the log says what was wrong."""
+    filterset = EventLogFilterSet(
+        request.GET or None,
+        queryset=ExecutionEvent.objects.filter(execution=execution).order_by("-created_at", "-pk"),
+    )
+    valid = not filterset.is_bound or filterset.is_valid()
+    rows = list(filterset.qs[: EVENT_PAGE_SIZE + 1]) if valid else []
+    events = rows[:EVENT_PAGE_SIZE]
+    data = filterset.form.cleaned_data if filterset.is_bound and valid else {}
+    kept = request.GET.copy()
+    for name in set(kept) - {"kind", "people", "before"}:
+        del kept[name]
+    people, kinds = data.get("people"), data.get("kind") or []
+    return {
+        "filterset": filterset,
+        "valid": valid,
+        "events": events,
+        "older": events[-1].pk if len(rows) > EVENT_PAGE_SIZE else None,
+        "paged": data.get("before") is not None,
+        "people": people is True,
+        "kinds": kinds,
+        "filtered": people is not None or bool(kinds),
+        "query": kept.urlencode(),
+    }
+
+
+def execution_detail_context(request, pk):
     """Everything the detail page and its live partial show, in a fixed number of queries
     whatever the number of servers: the execution, its waves, its launches (with their DRS
-    job) and the latest events."""
+    job) and a page of its event log."""
     execution = get_object_or_404(Execution.objects.select_related("plan"), pk=pk)
     now = timezone.now()
     waves = list(WaveRun.objects.filter(execution=execution).select_related("approved_by").order_by("index"))
@@ -195,8 +228,7 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
         .only(*LAUNCH_FIELDS)
         .order_by("wave_run__index", "hostname", "source_server_id")
     )
-    events_qs = ExecutionEvent.objects.filter(execution=execution).order_by("-created_at", "-pk")
-    events = list(events_qs[:event_limit]) if event_limit else list(events_qs.reverse())
+    event_log = event_log_context(request, execution)
 
     by_wave = {wave.pk: [] for wave in waves}
     for launch in launches:
@@ -243,7 +275,7 @@ def execution_detail_context(request, pk, *, event_limit=EVENT_LOG_LIMIT):
         "execution": execution,
         "waves": waves,
         "launches": launches,
-        "events": events,
+        "event_log": event_log,
         "now": now,
         "active": active,
         "polling": active or bool(terminating),
@@ -268,12 +300,16 @@ class ExecutionDetailView(RoleRequiredMixin, View):
     permission_required = "executions.view_execution"
 
     def get(self, request, pk):
-        return render(request, "executions/execution_detail.html", execution_detail_context(request, pk))
+        context = execution_detail_context(request, pk)
+        status = 200 if context["event_log"]["valid"] else 400
+        return render(request, "executions/execution_detail.html", context, status=status)
 
 
 class ExecutionLiveView(RoleRequiredMixin, View):
     """htmx partial of the detail page, replaced every few seconds; once the execution has
-    ended it is returned without its polling trigger, so polling stops."""
+    ended it is returned without its polling trigger, so polling stops. Always a 200, even for
+    an invalid event-log query (the log says what was wrong): htmx swaps no 4xx answer, and
+    the rest of the page must go on updating."""
 
     permission_required = "executions.view_execution"
 

@@ -155,6 +155,14 @@ def servers_matching_tags(queryset, selector):
     return queryset
 
 
+def tags_match(tags, selector):
+    """True when `tags` (a server's, already loaded) carry every tag of `selector` with the
+    same value: servers_matching_tags' rule, for rows in hand. Tag values are strings (DRS's
+    tags, and validate_tag_selector's rule for selectors)."""
+    tags = tags or {}
+    return all(tags.get(key) == value for key, value in selector.items())
+
+
 class ProtectionGroup(models.Model):
     """A named set of source servers of one target: chosen explicitly, by tags, or both."""
 

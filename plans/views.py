@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from drsorch.web import RoleRequiredMixin, paginate, search_text, whole_number, whole_numbers
+from drsorch.web import RoleRequiredMixin, filtered_page, search_text, whole_number, whole_numbers
 
 from .filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet
 from .forms import (
@@ -42,6 +42,7 @@ from .models import (
     servers_matching_tags,
     validate_tag_selector,
 )
+from .selectors import server_groups
 from .services import (
     plan_delete,
     plan_delete_refusal,
@@ -71,10 +72,13 @@ class ServerListView(RoleRequiredMixin, View):
         filterset = SourceServerFilterSet(
             request.GET or None, queryset=SourceServer.objects.select_related("target", "membership__group")
         )
-        page = paginate(request, filterset.qs)
+        page, status = filtered_page(request, filterset)
+        groups = server_groups(page.object_list)
+        for server in page.object_list:
+            server.groups = groups[server.pk]
         return render(request, "plans/server_list.html", {
             "filterset": filterset, "page": page, "sync_form": ServerSyncForm(),
-        })
+        }, status=status)
 
 
 class ServerSyncView(RoleRequiredMixin, View):
@@ -129,9 +133,8 @@ class GroupListView(RoleRequiredMixin, View):
             explicit_count=Count("memberships", distinct=True), wave_count=Count("waves", distinct=True)
         ).order_by("name")
         filterset = ProtectionGroupFilterSet(request.GET or None, queryset=queryset)
-        return render(request, "plans/group_list.html", {
-            "filterset": filterset, "page": paginate(request, filterset.qs),
-        })
+        page, status = filtered_page(request, filterset)
+        return render(request, "plans/group_list.html", {"filterset": filterset, "page": page}, status=status)
 
 
 class GroupDetailView(RoleRequiredMixin, View):
@@ -313,9 +316,9 @@ class PlanListView(RoleRequiredMixin, View):
         queryset = RecoveryPlan.objects.annotate(wave_count=Count("waves")).prefetch_related("executions")
         queryset = queryset.order_by("name")
         filterset = RecoveryPlanFilterSet(request.GET or None, queryset=queryset)
-        page = paginate(request, filterset.qs)
+        page, status = filtered_page(request, filterset)
         self.describe_plans(page.object_list)
-        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page})
+        return render(request, "plans/plan_list.html", {"filterset": filterset, "page": page}, status=status)
 
     def describe_plans(self, plans):
         """Set what the list shows of each plan's executions: its last one. The list is served

@@ -45,12 +45,25 @@ def tags_text(tags):
     return ", ".join(f"{key}={value}" for key, value in sorted((tags or {}).items()))
 
 
+@register.filter
+def chosen_labels(bound_field, none="Any"):
+    """The labels of the options ticked in a multiple-choice field, or `none`: what a
+    checkbox dropdown shows while closed."""
+    chosen = {str(value) for value in bound_field.value() or []}
+    labels = [str(label) for value, label in bound_field.field.choices if str(value) in chosen]
+    return ", ".join(labels) or none
+
+
 @register.simple_tag(takes_context=True)
 def query_with(context, **changes):
-    """The current query string with some parameters replaced (for pagination links)."""
+    """The current query string with some parameters replaced (for pagination links); a
+    parameter given None is left out."""
     params = context["request"].GET.copy()
     for key, value in changes.items():
-        params[key] = value
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
     return params.urlencode()
 
 

@@ -116,8 +116,9 @@ def start_execution(request, *, plan, mode, auto_approve, accept_risks=False, po
 @extend_schema_view(
     list=extend_schema(
         summary="List executions",
-        description="Newest first; filter by plan, mode, status and creation date.",
-        responses={200: ExecutionSerializer(many=True), **ERROR_RESPONSES},
+        description="Newest first; filter by plan, mode, status and creation date. A bad filter value answers "
+        "400 naming the parameter and what was wrong.",
+        responses={200: ExecutionSerializer(many=True), 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES},
     ),
     retrieve=extend_schema(
         summary="Read an execution",
@@ -226,7 +227,8 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
 
     @extend_schema(
         summary="Audit log of an execution",
-        description="Status changes, human actions and DRS job log items, oldest first.",
+        description="Status changes, human actions and DRS job log items, oldest first. A bad filter value "
+        "answers 400 naming the parameter.",
         parameters=[
             OpenApiParameter(
                 "kind",
@@ -235,9 +237,20 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
                 enum=[k for k, _ in ExecutionEventFilterSet.base_filters["kind"].extra["choices"]],
                 explode=True,
             ),
-            OpenApiParameter("wave_index", OpenApiTypes.INT),
+            OpenApiParameter("wave_index", OpenApiTypes.INT, description="A wave's `index` (from 0)."),
+            OpenApiParameter(
+                "people",
+                OpenApiTypes.BOOL,
+                description="`true`: only what people did (ACTION events of a user, or `cli` for a command): "
+                "starts, approvals, cancels, retries, clean-ups. `false`: everything else.",
+            ),
         ],
-        responses={200: ExecutionEventSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={
+            200: ExecutionEventSerializer(many=True),
+            400: FIELD_ERRORS_RESPONSE,
+            **ERROR_RESPONSES,
+            **NOT_FOUND_RESPONSE,
+        },
     )
     @action(detail=True, methods=["get"], filterset_class=None)
     def events(self, request, pk=None):

@@ -7,6 +7,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from drsorch.templatetags.drsorch_ui import duration, tone
+from executions.filtersets import is_person_event
 from executions.reports import evidence
 from executions.trends import MARK
 from plans.templatetags.plan_ui import wave_diagram_svg
@@ -14,6 +15,12 @@ from plans.templatetags.plan_ui import wave_diagram_svg
 register = template.Library()
 
 LABEL_W, CHART_W, ROW_H, HEAD_H, AXIS_H = 150, 760, 14, 22, 24
+
+
+@register.filter
+def by_person(event):
+    """True for an action someone took: the event log shows these first-class."""
+    return is_person_event(event)
 
 
 def _tick_label(seconds):

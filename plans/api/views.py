@@ -34,7 +34,11 @@ def crud_schema(noun, serializer, *, tag, delete_conflict):
     """Summaries, error responses and tag of the operations of a model viewset."""
     write = {400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES}
     describe_operations = extend_schema_view(
-        list=extend_schema(summary=f"List {noun}s", responses={200: serializer(many=True), **ERROR_RESPONSES}),
+        list=extend_schema(
+            summary=f"List {noun}s",
+            description="A bad filter value answers 400 naming the parameter and what was wrong.",
+            responses={200: serializer(many=True), 400: FIELD_ERRORS_RESPONSE, **ERROR_RESPONSES},
+        ),
         create=extend_schema(summary=f"Create a {noun}", responses={201: serializer, **write}),
         retrieve=extend_schema(summary=f"Read a {noun}",
                                responses={200: serializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE}),

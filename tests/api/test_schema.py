@@ -168,3 +168,20 @@ def test_every_null_of_a_plans_history_is_nullable_in_the_schema(api, execution,
     assert item["started_at"] is None and item["rto"]["achieved_seconds"] is None and item["point_in_time"] is None
     walk = schema_walker(tmp_path)
     walk(response.json(), "PaginatedExecutionHistoryList", "history")
+
+
+def test_every_list_documents_its_filters_and_the_400_of_a_bad_value(tmp_path):
+    schema_file = tmp_path / "schema.yaml"
+    call_command("spectacular", "--file", str(schema_file))
+    paths = yaml.safe_load(schema_file.read_text())["paths"]
+
+    for path in ["targets", "source-servers", "protection-groups", "plans", "executions", "executions/{id}/events"]:
+        assert "400" in paths[f"/api/v1/{path}/"]["get"]["responses"], path
+    events = {p["name"]: p for p in paths["/api/v1/executions/{id}/events/"]["get"]["parameters"]}
+    assert events["people"]["schema"]["type"] == "boolean"
+    servers = {p["name"]: p for p in paths["/api/v1/source-servers/"]["get"]["parameters"]}
+    assert servers["in_drs"]["schema"]["type"] == "boolean"
+    assert servers["replication_state"]["schema"]["type"] == "array"
+    history = {p["name"]: p for p in paths["/api/v1/executions/"]["get"]["parameters"]}
+    assert history["date_after"]["schema"] == {"type": "string", "format": "date"}
+    assert history["date_before"]["schema"] == {"type": "string", "format": "date"}
