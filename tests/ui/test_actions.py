@@ -93,8 +93,9 @@ def test_approving_a_recovery_gate_without_a_comment_is_refused_on_the_page(logi
     assert event.actor == client.user and event.wave_index == 1
     body = response.content.decode()
     assert "Approved." in body
+    assert "<strong>operator</strong></span>" in body
     assert (
-        "<strong>operator</strong> Approved wave 2 &#x27;Wave 2&#x27;. Comment: \u201cDB checked by Ana\u201d" in body
+        '<span class="message">Approved wave 2 &#x27;Wave 2&#x27;. Comment: \u201cDB checked by Ana\u201d</span>' in body
     )
 
 

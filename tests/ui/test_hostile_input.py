@@ -83,7 +83,8 @@ def test_a_nul_character_in_a_query_value_never_reaches_the_database(login, demo
     client = login("Planner")
     with connection.execute_wrapper(record):
         response = client.get(page)
-    assert response.status_code == 200
+    # A list's filter refuses the value (400, naming the field); a search drops the NUL (200).
+    assert response.status_code in (200, 400)
     assert not any("\x00" in value for value in sent)
     if "tag-preview" in page:
         assert "is not a valid AWS tag key" in response.content.decode() or "must be a string" in (
