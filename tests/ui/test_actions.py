@@ -94,9 +94,8 @@ def test_approving_a_recovery_gate_without_a_comment_is_refused_on_the_page(logi
     body = response.content.decode()
     assert "Approved." in body
     assert "<strong>operator</strong></span>" in body
-    assert (
-        '<span class="message">Approved wave 2 &#x27;Wave 2&#x27;. Comment: \u201cDB checked by Ana\u201d</span>' in body
-    )
+    message = "Approved wave 2 &#x27;Wave 2&#x27;. Comment: \u201cDB checked by Ana\u201d"
+    assert f'<span class="message">{message}</span>' in body
 
 
 def test_a_drill_is_approved_and_cancelled_without_a_comment(login):
