@@ -179,3 +179,15 @@ def test_inventory_sync_shows_drs_errors(login, demo, monkeypatch):
     monkeypatch.setattr("plans.views.source_servers_sync", fail)
     response = login("Planner").post(reverse("plans:server_sync"), {"target": ""}, follow=True)
     assert "Could not sync target" in response.content.decode()
+
+
+def test_dashboard_shows_a_running_plan_as_running_with_its_link_not_as_an_error(login, demo):
+    """Issue 13, item 4: the plan's own run is no readiness error on the dashboard."""
+    from executions.choices import ExecutionStatus
+
+    running = build_execution(servers=3, plan=demo["plan"], target=demo["target"], status=ExecutionStatus.RUNNING)
+    body = login("Viewer").get("/").content.decode()
+    row = body[body.index('href="' + demo["plan"].get_absolute_url() + '"') :]
+    row = row[: row.index("</tr>")]
+    assert f'<a href="{running.get_absolute_url()}"' in row and ">Running</span>" in row
+    assert "error" not in row and ">ready<" not in row
