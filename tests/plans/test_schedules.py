@@ -1,11 +1,14 @@
 """Drill schedules: which cron expressions are accepted, and the next run times (UTC)."""
 
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone as django_timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from plans.models import RecoveryPlan
 from plans.schedules import next_drill_times, validate_drill_schedule
@@ -54,3 +57,16 @@ def test_runs_are_strictly_after_now_and_now_in_another_zone_is_read_as_utc():
 
 def test_no_schedule_has_no_runs():
     assert next_drill_times(RecoveryPlan(name="p"), now=datetime(2026, 3, 2, tzinfo=UTC), count=3) == []
+
+
+@given(
+    minute=st.integers(0, 59),
+    hour=st.integers(0, 23),
+    now=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)),
+)
+def test_daily_runs_are_at_the_given_time_a_day_apart_and_after_now(minute, hour, now):
+    plan = RecoveryPlan(name="p", drill_schedule=f"{minute} {hour} * * *")
+    times = next_drill_times(plan, now=now, count=3)
+    assert now < times[0] <= now + timedelta(days=1)
+    assert [(when.hour, when.minute, when.second) for when in times] == [(hour, minute, 0)] * 3
+    assert [later - earlier for earlier, later in pairwise(times)] == [timedelta(days=1)] * 2
