@@ -20,6 +20,7 @@ from django.views import View
 from drsorch.roles import ACTION_PERMISSIONS
 from drsorch.web import RoleRequiredMixin, filtered_page, whole_number
 from plans.models import RecoveryPlan, SourceServer
+from plans.schedules import next_drill_times
 from plans.services import plan_wave_specs
 from plans.templatetags.plan_ui import wave_diagram_data
 from plans.views import PlanListView as PlanOnlyListView
@@ -522,6 +523,7 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
             "running": running,
             "failed_over": plans_failed_over(plan_ids=[plan.pk]).get(plan.pk),
             "trends": plan_trends(plan),
+            "next_drills": next_drill_times(plan, now=timezone.now(), count=3),
             "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
             "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
             "drill_form": start_form

@@ -209,7 +209,8 @@ class WaveInline(admin.StackedInline):
 
 @admin.register(RecoveryPlan)
 class RecoveryPlanAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "rto_target_minutes", "rpo_target_minutes", "owner", "wave_count", "updated_at"]
+    list_display = ["name", "rto_target_minutes", "rpo_target_minutes", "drill_schedule", "owner", "wave_count",
+                    "updated_at"]
     search_fields = ["name", "description"]
     inlines = [WaveInline]
 

@@ -97,8 +97,10 @@ class RecoveryPlanForm(forms.ModelForm):
 
     class Meta:
         model = RecoveryPlan
-        fields = ["name", "description", "rto_target_minutes", "rpo_target_minutes"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        fields = ["name", "description", "rto_target_minutes", "rpo_target_minutes", "drill_schedule",
+                  "drill_instance_ttl_minutes", "drill_max_age_days"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2}),
+                   "drill_schedule": forms.TextInput(attrs={"placeholder": "0 3 * * 1", "spellcheck": "false"})}
 
 
 class WaveForm(forms.Form):

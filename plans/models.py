@@ -11,6 +11,10 @@ from django.db.models.functions import Cast
 from django.urls import reverse
 
 from .choices import ReplicationState, TargetKind
+from .schedules import DRILL_SCHEDULE_MAX_LENGTH, validate_drill_schedule
+
+MAX_DRILL_INSTANCE_TTL_MINUTES = 10080  # a week
+MAX_DRILL_AGE_DAYS = 3660  # ten years
 
 # \A...\Z and ASCII classes: `$` also matches before a trailing newline, and `\d`/`\w` accept
 # any script's digits and letters, which AWS refuses on every call.
@@ -224,6 +228,22 @@ class RecoveryPlan(models.Model):
     rpo_target_minutes = models.PositiveIntegerField(
         "RPO target (minutes)", default=15, validators=[MinValueValidator(1), MaxValueValidator(10080)],
         help_text="How much data may be lost: replication lag above this fails readiness.",
+    )
+    drill_schedule = models.CharField(
+        "drill schedule", max_length=DRILL_SCHEDULE_MAX_LENGTH, null=True, blank=True,
+        validators=[validate_drill_schedule],
+        help_text="When the worker drills the plan: a 5-field cron expression in UTC, e.g. '0 3 * * 1'. "
+        "Empty: never on its own.",
+    )
+    drill_instance_ttl_minutes = models.PositiveIntegerField(
+        "drill instance time-to-live (minutes)", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DRILL_INSTANCE_TTL_MINUTES)],
+        help_text="Clean up a drill's instances this long after it ends. Empty: keep them.",
+    )
+    drill_max_age_days = models.PositiveIntegerField(
+        "drill max age (days)", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DRILL_AGE_DAYS)],
+        help_text="The plan is OVERDUE when its last successful drill is older. Empty: no limit.",
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="recovery_plans"

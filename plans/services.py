@@ -170,16 +170,23 @@ def plan_validate_waves(*, waves: Sequence[WaveSpec]) -> dict[int, list[SourceSe
 @transaction.atomic
 def plan_save(*, plan: RecoveryPlan | None = None, name: str, description: str = "", rto_target_minutes: int = 60,
               rpo_target_minutes: int = 15, owner: AbstractBaseUser | None = None,
-              waves: Sequence[WaveSpec]) -> RecoveryPlan:
+              waves: Sequence[WaveSpec], drill_schedule: str | None = None,
+              drill_instance_ttl_minutes: int | None = None,
+              drill_max_age_days: int | None = None) -> RecoveryPlan:
     """Create a recovery plan, or replace an existing plan's fields and waves, all or nothing.
 
-    Running executions are not affected: each keeps the frozen copy it took at start.
+    Every field is replaced, the unattended-drill settings too: None (or a blank schedule)
+    clears them. Running executions are not affected: each keeps the frozen copy it took at start.
     """
     plan = plan or RecoveryPlan(owner=owner)
     plan.name = name
     plan.description = description
     plan.rto_target_minutes = rto_target_minutes
     plan.rpo_target_minutes = rpo_target_minutes
+    # Stored with single spaces, and NULL rather than "" when there is no schedule.
+    plan.drill_schedule = " ".join((drill_schedule or "").split()) or None
+    plan.drill_instance_ttl_minutes = drill_instance_ttl_minutes
+    plan.drill_max_age_days = drill_max_age_days
     if owner is not None and plan.owner_id is None:
         plan.owner = owner
     errors = {}

@@ -363,6 +363,9 @@ class PlanFormView(RoleRequiredMixin, View):
                     plan=plan, name=data["name"], description=data["description"],
                     rto_target_minutes=data["rto_target_minutes"], rpo_target_minutes=data["rpo_target_minutes"],
                     owner=request.user, waves=formset.wave_specs(),
+                    drill_schedule=data["drill_schedule"],
+                    drill_instance_ttl_minutes=data["drill_instance_ttl_minutes"],
+                    drill_max_age_days=data["drill_max_age_days"],
                 )
             except ValidationError as exc:
                 plan_service_errors(plan_form, formset, exc)

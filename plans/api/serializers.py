@@ -10,7 +10,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from drsorch.api import IdRelatedField, field_errors
-from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target, validate_tag_selector
+from plans.models import (
+    DRILL_SCHEDULE_MAX_LENGTH,
+    MAX_DRILL_AGE_DAYS,
+    MAX_DRILL_INSTANCE_TTL_MINUTES,
+    ProtectionGroup,
+    RecoveryPlan,
+    SourceServer,
+    Target,
+    validate_tag_selector,
+)
 from plans.services import (
     MAX_WAVE_TIMEOUT_MINUTES,
     MAX_WAVE_WAIT_MINUTES,
@@ -223,18 +232,33 @@ def wave_spec(data):
     )
 
 
+UNATTENDED_FIELDS = ("drill_schedule", "drill_instance_ttl_minutes", "drill_max_age_days")
+
+
 class RecoveryPlanSerializer(serializers.ModelSerializer):
     """A recovery plan with its waves. Writing `waves` replaces every wave of the plan."""
 
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     rto_target_minutes = serializers.IntegerField(min_value=1, max_value=10080, default=60)
     rpo_target_minutes = serializers.IntegerField(min_value=1, max_value=10080, default=15)
+    drill_schedule = serializers.CharField(
+        max_length=DRILL_SCHEDULE_MAX_LENGTH, allow_null=True, allow_blank=True, default=None,
+        help_text="5-field cron expression, UTC, e.g. \"0 3 * * 1\"; null: no scheduled drills.",
+    )
+    drill_instance_ttl_minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_DRILL_INSTANCE_TTL_MINUTES, allow_null=True, default=None,
+        help_text="A drill's instances are cleaned up this long after it ends; null: kept.",
+    )
+    drill_max_age_days = serializers.IntegerField(
+        min_value=1, max_value=MAX_DRILL_AGE_DAYS, allow_null=True, default=None,
+        help_text="The plan is OVERDUE when its last SUCCEEDED drill is older; null: no limit.",
+    )
     waves = WaveSerializer(many=True, allow_empty=True)
 
     class Meta:
         model = RecoveryPlan
-        fields = ["id", "name", "description", "rto_target_minutes", "rpo_target_minutes", "owner", "waves",
-                  "created_at", "updated_at"]
+        fields = ["id", "name", "description", "rto_target_minutes", "rpo_target_minutes", "drill_schedule",
+                  "drill_instance_ttl_minutes", "drill_max_age_days", "owner", "waves", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         # plan_save checks the name (unique, length) with the pages' message.
         extra_kwargs = {"name": {"validators": []}}
@@ -256,6 +280,7 @@ class RecoveryPlanSerializer(serializers.ModelSerializer):
             rpo_target_minutes=data.get("rpo_target_minutes", plan.rpo_target_minutes if plan else 15),
             owner=request.user if request else None,
             waves=waves,
+            **{name: data[name] if name in data else getattr(plan, name, None) for name in UNATTENDED_FIELDS},
         )
 
     def create(self, validated_data):
