@@ -7,7 +7,7 @@ from executions import engine
 from executions.engine.rows import TickRows
 from executions.models import Execution, WaveRun
 from executions.services import execution_approve, execution_cancel, execution_start
-from executions.signals import execution_status_changed, wave_status_changed
+from executions.signals import execution_status_changed, notable_events, wave_status_changed
 from executions.tasks import launch_budget_seconds
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
@@ -111,3 +111,53 @@ def test_a_failing_receiver_changes_nothing(clock, make_plan):
     execution.refresh_from_db()
     assert execution.status == "RUNNING"
     assert WaveRun.objects.get(execution=execution, index=0).status == "LAUNCHING"
+
+
+@pytest.fixture
+def notable():
+    """Every notable event sent while the test runs: (event, plan id, execution id), and for
+    each batch whether it was sent inside a transaction."""
+    events = Heard()
+    events.inside_transaction = []
+
+    def receiver(sender, *, events: list, **kwargs):
+        received.extend((e.event, e.plan_id, e.execution_id) for e in events)
+        events_inside.append(connection.in_atomic_block)
+
+    received, events_inside = events, events.inside_transaction
+    notable_events.connect(receiver, weak=False, dispatch_uid="test-notable")
+    yield events
+    notable_events.disconnect(dispatch_uid="test-notable")
+
+
+def test_a_drill_sends_its_started_and_finished_events_inside_the_transactions_that_made_them(
+    clock, drive, make_plan, notable
+):
+    plan = make_plan("Notable", TWO_WAVES)
+    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
+    assert execution.status == "SUCCEEDED"
+    assert notable == [("execution.started", plan.pk, execution.pk), ("execution.finished", plan.pk, execution.pk)]
+    assert all(notable.inside_transaction)  # so an outbox row commits with its change
+
+
+def test_a_gate_sends_waiting_approval_once_and_the_approval_sends_nothing(clock, drive, make_plan, notable):
+    plan = make_plan("Gate", [("Database", ["db-01"], {}), ("Web", ["web-01"], {"approval_required": True})])
+    execution = drive(
+        execution_start(plan=plan, mode="DRILL", requested_by=None), until=lambda e: e.status == "WAITING_APPROVAL"
+    )
+    assert [event for event, *_ in notable] == ["execution.started", "execution.waiting_approval"]
+    execution_approve(execution=execution, user=None)
+    drive(execution)
+    assert [event for event, *_ in notable] == ["execution.started", "execution.waiting_approval", "execution.finished"]
+
+
+def test_a_tick_that_lost_its_lease_sends_no_event(clock, make_plan, notable):
+    execution = execution_start(plan=make_plan("Slow", TWO_WAVES), mode="DRILL", requested_by=None)
+    notable.clear()
+    (claimed,) = engine.claim_executions(owner="slow")
+    rows = TickRows([claimed], owner="slow")
+    clock.shift(engine.LEASE_SECONDS + 1)
+    assert engine.claim_executions(owner="fast")
+    rows.set_status(rows.executions[execution.pk], "FAILED")
+    rows.save()
+    assert notable == []
