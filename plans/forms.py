@@ -98,7 +98,7 @@ class RecoveryPlanForm(forms.ModelForm):
     class Meta:
         model = RecoveryPlan
         fields = ["name", "description", "rto_target_minutes", "rpo_target_minutes", "drill_schedule",
-                  "drill_instance_ttl_minutes", "drill_max_age_days"]
+                  "auto_approve", "drill_instance_ttl_minutes", "drill_max_age_days"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
                    "drill_schedule": forms.TextInput(attrs={"placeholder": "0 3 * * 1", "spellcheck": "false"})}
 

@@ -235,6 +235,11 @@ class RecoveryPlan(models.Model):
         help_text="When the worker drills the plan: a 5-field cron expression in UTC, e.g. '0 3 * * 1'. "
         "Empty: never on its own.",
     )
+    auto_approve = models.BooleanField(
+        "approve gates of scheduled drills", default=False,
+        help_text="A drill the schedule starts passes its approval gates on its own. Drills people start, "
+        "and every RECOVERY, still wait for a person.",
+    )
     drill_instance_ttl_minutes = models.PositiveIntegerField(
         "drill instance time-to-live (minutes)", null=True, blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DRILL_INSTANCE_TTL_MINUTES)],

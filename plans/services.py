@@ -172,7 +172,7 @@ def plan_save(*, plan: RecoveryPlan | None = None, name: str, description: str =
               rpo_target_minutes: int = 15, owner: AbstractBaseUser | None = None,
               waves: Sequence[WaveSpec], drill_schedule: str | None = None,
               drill_instance_ttl_minutes: int | None = None,
-              drill_max_age_days: int | None = None) -> RecoveryPlan:
+              drill_max_age_days: int | None = None, auto_approve: bool = False) -> RecoveryPlan:
     """Create a recovery plan, or replace an existing plan's fields and waves, all or nothing.
 
     Every field is replaced, the unattended-drill settings too: None (or a blank schedule)
@@ -187,6 +187,7 @@ def plan_save(*, plan: RecoveryPlan | None = None, name: str, description: str =
     plan.drill_schedule = " ".join((drill_schedule or "").split()) or None
     plan.drill_instance_ttl_minutes = drill_instance_ttl_minutes
     plan.drill_max_age_days = drill_max_age_days
+    plan.auto_approve = bool(auto_approve)
     if owner is not None and plan.owner_id is None:
         plan.owner = owner
     errors = {}

@@ -366,6 +366,7 @@ class PlanFormView(RoleRequiredMixin, View):
                     drill_schedule=data["drill_schedule"],
                     drill_instance_ttl_minutes=data["drill_instance_ttl_minutes"],
                     drill_max_age_days=data["drill_max_age_days"],
+                    auto_approve=data["auto_approve"],
                 )
             except ValidationError as exc:
                 plan_service_errors(plan_form, formset, exc)

@@ -232,7 +232,7 @@ def wave_spec(data):
     )
 
 
-UNATTENDED_FIELDS = ("drill_schedule", "drill_instance_ttl_minutes", "drill_max_age_days")
+UNATTENDED_FIELDS = ("drill_schedule", "auto_approve", "drill_instance_ttl_minutes", "drill_max_age_days")
 
 
 class RecoveryPlanSerializer(serializers.ModelSerializer):
@@ -244,6 +244,11 @@ class RecoveryPlanSerializer(serializers.ModelSerializer):
     drill_schedule = serializers.CharField(
         max_length=DRILL_SCHEDULE_MAX_LENGTH, allow_null=True, allow_blank=True, default=None,
         help_text="5-field cron expression, UTC, e.g. \"0 3 * * 1\"; null: no scheduled drills.",
+    )
+    auto_approve = serializers.BooleanField(
+        default=False,
+        help_text="Scheduled drills pass their approval gates on their own; drills people start and "
+        "recoveries still wait for a person.",
     )
     drill_instance_ttl_minutes = serializers.IntegerField(
         min_value=1, max_value=MAX_DRILL_INSTANCE_TTL_MINUTES, allow_null=True, default=None,
@@ -258,7 +263,8 @@ class RecoveryPlanSerializer(serializers.ModelSerializer):
     class Meta:
         model = RecoveryPlan
         fields = ["id", "name", "description", "rto_target_minutes", "rpo_target_minutes", "drill_schedule",
-                  "drill_instance_ttl_minutes", "drill_max_age_days", "owner", "waves", "created_at", "updated_at"]
+                  "auto_approve", "drill_instance_ttl_minutes", "drill_max_age_days", "owner", "waves", "created_at",
+                  "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         # plan_save checks the name (unique, length) with the pages' message.
         extra_kwargs = {"name": {"validators": []}}

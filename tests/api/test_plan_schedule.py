@@ -91,3 +91,17 @@ def test_viewer_cannot_set_a_schedule(api, plan):
     assert response.status_code == 403
     plan.refresh_from_db()
     assert plan.drill_schedule is None
+
+
+def test_auto_approve_defaults_to_false_and_round_trips(api, groups):
+    client = api("Planner")
+    created = client.post("/api/v1/plans/", body_of(groups, **UNATTENDED), format="json").json()
+    assert created["auto_approve"] is False
+    url = f"/api/v1/plans/{created['id']}/"
+    response = client.patch(url, {"auto_approve": True}, format="json")
+    assert response.status_code == 200 and response.json()["auto_approve"] is True
+    assert RecoveryPlan.objects.get(pk=created["id"]).auto_approve is True
+    response = client.patch(url, {"rto_target_minutes": 45}, format="json")  # kept when left out
+    assert response.json()["auto_approve"] is True
+    response = client.patch(url, {"auto_approve": "maybe"}, format="json")
+    assert response.status_code == 400 and "auto_approve" in response.json()

@@ -105,3 +105,18 @@ def test_the_admin_form_refuses_a_bad_schedule(make_user, demo):
     form = form_class(data={**data, "drill_schedule": "every monday"}, instance=plan)
     assert not form.is_valid() and "5 fields" in form.errors["drill_schedule"][0]
     assert len(plan_wave_specs(plan=plan)) == 2
+
+
+def test_auto_approve_is_set_on_the_form_and_shown_with_the_schedule(login, demo):
+    client = login("Planner")
+    response = client.post(
+        reverse("plans:plan_create"), plan_data(waves_of(demo), drill_schedule="0 3 * * *", auto_approve="on")
+    )
+    assert response.status_code == 302
+    plan = RecoveryPlan.objects.get(name="New plan")
+    assert plan.auto_approve is True
+    body = client.get(plan.get_absolute_url()).content.decode()
+    assert "Scheduled drills pass them on their own" in body
+    plan.auto_approve = False
+    plan.save()
+    assert "Scheduled drills wait for a person at each gate" in client.get(plan.get_absolute_url()).content.decode()
