@@ -2,6 +2,11 @@
 ready plan stops being ready (with what changed), readiness.recovered once when it is ready
 again; a running plan is no degradation."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -212,3 +217,18 @@ def test_the_setting_sets_the_schedules_minutes(db):
     assert Schedule.objects.get(name="drsorch: readiness watch").minutes == 45
     schedules_setup()
     assert Schedule.objects.get(name="drsorch: readiness watch").minutes == 30  # the default
+
+
+def read_watch_minutes(value):
+    """DRSORCH_READINESS_WATCH_MINUTES as drsorch.settings reads it in a fresh interpreter."""
+    env = {**os.environ, "DEBUG": "true", "DRSORCH_READINESS_WATCH_MINUTES": value}
+    code = "import drsorch.settings as s; print(s.DRSORCH_READINESS_WATCH_MINUTES)"
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+
+
+def test_the_watch_minutes_come_from_the_environment_and_are_checked():
+    assert read_watch_minutes("15").stdout.strip() == "15"
+    refused = read_watch_minutes("0")
+    assert refused.returncode != 0
+    assert "DRSORCH_READINESS_WATCH_MINUTES must be from 1 to 1440, not 0." in refused.stderr
