@@ -1,5 +1,9 @@
-"""The django-q2 schedules drsorch needs, declared once."""
+"""The django-q2 schedules drsorch needs, declared once.
 
+A value may be a callable, read when schedules_setup runs: the watch's `minutes` follow
+DRSORCH_READINESS_WATCH_MINUTES each time `setup_schedules` (or `make run`) runs."""
+
+from django.conf import settings
 from django.db import transaction
 from django_q.models import Schedule
 
@@ -16,6 +20,12 @@ SCHEDULES = [
         "schedule_type": Schedule.MINUTES,
         "minutes": 5,
     },
+    {
+        "name": "drsorch: readiness watch",
+        "func": "executions.tasks.watch_plans",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": lambda: settings.DRSORCH_READINESS_WATCH_MINUTES,
+    },
 ]
 
 
@@ -25,7 +35,7 @@ def schedules_setup() -> list[tuple[Schedule, bool]]:
     schedule with whether it was created."""
     results = []
     for spec in SCHEDULES:
-        defaults = {k: v for k, v in spec.items() if k != "name"}
+        defaults = {k: v() if callable(v) else v for k, v in spec.items() if k != "name"}
         defaults["repeats"] = -1
         schedule, created = Schedule.objects.update_or_create(name=spec["name"], defaults=defaults)
         results.append((schedule, created))

@@ -258,6 +258,13 @@ DRSORCH_ADMIN_PASSWORD = env.str("DRSORCH_ADMIN_PASSWORD", default="")
 DRSORCH_DRS_CONCURRENCY = env.int("DRSORCH_DRS_CONCURRENCY", default=32)
 if DRSORCH_DRS_CONCURRENCY < 1:
     raise ImproperlyConfigured(f"DRSORCH_DRS_CONCURRENCY must be at least 1, not {DRSORCH_DRS_CONCURRENCY}.")
+# How often the worker's readiness watch evaluates every plan (and sends drill.overdue):
+# drsorch/schedules.py reads it when `setup_schedules` (or `make run`) registers the schedule.
+DRSORCH_READINESS_WATCH_MINUTES = env.int("DRSORCH_READINESS_WATCH_MINUTES", default=30)
+if not 1 <= DRSORCH_READINESS_WATCH_MINUTES <= 1440:
+    raise ImproperlyConfigured(
+        f"DRSORCH_READINESS_WATCH_MINUTES must be from 1 to 1440, not {DRSORCH_READINESS_WATCH_MINUTES}."
+    )
 
 # /metrics is open when unset; set it to require "Authorization: Bearer <token>".
 DRSORCH_METRICS_TOKEN = env.str("DRSORCH_METRICS_TOKEN", default="")

@@ -6,6 +6,8 @@ calls (by these dotted names, from the broker and from drsorch/schedules.py)."""
 import logging
 import time
 
+from django.utils import timezone
+
 from . import engine
 from .poller import (
     LAUNCH_SHARE_OF_POLL,
@@ -15,6 +17,8 @@ from .poller import (
     poller_note_tick,
     poller_run,
 )
+from .unattended.overdue import plans_overdue_notify
+from .unattended.readiness_watch import plans_readiness_watch
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +28,7 @@ __all__ = [
     "advance_execution",
     "launch_budget_seconds",
     "poll_executions",
+    "watch_plans",
 ]
 
 
@@ -45,3 +50,14 @@ def advance_execution(execution_id):
     if result.remaining:
         poller_ensure_running()
     return {"claimed": result.claimed, "jobs_started": result.jobs_started}
+
+
+def watch_plans():
+    """The readiness watch and the drill-age notice (scheduled every
+    DRSORCH_READINESS_WATCH_MINUTES, "drsorch: readiness watch"): evaluate every plan's
+    readiness, notifying readiness.degraded / readiness.recovered on a change, then send
+    drill.overdue for OVERDUE plans not yet told about today."""
+    now = timezone.now()
+    result = plans_readiness_watch(now=now).as_dict()
+    result["overdue_notified"] = plans_overdue_notify(now=now)
+    return result

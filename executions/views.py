@@ -21,6 +21,13 @@ from drsorch.roles import ACTION_PERMISSIONS
 from drsorch.web import RoleRequiredMixin, filtered_page, whole_number
 from plans.models import RecoveryPlan, SourceServer
 from plans.schedules import next_drill_times
+from plans.selectors import (
+    last_readiness_evaluation,
+    plan_drill_age,
+    plan_readiness_evaluations,
+    plans_with_drill_age,
+    prefetch_last_readiness_evaluation,
+)
 from plans.services import plan_wave_specs
 from plans.templatetags.plan_ui import wave_diagram_data
 from plans.views import PlanListView as PlanOnlyListView
@@ -51,6 +58,8 @@ from .trends import trend_chart, trend_run, trend_summary
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_PAGE_SIZE = 50
 LAGGING_LIMIT = 20
+# How many readiness-watch evaluations the plan page lists.
+EVALUATION_HISTORY = 10
 # What the detail, its partial and the report show of a launch: loading only these keeps
 # building 1,000 rows cheap.
 LAUNCH_FIELDS = [
@@ -87,7 +96,8 @@ def running_executions():
 
 class DashboardView(RoleRequiredMixin, View):
     """Running executions, failed-over plans, drills whose instances still run, every plan's
-    last drill and readiness, and inventory health."""
+    last drill, readiness, drill age (OVERDUE) and last readiness-watch evaluation, and
+    inventory health."""
 
     permission_required = ("executions.view_execution", "plans.view_recoveryplan")
 
@@ -103,12 +113,17 @@ class DashboardView(RoleRequiredMixin, View):
             .values("pk")[:1]
         )
         plans = list(
-            RecoveryPlan.objects.annotate(last_drill_id=Subquery(last_drill), last_recovery_id=Subquery(last_recovery))
+            plans_with_drill_age(RecoveryPlan.objects.all())
+            .annotate(last_drill_id=Subquery(last_drill), last_recovery_id=Subquery(last_recovery))
+            .prefetch_related(prefetch_last_readiness_evaluation())
         )
         ended = Execution.objects.in_bulk([pk for p in plans for pk in (p.last_drill_id, p.last_recovery_id) if pk])
         failed_over = plans_failed_over()
         rpo_lagging = {}
+        now = timezone.now()
         for plan in plans:
+            plan.drill_age = plan_drill_age(plan, now=now)
+            plan.last_evaluation = last_readiness_evaluation(plan)
             plan.last_drill = ended.get(plan.last_drill_id)
             plan.last_recovery = ended.get(plan.last_recovery_id)
             plan.failed_over = failed_over.get(plan.pk)
@@ -524,6 +539,8 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
             "failed_over": plans_failed_over(plan_ids=[plan.pk]).get(plan.pk),
             "trends": plan_trends(plan),
             "next_drills": next_drill_times(plan, now=timezone.now(), count=3),
+            "drill_age": plan_drill_age(plan, now=timezone.now()),
+            "evaluations": list(plan_readiness_evaluations(plan=plan)[:EVALUATION_HISTORY]),
             "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
             "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
             "drill_form": start_form

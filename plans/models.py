@@ -313,3 +313,70 @@ class Wave(models.Model):
         for group in self.protection_groups.all():
             servers = servers | group.resolved_servers()
         return servers.distinct()
+
+
+class PlanReadinessEvaluation(models.Model):
+    """One look of the readiness watch at a plan (executions.unattended.readiness_watch): its
+    verdict, what it found, what changed since the plan's previous evaluation, and which
+    notice it sent, if any.
+
+    `sequence` numbers a plan's evaluations from 1; (plan, sequence) is unique, so two workers
+    evaluating one plan at once cannot both follow the same previous evaluation (and notify
+    twice): the second insert fails and is dropped.
+    """
+
+    class Notice(models.TextChoices):
+        NONE = "", "none"
+        DEGRADED = "readiness.degraded", "readiness.degraded"
+        RECOVERED = "readiness.recovered", "readiness.recovered"
+
+    plan = models.ForeignKey(RecoveryPlan, on_delete=models.CASCADE, related_name="readiness_evaluations")
+    sequence = models.PositiveIntegerField(help_text="The plan's evaluations numbered from 1.")
+    evaluated_at = models.DateTimeField(db_index=True)
+    ready = models.BooleanField(
+        help_text="No error and no warning, leaving out what only says the plan or its servers are busy now."
+    )
+    error_count = models.PositiveIntegerField(default=0)
+    warning_count = models.PositiveIntegerField(default=0)
+    findings = models.JSONField(
+        default=list, blank=True,
+        help_text="The errors and warnings that decide the verdict: [{severity, code, message, source_server_id, "
+        "hostname}].",
+    )
+    changed = models.JSONField(
+        default=dict, blank=True,
+        help_text="Findings since the previous evaluation: {\"new\": [...], \"resolved\": [...]}; empty for the "
+        "first.",
+    )
+    notified = models.CharField(max_length=32, choices=Notice.choices, default=Notice.NONE, blank=True)
+
+    class Meta:
+        ordering = ["plan", "-sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "sequence"], name="readiness_evaluation_unique_sequence"),
+        ]
+
+    def __str__(self):
+        return f"{self.plan} #{self.sequence}: {'ready' if self.ready else 'not ready'}"
+
+    @property
+    def first_finding(self) -> dict | None:
+        """The finding a one-line summary shows: the first error, else the first warning."""
+        return next(iter(self.findings or []), None)
+
+
+class PlanOverdueNotice(models.Model):
+    """A drill.overdue notice sent for a plan on a day (UTC): the record that makes the
+    notice once a day, whatever the number of watches, workers or notification channels."""
+
+    plan = models.ForeignKey(RecoveryPlan, on_delete=models.CASCADE, related_name="overdue_notices")
+    day = models.DateField()
+    sent_at = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["plan", "-day"]
+        constraints = [models.UniqueConstraint(fields=["plan", "day"], name="overdue_notice_unique_per_day")]
+
+    def __str__(self):
+        return f"{self.plan} overdue on {self.day}"

@@ -15,6 +15,7 @@ from django.db.models import Count, Max, Q
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
@@ -42,7 +43,7 @@ from .models import (
     servers_matching_tags,
     validate_tag_selector,
 )
-from .selectors import server_groups
+from .selectors import plan_drill_age, plans_with_drill_age, server_groups
 from .services import (
     plan_delete,
     plan_delete_refusal,
@@ -308,12 +309,13 @@ class GroupDeleteView(ServiceDeleteView):
 # --- Recovery plans ------------------------------------------------------------------------------
 
 class PlanListView(RoleRequiredMixin, View):
-    """Recovery plans with their waves and last execution."""
+    """Recovery plans with their waves, last execution and drill age (OVERDUE)."""
 
     permission_required = "plans.view_recoveryplan"
 
     def get(self, request):
-        queryset = RecoveryPlan.objects.annotate(wave_count=Count("waves")).prefetch_related("executions")
+        queryset = plans_with_drill_age(RecoveryPlan.objects.annotate(wave_count=Count("waves")))
+        queryset = queryset.prefetch_related("executions")
         queryset = queryset.order_by("name")
         filterset = RecoveryPlanFilterSet(request.GET or None, queryset=queryset)
         page, status = filtered_page(request, filterset)
@@ -324,9 +326,11 @@ class PlanListView(RoleRequiredMixin, View):
         """Set what the list shows of each plan's executions: its last one. The list is served
         by executions.views.PlanListView, which adds each plan's failed-over state (plans
         never reads executions beyond the reverse relation)."""
+        now = timezone.now()
         for plan in plans:
             # Executions point at their plan (related_name "executions"), newest first by their ordering.
             plan.last_execution = next(iter(plan.executions.all()), None)
+            plan.drill_age = plan_drill_age(plan, now=now)
 
 
 class PlanFormView(RoleRequiredMixin, View):

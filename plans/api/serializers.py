@@ -6,6 +6,7 @@ with the fields at fault (see drsorch.api.field_errors).
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -14,12 +15,14 @@ from plans.models import (
     DRILL_SCHEDULE_MAX_LENGTH,
     MAX_DRILL_AGE_DAYS,
     MAX_DRILL_INSTANCE_TTL_MINUTES,
+    PlanReadinessEvaluation,
     ProtectionGroup,
     RecoveryPlan,
     SourceServer,
     Target,
     validate_tag_selector,
 )
+from plans.selectors import last_readiness_evaluation, plan_drill_age, plan_last_successful_drill_at
 from plans.services import (
     MAX_WAVE_TIMEOUT_MINUTES,
     MAX_WAVE_WAIT_MINUTES,
@@ -235,6 +238,47 @@ def wave_spec(data):
 UNATTENDED_FIELDS = ("drill_schedule", "auto_approve", "drill_instance_ttl_minutes", "drill_max_age_days")
 
 
+class ReadinessFindingSerializer(serializers.Serializer):
+    """A finding of the readiness watch (an error or a warning that decides its verdict)."""
+
+    severity = serializers.ChoiceField(choices=["error", "warning"])
+    code = serializers.CharField(help_text="e.g. replication_unhealthy, lag_above_rpo, inventory_stale.")
+    message = serializers.CharField()
+    source_server_id = serializers.CharField(allow_null=True)
+    hostname = serializers.CharField(allow_null=True)
+
+
+class ReadinessChangeSerializer(serializers.Serializer):
+    new = ReadinessFindingSerializer(many=True, required=False, help_text="Findings the previous evaluation lacked.")
+    resolved = ReadinessFindingSerializer(many=True, required=False,
+                                          help_text="Findings of the previous evaluation gone now.")
+
+
+class ReadinessEvaluationSerializer(serializers.ModelSerializer):
+    """One evaluation of the worker's readiness watch (read only)."""
+
+    ready = serializers.BooleanField(
+        help_text="No error and no warning, leaving out findings that only say the plan or its servers are busy "
+        "(running, held by a job)."
+    )
+    findings = ReadinessFindingSerializer(many=True)
+    changed = ReadinessChangeSerializer(help_text="Against the previous evaluation; {} for the first.")
+    notified = serializers.CharField(
+        allow_null=True, help_text="readiness.degraded or readiness.recovered when this evaluation sent it; null: none."
+    )
+
+    class Meta:
+        model = PlanReadinessEvaluation
+        fields = ["sequence", "evaluated_at", "ready", "error_count", "warning_count", "findings", "changed",
+                  "notified"]
+        read_only_fields = fields
+
+    def to_representation(self, evaluation):
+        data = super().to_representation(evaluation)
+        data["notified"] = data["notified"] or None
+        return data
+
+
 class RecoveryPlanSerializer(serializers.ModelSerializer):
     """A recovery plan with its waves. Writing `waves` replaces every wave of the plan."""
 
@@ -259,15 +303,39 @@ class RecoveryPlanSerializer(serializers.ModelSerializer):
         help_text="The plan is OVERDUE when its last SUCCEEDED drill is older; null: no limit.",
     )
     waves = WaveSerializer(many=True, allow_empty=True)
+    overdue = serializers.SerializerMethodField(
+        help_text="The last SUCCEEDED drill is older than drill_max_age_days (a plan never drilled successfully: "
+        "it has existed longer than that); false without a limit."
+    )
+    last_successful_drill_at = serializers.SerializerMethodField(
+        help_text="When the plan's last SUCCEEDED drill finished (DRS's clock); null: never."
+    )
+    last_readiness_evaluation = serializers.SerializerMethodField(
+        help_text="The readiness watch's newest evaluation of the plan; null before the first."
+    )
 
     class Meta:
         model = RecoveryPlan
         fields = ["id", "name", "description", "rto_target_minutes", "rpo_target_minutes", "drill_schedule",
                   "auto_approve", "drill_instance_ttl_minutes", "drill_max_age_days", "owner", "waves", "created_at",
-                  "updated_at"]
+                  "updated_at", "overdue", "last_successful_drill_at", "last_readiness_evaluation"]
         read_only_fields = ["created_at", "updated_at"]
         # plan_save checks the name (unique, length) with the pages' message.
         extra_kwargs = {"name": {"validators": []}}
+
+    def get_overdue(self, plan) -> bool:
+        age = plan_drill_age(plan, now=timezone.now())
+        return bool(age and age.overdue)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_last_successful_drill_at(self, plan):
+        moment = plan_last_successful_drill_at(plan)
+        return serializers.DateTimeField().to_representation(moment) if moment else None
+
+    @extend_schema_field(ReadinessEvaluationSerializer(allow_null=True))
+    def get_last_readiness_evaluation(self, plan):
+        evaluation = last_readiness_evaluation(plan)
+        return ReadinessEvaluationSerializer(evaluation).data if evaluation else None
 
     def save_through_service(self, plan=None):
         """Create or replace the plan with plan_save; fields a PATCH leaves out keep their

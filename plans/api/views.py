@@ -18,10 +18,12 @@ from drsorch.api import (
 )
 from plans.filtersets import ProtectionGroupFilterSet, RecoveryPlanFilterSet, SourceServerFilterSet, TargetFilterSet
 from plans.models import ProtectionGroup, RecoveryPlan, SourceServer, Target, Wave
+from plans.selectors import plan_readiness_evaluations, plans_with_drill_age, prefetch_last_readiness_evaluation
 from plans.services import plan_delete, protection_group_delete, source_servers_sync, target_delete
 
 from .serializers import (
     ProtectionGroupSerializer,
+    ReadinessEvaluationSerializer,
     RecoveryPlanSerializer,
     SourceServerSerializer,
     SourceServerSyncSerializer,
@@ -141,12 +143,28 @@ class RecoveryPlanViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
     # GET plans/<id>/readiness/ and POST plans/<id>/execute/ need executions: executions.api.views
     # serves them, and executions/api/urls.py registers them at the same paths and names.
 
-    queryset = RecoveryPlan.objects.select_related("owner").prefetch_related(
+    # The drill age and the last readiness evaluation come in the same query and one more,
+    # whatever the number of plans.
+    queryset = plans_with_drill_age(RecoveryPlan.objects.select_related("owner")).prefetch_related(
         Prefetch("waves", queryset=Wave.objects.order_by("order").prefetch_related(
             "protection_groups", "depends_on", "optional_servers")),
+        prefetch_last_readiness_evaluation(),
     )
     serializer_class = RecoveryPlanSerializer
     filterset_class = RecoveryPlanFilterSet
+
+    @extend_schema(
+        summary="Readiness-watch evaluations of a plan",
+        description="The worker's readiness watch evaluations of the plan, newest first and paginated like every "
+        "list: the verdict, the findings, what changed since the previous one and the notice it sent.",
+        responses={200: ReadinessEvaluationSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    @action(detail=True, methods=["get"], url_path="readiness-evaluations", url_name="readiness-evaluations",
+            serializer_class=ReadinessEvaluationSerializer, filterset_class=None)
+    def readiness_evaluations(self, request, pk=None):
+        plan = self.get_object()
+        page = self.paginate_queryset(plan_readiness_evaluations(plan=plan))
+        return self.get_paginated_response(ReadinessEvaluationSerializer(page, many=True).data)
 
     def perform_destroy(self, plan):
         try:

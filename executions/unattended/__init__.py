@@ -1,0 +1,1 @@
+"""The unattended worker: scheduled drills, drill-instance clean-up, drill-age and readiness watches."""
