@@ -25,7 +25,8 @@ def _grant(action: str) -> tuple[str, str]:
 
 
 VIEW_MODELS = {
-    "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave"],
+    "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave",
+              "planreadinessevaluation", "planoverduenotice"],
     "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent"],
 }
 PLANNER_EDIT_MODELS = ["target", "sourceserver", "protectiongroup", "protectiongroupmembership",

@@ -7,7 +7,16 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from . import services
-from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave
+from .models import (
+    PlanOverdueNotice,
+    PlanReadinessEvaluation,
+    ProtectionGroup,
+    ProtectionGroupMembership,
+    RecoveryPlan,
+    SourceServer,
+    Target,
+    Wave,
+)
 
 
 class ServiceDeleteAdminMixin:
@@ -248,3 +257,31 @@ class AdminSaveRefused(ValidationError):
 
     def __init__(self, exc):
         super().__init__(exc.messages)
+
+
+class WatchRecordAdmin(admin.ModelAdmin):
+    """What the worker's watch recorded is evidence: shown, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PlanReadinessEvaluation)
+class PlanReadinessEvaluationAdmin(WatchRecordAdmin):
+    list_display = ["plan", "sequence", "evaluated_at", "ready", "error_count", "warning_count", "notified"]
+    list_filter = ["ready", "notified"]
+    search_fields = ["plan__name"]
+    date_hierarchy = "evaluated_at"
+
+
+@admin.register(PlanOverdueNotice)
+class PlanOverdueNoticeAdmin(WatchRecordAdmin):
+    list_display = ["plan", "day", "sent_at"]
+    search_fields = ["plan__name"]
+    date_hierarchy = "day"

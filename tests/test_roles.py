@@ -46,3 +46,18 @@ def test_planner_edits_plans_but_runs_nothing():
         "plans.change_sourceserver",
     } <= planner
     assert not {p for p in planner if p.startswith("executions.") and not p.split(".")[1].startswith("view_")}
+
+
+def test_the_migrations_give_every_role_exactly_the_roles_module_grants():
+    from drsorch.roles import ROLES
+
+    for role, grants in ROLES.items():
+        assert perms(role) == {f"{app}.{codename}" for app, codename in grants}, role
+
+
+def test_every_role_views_the_watch_records_and_nobody_edits_them_in_the_admin(admin_client):
+    for role in ("Viewer", "Operator", "Commander", "Planner"):
+        assert {"plans.view_planreadinessevaluation", "plans.view_planoverduenotice"} <= perms(role)
+    assert admin_client.get("/admin/plans/planreadinessevaluation/").status_code == 200
+    assert admin_client.get("/admin/plans/planreadinessevaluation/add/").status_code == 403
+    assert admin_client.get("/admin/plans/planoverduenotice/").status_code == 200
