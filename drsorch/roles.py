@@ -27,6 +27,7 @@ def _grant(action: str) -> tuple[str, str]:
 VIEW_MODELS = {
     "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave"],
     "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent"],
+    "notifications": ["notificationchannel", "notification", "deliveryattempt"],
 }
 PLANNER_EDIT_MODELS = ["target", "sourceserver", "protectiongroup", "protectiongroupmembership",
                        "recoveryplan", "wave"]
@@ -37,7 +38,7 @@ OPERATOR = VIEWER + [_grant(action) for action in OPERATOR_ACTIONS]
 COMMANDER = OPERATOR + [_grant("start_recovery")]
 PLANNER = VIEWER + [
     ("plans", f"{action}_{model}") for model in PLANNER_EDIT_MODELS for action in ("add", "change", "delete")
-]
+] + [("notifications", f"{action}_notificationchannel") for action in ("add", "change", "delete")]
 
 ROLES = {"Viewer": VIEWER, "Operator": OPERATOR, "Commander": COMMANDER, "Planner": PLANNER}
 

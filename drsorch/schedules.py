@@ -16,6 +16,12 @@ SCHEDULES = [
         "schedule_type": Schedule.MINUTES,
         "minutes": 5,
     },
+    {
+        "name": "drsorch: deliver notifications",
+        "func": "notifications.tasks.deliver_notifications",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
 ]
 
 
