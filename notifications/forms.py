@@ -2,6 +2,7 @@
 validates it fully (the model's rules) and saves it."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from executions.notable import SUBSCRIBABLE_EVENTS
 from plans.models import RecoveryPlan, Target
@@ -50,6 +51,26 @@ class NotificationChannelForm(ChannelFieldsMixin, forms.Form):
 
     field_order = ["name", "kind", "url", "webhook_format", "secret", "clear_secret", "address", "topic_arn",
                    "target", "events", "plans", "enabled"]
+
+    def clean(self):
+        """Check the channel as channel_save will (the URL's address, the kind's destination),
+        so every field at fault is named at once, even beside other errors."""
+        data = super().clean()
+        if data.get("kind"):
+            probe = NotificationChannel(
+                name="probe", kind=data["kind"], url=data.get("url") or "", address=data.get("address") or "",
+                topic_arn=data.get("topic_arn") or "", target=data.get("target"),
+                events=list(data.get("events") or ["execution.started"]),
+                webhook_format=data.get("webhook_format") or WebhookFormat.JSON,
+            )
+            try:
+                probe.full_clean(validate_unique=False, validate_constraints=False)
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    if field in self.fields and field not in self.errors:
+                        for message in messages:
+                            self.add_error(field, message)
+        return data
 
     @classmethod
     def initial_for(cls, channel: NotificationChannel) -> dict:

@@ -45,7 +45,7 @@ def summarize(payload: dict) -> Summary:
     event = payload.get("event", "")
     execution = payload.get("execution") or None
     plan = payload.get("plan") or {}
-    plan_name = plan.get("name") or (execution or {}).get("plan", {}).get("name") or "a plan"
+    plan_name = plan.get("name") or (execution or {}).get("plan", {}).get("name") or "(no plan)"
     link = payload.get("execution_url") or plan.get("url")
     facts = [("Event", event)]
     verdict = ""
