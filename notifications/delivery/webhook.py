@@ -33,17 +33,24 @@ def encode(document: dict) -> bytes:
     return json.dumps(document, separators=(",", ":"), sort_keys=False).encode()
 
 
-def _connection(scheme: str, host: str, port: int, address: str):
+def _connection(scheme: str, host: str, port: int, addresses: list[str]):
     if scheme == "https":
         connection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT_SECONDS,
                                                  context=ssl.create_default_context())
     else:
         connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS)
 
-    # http.client connects through this attribute: pin it to the checked address, while the
-    # host name stays what the Host header and TLS (SNI, certificate) use.
+    # http.client connects through this attribute: pin it to the checked addresses (in DNS's
+    # order, the next one when one does not answer), while the host name stays what the Host
+    # header and TLS (SNI, certificate) use.
     def connect_to_checked_address(_address, timeout=TIMEOUT_SECONDS, source_address=None):
-        return socket.create_connection((address, port), timeout, source_address)
+        error = None
+        for address in addresses:
+            try:
+                return socket.create_connection((address, port), timeout, source_address)
+            except OSError as exc:
+                error = exc
+        raise error
 
     connection._create_connection = connect_to_checked_address
     return connection
@@ -65,7 +72,7 @@ def post(*, url: str, body: bytes, secret: str = "", delivery_id: int | None = N
         headers[DELIVERY_HEADER] = str(delivery_id)
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
-    connection = _connection(scheme, host, port, addresses[0])
+    connection = _connection(scheme, host, port, addresses)
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()

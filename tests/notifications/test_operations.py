@@ -86,3 +86,12 @@ def test_metrics_show_the_outbox_backlog_and_deliveries(client, clock, make_chan
 def test_delivery_runs_every_minute():
     (schedule,) = [s for s in SCHEDULES if s["func"] == "notifications.tasks.deliver_notifications"]
     assert schedule["minutes"] == 1
+
+
+def test_a_target_an_sns_channel_publishes_with_cannot_be_deleted(sandbox_target, make_channel, api):
+    from .conftest import TOPIC_ARN
+
+    make_channel("Topic", kind="sns", topic_arn=TOPIC_ARN, target=sandbox_target, events=["drill.overdue"])
+    response = api("Planner").delete(f"/api/v1/targets/{sandbox_target.pk}/")
+    assert response.status_code == 409
+    assert "notification channel 'Topic'" in response.json()["detail"]
