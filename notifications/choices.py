@@ -3,8 +3,6 @@ outbox's statuses with their groups and allowed transitions. Models refuse any o
 
 from django.db import models
 
-from executions.notable import SUBSCRIBABLE_EVENTS
-
 
 class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
@@ -35,4 +33,3 @@ NOTIFICATION_TRANSITIONS = {
 
 # The event of a notification a person sent from the channel's page ("Send test").
 TEST_EVENT = "channel.test"
-EVENT_CHOICES = [(event, event) for event in SUBSCRIBABLE_EVENTS]
