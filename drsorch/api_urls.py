@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("plans.api.urls")),
     path("", include("executions.api.urls")),
+    path("", include("notifications.api.urls")),
 ]

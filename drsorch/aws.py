@@ -74,7 +74,8 @@ def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = F
     and the endpoint https://<service>.sandbox.invalid, whose requests never reach the
     network: a `before-send` handler answers them from the simulated DRS. It makes a single
     attempt per call (`retries={"total_max_attempts": 1}`), so every ThrottlingException
-    reaches the caller. Only "drs" and "ec2" are simulated; other services raise ValueError.
+    reaches the caller. Only "drs", "ec2" and "sns" (Publish) are simulated; other services raise
+    ValueError.
 
     `single_attempt` turns botocore's retries off for calls that must never be repeated
     blindly (StartRecovery has no client token: a retry after a lost answer launches twice).
@@ -172,7 +173,8 @@ def aws_calls_made(service_name: str) -> int:
 def _sandbox_client(target, service_name):
     if service_name not in SUPPORTED_SERVICES:
         raise ValueError(
-            f"Target '{target.name}' is a sandbox, which simulates only {' and '.join(SUPPORTED_SERVICES)}; "
+            f"Target '{target.name}' is a sandbox, which simulates only {', '.join(SUPPORTED_SERVICES[:-1])} and "
+            f"{SUPPORTED_SERVICES[-1]}; "
             f"there is no sandbox {service_name!r} client."
         )
     client = _sandbox_session().client(

@@ -57,6 +57,9 @@ DECLARED = {
     "drs_calls": Declared("counter", "DRS API calls made, by operation and outcome (ok, throttled, error).",
                           ("operation", "outcome")),
     "launches": Declared("counter", "Servers submitted to DRS by successful StartRecovery calls."),
+    "notification_deliveries": Declared(
+        "counter", "Notification delivery attempts, by channel kind and outcome (delivered, retry, failed: gave up).",
+        ("kind", "outcome")),
     "poller_last_tick_timestamp_seconds": Declared("latest", "When an engine tick last ended (Unix time)."),
 }
 POLLER_LAST_TICK = "poller_last_tick_timestamp_seconds"

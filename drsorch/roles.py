@@ -28,6 +28,7 @@ VIEW_MODELS = {
     "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave",
               "planreadinessevaluation", "planoverduenotice"],
     "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent"],
+    "notifications": ["notificationchannel", "notification", "deliveryattempt"],
 }
 PLANNER_EDIT_MODELS = ["target", "sourceserver", "protectiongroup", "protectiongroupmembership",
                        "recoveryplan", "wave"]
@@ -38,7 +39,7 @@ OPERATOR = VIEWER + [_grant(action) for action in OPERATOR_ACTIONS]
 COMMANDER = OPERATOR + [_grant("start_recovery")]
 PLANNER = VIEWER + [
     ("plans", f"{action}_{model}") for model in PLANNER_EDIT_MODELS for action in ("add", "change", "delete")
-]
+] + [("notifications", f"{action}_notificationchannel") for action in ("add", "change", "delete")]
 
 ROLES = {"Viewer": VIEWER, "Operator": OPERATOR, "Commander": COMMANDER, "Planner": PLANNER}
 

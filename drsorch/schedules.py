@@ -26,6 +26,12 @@ SCHEDULES = [
         "schedule_type": Schedule.MINUTES,
         "minutes": lambda: settings.DRSORCH_READINESS_WATCH_MINUTES,
     },
+    {
+        "name": "drsorch: deliver notifications",
+        "func": "notifications.tasks.deliver_notifications",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
 ]
 
 

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "drsorch.sandbox",
     "plans",
     "executions",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +269,18 @@ if not 1 <= DRSORCH_READINESS_WATCH_MINUTES <= 1440:
 
 # /metrics is open when unset; set it to require "Authorization: Bearer <token>".
 DRSORCH_METRICS_TOKEN = env.str("DRSORCH_METRICS_TOKEN", default="")
+
+# drsorch's public address, for the absolute links of notifications (emails, webhooks).
+DRSORCH_BASE_URL = env.str("DRSORCH_BASE_URL", default="http://127.0.0.1:8000")
+
+# Notifications (notifications/): mail through EMAIL_URL (django-environ's form, e.g.
+# smtp+tls://user:password@smtp.example.com:587; default: printed to the console).
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+globals().update({key: value for key, value in EMAIL_CONFIG.items() if value not in (None, "")})
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="drsorch <drsorch@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Webhooks to loopback, private, link-local and reserved addresses are refused unless true.
+DRSORCH_WEBHOOK_ALLOW_PRIVATE = env.bool("DRSORCH_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # text (default) or json: one JSON object a line, with execution_id and wave_id (drsorch.logs).
 DRSORCH_LOG_FORMAT = env.str("DRSORCH_LOG_FORMAT", default="text").strip().lower()

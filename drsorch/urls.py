@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("executions.urls")),
+    path("", include("notifications.urls")),
     # The "plans" namespace: plans' pages, and the plan page and start form that executions composes.
     path("", include((plans_urls.urlpatterns + executions_urls.plan_urlpatterns, plans_urls.app_name))),
 ]

@@ -355,6 +355,14 @@ def target_delete_check(*, target: Target) -> None:
     try:
         Collector(using=router.db_for_write(Target)).collect([target])
     except ProtectedError as exc:
+        # Rows of other apps that name the target (a notification channel publishing with its
+        # credentials) are named one by one; executions' rows are evidence, named by kind.
+        users = sorted({f"{obj._meta.verbose_name} '{obj}'" for obj in exc.protected_objects
+                        if obj._meta.app_label != "executions"})
+        if users:
+            raise ValidationError(
+                f"Target '{target.name}' is used by {', '.join(users[:10])}; change or delete them first."
+            ) from exc
         kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
         raise ValidationError(
             f"Target '{target.name}' has {', '.join(kinds)} of executions that are evidence of drills and "

@@ -265,3 +265,21 @@ class SandboxJobServer(models.Model):
 
     def __str__(self):
         return f"{self.source_server_id} in {self.job_id}"
+
+
+class SandboxSnsMessage(models.Model):
+    """A message the simulated SNS accepted (Publish), kept so tests and `sandbox status` show it."""
+
+    message_id = models.CharField(max_length=36, unique=True)
+    account_id = models.CharField(max_length=12)
+    region = models.CharField(max_length=32)
+    topic_arn = models.CharField(max_length=400)
+    subject = models.CharField(max_length=100, blank=True)
+    message = models.TextField()
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["published_at", "id"]
+
+    def __str__(self):
+        return f"{self.message_id} to {self.topic_arn}"

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import history
+from . import history, sns
 from .drs.common import Scope
 from .drs.recovery import start_outside_drill
 from .models import (
@@ -25,6 +25,7 @@ from .models import (
     SandboxRecoveryInstance,
     SandboxRegion,
     SandboxSettings,
+    SandboxSnsMessage,
     SandboxSourceServer,
 )
 from .protocol import SandboxError, iso
@@ -209,9 +210,10 @@ def _check_switches(errors, *, launch_seconds, throttle_rate, busy_seconds, late
     if latency_ms is not None and (isinstance(latency_ms, bool) or not isinstance(latency_ms, int)
                                    or not 0 <= latency_ms <= MAX_LATENCY_MS):
         errors["latency_ms"] = f"latency_ms must be a whole number from 0 to {MAX_LATENCY_MS}, not {latency_ms}."
-    unknown = sorted(set(deny or []) - drs_operation_names())
+    unknown = sorted(set(deny or []) - drs_operation_names() - set(sns.OPERATIONS))
     if unknown:
-        errors["deny"] = f"Not DRS operations: {', '.join(unknown)} (use botocore names such as StartRecovery)."
+        errors["deny"] = (f"Not DRS operations: {', '.join(unknown)} (use botocore names such as StartRecovery; "
+                          "Publish denies the simulated SNS).")
 
 
 def _check_named(errors, field, names):
@@ -389,6 +391,11 @@ def sandbox_status():
                 "ended_at": iso(job.ends_at) if job_status(job, now) == "COMPLETED" else None,
             }
             for job in jobs
+        ],
+        "sns_messages": [
+            {"message_id": m.message_id, "topic_arn": m.topic_arn, "subject": m.subject,
+             "published_at": iso(m.published_at)}
+            for m in SandboxSnsMessage.objects.order_by("published_at", "id")
         ],
     }
 

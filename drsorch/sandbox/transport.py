@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from botocore.awsrequest import AWSResponse, HeadersDict
 from django.db import connections, transaction
 
-from . import ec2
+from . import ec2, sns
 from .drs import OPERATIONS, WITHOUT_ACCOUNT_CHECK
 from .drs.common import SERVICE_CODE, Scope
 from .drs.tags import resource_arn_from_path
@@ -30,7 +30,7 @@ from .routers import SANDBOX_DB
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SERVICES = ("drs", "ec2")
+SUPPORTED_SERVICES = ("drs", "ec2", "sns")
 
 
 class _RawBody:
@@ -166,6 +166,8 @@ class SandboxTransport:
         operation = event_name.rsplit(".", 1)[-1]
         if self.service_name == "drs":
             return self._drs(request, operation)
+        if self.service_name == "sns":
+            return self._sns(request, operation)
         return self._ec2(request, operation)
 
     # --- DRS: rest-json ---------------------------------------------------------------------
@@ -253,8 +255,34 @@ class SandboxTransport:
         return _response(request, status, {"Content-Type": "text/xml;charset=UTF-8"}, ec2.to_bytes(document))
 
 
+    # --- SNS: query protocol, XML answers -------------------------------------------------------
+
+    def _sns(self, request, operation):
+        try:
+            state = call_state(self.scope.account_id, self.scope.region)
+            wait_latency(state)
+            if count_call_and_throttle(state.throttle_rate):
+                raise SandboxError("Throttling", "Rate exceeded", status=400)
+            params = ec2.parse_form(request.body)
+            if operation in state.deny:  # IAM decides before SNS looks at the request
+                raise sns.authorization_error(self.scope, operation, params.get("TopicArn") or "*")
+            handler = sns.OPERATIONS.get(operation)
+            if handler is None:
+                raise SandboxError(
+                    "InvalidAction", f"The drsorch sandbox does not simulate the SNS action {operation}.", status=400
+                )
+            status, document = handler(self.scope, params)
+        except SandboxError as error:
+            status, document = error.status, sns.error_document(error.code, error.message)
+        except Exception as exc:
+            logger.exception("The sandbox failed to answer SNS %s", operation)
+            status, document = 500, sns.error_document("InternalError", f"Sandbox error: {exc}", sender=False)
+        return _response(request, status, {"Content-Type": "text/xml", "x-amzn-RequestId": str(uuid.uuid4())},
+                         ec2.to_bytes(document))
+
+
 def attach(client, *, account_id, region):
-    """Make `client` (a boto3 drs or ec2 client) talk to the sandbox instead of AWS."""
+    """Make `client` (a boto3 drs, ec2 or sns client) talk to the sandbox instead of AWS."""
     handler = SandboxTransport(service_name=client.meta.service_model.service_name, account_id=account_id,
                                region=region)
     client.meta.events.register("before-send", handler)

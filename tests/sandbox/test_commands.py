@@ -137,7 +137,8 @@ def test_status_json_shape(drs_client, sandbox_servers, launch_seconds, clock):
     started = start(drs_client, sandbox_servers[:2], isDrill=True, tags={"k": "v"})
     clock.shift(60)
     status = json.loads(run("status", "--json"))
-    assert set(status) == {"servers", "jobs"}
+    assert set(status) == {"servers", "jobs", "sns_messages"}
+    assert status["sns_messages"] == []
     assert len(status["servers"]) == 3
     for server in status["servers"]:
         assert set(server) == {

@@ -142,7 +142,7 @@ def test_ec2_unknown_and_malformed_instances(ec2_client, sandbox_servers):
 
 
 def test_sandbox_offers_only_drs_and_ec2(sandbox_target):
-    with pytest.raises(ValueError, match="simulates only drs and ec2"):
+    with pytest.raises(ValueError, match="simulates only drs, ec2"):
         client_for(sandbox_target, "s3")
 
 

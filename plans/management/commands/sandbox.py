@@ -54,7 +54,8 @@ class Command(BaseCommand):
         configure.add_argument("--omit-instance-ids", action="store_true",
                                help="Jobs' participating servers come without recoveryInstanceID.")
         configure.add_argument("--deny", nargs="+", metavar="OPERATION",
-                               help="DRS operations answered with AccessDeniedException (e.g. StartRecovery).")
+                               help="DRS operations answered with AccessDeniedException (e.g. StartRecovery); "
+                               "Publish denies the simulated SNS.")
         configure.add_argument("--latency-ms", type=int, help="Every simulated call takes this long, 0..60000.")
         configure.add_argument("--fail-post-launch", nargs="+", metavar="HOST_OR_ID",
                                help="Servers whose post-launch actions fail.")
