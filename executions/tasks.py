@@ -6,6 +6,8 @@ calls (by these dotted names, from the broker and from drsorch/schedules.py)."""
 import logging
 import time
 
+from django.utils import timezone
+
 from . import engine
 from .poller import (
     LAUNCH_SHARE_OF_POLL,
@@ -15,6 +17,8 @@ from .poller import (
     poller_note_tick,
     poller_run,
 )
+from .unattended.instance_ttl import drill_instances_expire
+from .unattended.scheduled_drills import scheduled_drills_run
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +28,7 @@ __all__ = [
     "advance_execution",
     "launch_budget_seconds",
     "poll_executions",
+    "run_unattended",
 ]
 
 
@@ -45,3 +50,22 @@ def advance_execution(execution_id):
     if result.remaining:
         poller_ensure_running()
     return {"claimed": result.claimed, "jobs_started": result.jobs_started}
+
+
+def run_unattended():
+    """Scheduled every minute ("drsorch: unattended drills"): start the plans' scheduled
+    drills (or record why a slot is skipped), then warn about and clean up the drill instances
+    whose time-to-live has come. Each plan and each drill fails alone (logged); a failure of
+    one part does not stop the other. Started executions are advanced by the poller chain,
+    which their start enqueues."""
+    now = timezone.now()
+    result = {}
+    try:
+        result["scheduled_drills"] = scheduled_drills_run(now=now).as_dict()
+    except Exception:
+        logger.exception("Scheduled drills failed")
+    try:
+        result["instance_ttl"] = drill_instances_expire(now=timezone.now()).as_dict()
+    except Exception:
+        logger.exception("Drill instance time-to-live failed")
+    return result
