@@ -47,6 +47,7 @@ from .reports.pdf import report_pdf
 from .reports.spreadsheet import report_csv
 from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_failed_over
 from .trends import trend_chart, trend_run, trend_summary
+from .unattended.instance_ttl import drill_instances_expiry_shown
 
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_PAGE_SIZE = 50
@@ -272,6 +273,9 @@ def execution_detail_context(request, pk):
     # A clean-up runs after the execution ended: the page keeps polling until it is over.
     terminating = sum(1 for item in launches if item.phase == LaunchPhase.TERMINATING)
     terminated = sum(1 for item in launches if item.status == LaunchStatus.TERMINATED)
+    instances_running = any(
+        item.status == LaunchStatus.LAUNCHED and item.phase != LaunchPhase.TERMINATING for item in launches
+    )
     return {
         "execution": execution,
         "waves": waves,
@@ -281,6 +285,7 @@ def execution_detail_context(request, pk):
         "active": active,
         "polling": active or bool(terminating),
         "cleanup": {"running": bool(terminating), "terminated": terminated, "total": terminated + terminating},
+        "ttl_expires_at": drill_instances_expiry_shown(execution=execution, instances_running=instances_running),
         "elapsed": elapsed,
         "rto_seconds": rto_seconds,
         "rto_percent": min(100, round(100 * elapsed / rto_seconds)) if rto_seconds else 0,

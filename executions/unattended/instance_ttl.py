@@ -59,6 +59,23 @@ def drill_instances_expiry(*, execution: Execution) -> datetime | None:
     return execution.finished_at + timedelta(minutes=ttl)
 
 
+def drill_instances_expiry_shown(*, execution: Execution, instances_running: bool) -> datetime | None:
+    """The expiry the execution page announces: while the drill's instances still run
+    (`instances_running`: launched, not being cleaned up), it is not cleaned up and the
+    time-to-live has not asked for its clean-up yet."""
+    if not instances_running or execution.cleaned_up_at:
+        return None
+    expires_at = drill_instances_expiry(execution=execution)
+    if expires_at is None or _ttl_asked(execution.pk).exists():
+        return None
+    return expires_at
+
+
+def _ttl_asked(execution_id):
+    """The clean-up the time-to-live asked for (an ACTION of the `ttl` actor)."""
+    return ExecutionEvent.objects.filter(execution=execution_id, kind=EventKind.ACTION, actor_name=TTL_ACTOR)
+
+
 def _running_instances():
     return ServerLaunch.objects.filter(
         execution=OuterRef("pk"), status=LaunchStatus.LAUNCHED
@@ -68,7 +85,7 @@ def _running_instances():
 def drills_with_expiring_instances():
     """Ended drills of plans with a TTL whose instances still run and that the TTL has not
     asked to clean up yet (no ACTION of the `ttl` actor in their audit log)."""
-    ttl_asked = ExecutionEvent.objects.filter(execution=OuterRef("pk"), kind=EventKind.ACTION, actor_name=TTL_ACTOR)
+    ttl_asked = _ttl_asked(OuterRef("pk"))
     return (
         Execution.objects.filter(
             mode=ExecutionMode.DRILL,
