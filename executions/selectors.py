@@ -11,7 +11,7 @@ from plans.models import RecoveryPlan
 
 from .choices import EXECUTION_TERMINAL, ExecutionMode, LaunchPhase, LaunchStatus
 from .costs import CostEstimate, hourly_cost_estimate
-from .models import Execution, LaunchAttempt, ServerLaunch, WaveRun
+from .models import Execution, LaunchAttempt, ScheduledDrillRun, ServerLaunch, WaveRun
 from .unattended.instance_ttl import drill_instances_expiry
 
 # How many ended executions the plan page's trend charts show.
@@ -49,6 +49,12 @@ def plan_history(*, plan: RecoveryPlan, mode: str | None = None) -> QuerySet[Exe
         server_launched=Count("server_launches", filter=launched),
         server_failed=Count("server_launches", filter=Q(server_launches__status=LaunchStatus.FAILED)),
     ).order_by("-created_at", "-pk")
+
+
+def scheduled_drill_runs(*, plan: RecoveryPlan) -> QuerySet[ScheduledDrillRun]:
+    """The slots of `plan`'s drill schedule the worker took, newest slot first, with the
+    execution each started (the same query)."""
+    return ScheduledDrillRun.objects.filter(plan=plan).select_related("execution").order_by("-scheduled_for", "-pk")
 
 
 def plan_trend(*, plan: RecoveryPlan, limit: int = TREND_LIMIT) -> list[Execution]:

@@ -45,7 +45,7 @@ from .readiness import plan_readiness
 from .reports.evidence import execution_report
 from .reports.pdf import report_pdf
 from .reports.spreadsheet import report_csv
-from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_failed_over
+from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_failed_over, scheduled_drill_runs
 from .trends import trend_chart, trend_run, trend_summary
 from .unattended.instance_ttl import drill_instances_expiry_shown
 
@@ -498,6 +498,10 @@ def plan_trends(plan):
     }
 
 
+# The plan page lists the last few slots the schedule took; the API pages through all of them.
+SCHEDULED_RUNS_SHOWN = 10
+
+
 def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
     """The plan page, with the start form that was posted (and its errors) when there is one.
 
@@ -529,6 +533,7 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
             "failed_over": plans_failed_over(plan_ids=[plan.pk]).get(plan.pk),
             "trends": plan_trends(plan),
             "next_drills": next_drill_times(plan, now=timezone.now(), count=3),
+            "scheduled_runs": list(scheduled_drill_runs(plan=plan)[:SCHEDULED_RUNS_SHOWN]),
             "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
             "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
             "drill_form": start_form

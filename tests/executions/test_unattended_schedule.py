@@ -238,3 +238,49 @@ def test_the_due_slot_costs_a_few_queries_when_nothing_is_due(clock, make_plan, 
     with django_assert_max_num_queries(3):
         result = scheduled_drills_run(now=START)
     assert result.runs == []
+
+
+def test_the_plan_page_and_the_api_list_the_scheduled_runs(clock, make_plan, make_user, client):
+    sandbox_configure(launch_seconds=80)
+    plan = make_plan("Listed", [("Database", ["db-01"], {})], drill_schedule="* * * * *")
+    run_minutes(clock, 2)
+    started, skipped = runs(plan)
+    viewer = make_user("viewer", role="Viewer")
+
+    client.force_login(viewer)
+    page = client.get(plan.get_absolute_url()).content.decode()
+    table = page[page.index('id="scheduled-runs"') :]
+    assert "2026-11-28 12:00" in table and "2026-11-28 12:01" in table
+    assert started.execution.get_absolute_url() in table
+    assert f"already running: execution {started.execution_id}" in table
+    assert 'id="next-drills"' in page
+
+    api = APIClient()
+    api.force_authenticate(viewer)
+    body = api.get(f"/api/v1/plans/{plan.pk}/scheduled-runs/").json()
+    assert body["count"] == 2
+    assert body["results"][0] == {
+        "scheduled_for": "2026-11-28T12:01:00Z",
+        "outcome": "SKIPPED",
+        "reason": skipped.reason,
+        "execution": None,
+        "created_at": "2026-11-28T12:01:00Z",
+    }
+    assert body["results"][1]["outcome"] == "STARTED"
+    assert body["results"][1]["execution"] == str(started.execution_id)
+    assert api.get("/api/v1/plans/999999/scheduled-runs/").status_code == 404
+    assert api.post(f"/api/v1/plans/{plan.pk}/scheduled-runs/").status_code == 405
+    api.force_authenticate(make_user("nobody"))
+    assert api.get(f"/api/v1/plans/{plan.pk}/scheduled-runs/").status_code == 403
+
+
+def test_the_cli_lists_a_scheduled_drill_as_requested_by_schedule(clock, make_plan):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    make_plan("Cli", [("Database", ["db-01"], {})], drill_schedule="* * * * *")
+    run_unattended()
+    out = StringIO()
+    call_command("execution", "list", "--json", stdout=out)
+    assert "\"requested_by\": \"schedule\"" in out.getvalue()
