@@ -86,7 +86,9 @@ def test_a_one_minute_ttl_cleans_the_drill_instances(clock, drive, make_plan, ex
     run_unattended()
     assert len(expiring) == 1  # warned once
     asked = execution.events.get(kind="ACTION", actor_name="ttl")
-    assert asked.message.startswith("Started clean-up of 2 recovery instance(s): the plan's drill instance time-to-live")
+    assert asked.message.startswith(
+        "Started clean-up of 2 recovery instance(s): the plan's drill instance time-to-live"
+    )
 
     execution = drive(execution, until=lambda e: e.cleaned_up_at is not None)
     assert set(execution.server_launches.values_list("status", flat=True)) == {"TERMINATED"}
@@ -144,7 +146,8 @@ def test_a_refused_ttl_clean_up_is_not_retried_every_minute(clock, drive, make_p
     sandbox_configure(deny=["TerminateRecoveryInstances"])
     clock.shift(120)
     run_unattended()
-    execution = drive(execution, until=lambda e: not e.jobs.filter(type="TERMINATE", state__in=["INTENDED", "ACTIVE"]).exists())
+    open_jobs = {"type": "TERMINATE", "state__in": ["INTENDED", "ACTIVE"]}
+    execution = drive(execution, until=lambda e: not e.jobs.filter(**open_jobs).exists())
     assert execution.cleaned_up_at is None
     assert execution.events.filter(kind="ERROR", message__contains="clean-up failed").exists()
 
