@@ -108,6 +108,20 @@ def test_two_workers_racing_for_a_slot_start_one_drill(clock, make_plan):
     assert Execution.objects.count() == 1 and ScheduledDrillRun.objects.count() == 1
 
 
+@pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
+def test_two_worker_threads_racing_for_a_slot_start_one_drill(clock, make_plan):
+    from .test_start import at_once
+
+    plan = make_plan("Threads", [("Database", ["db-01"], {})], drill_schedule="* * * * *")
+
+    results = at_once(2, lambda n: scheduled_drills_run(now=START))
+
+    assert sorted(len(result.runs) for result in results) == [0, 1]
+    assert all(result.failed == [] for result in results)
+    (run,) = runs(plan)
+    assert run.outcome == "STARTED" and Execution.objects.count() == 1
+
+
 def test_a_crash_before_the_execution_exists_leaves_the_slot_free_and_it_starts_once(clock, make_plan, monkeypatch):
     plan = make_plan("Crashy", [("Database", ["db-01"], {})], drill_schedule="* * * * *")
     real_start = services.execution_start
