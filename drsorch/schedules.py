@@ -15,6 +15,14 @@ SCHEDULES = [
         "minutes": 1,
     },
     {
+        # Scheduled drills and drill instance time-to-live (executions/unattended/): slots are
+        # cron minutes, so it must run every minute.
+        "name": "drsorch: unattended drills",
+        "func": "executions.tasks.run_unattended",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
         "name": "drsorch: sync source-server inventory",
         "func": "plans.tasks.sync_inventory",
         "schedule_type": Schedule.MINUTES,

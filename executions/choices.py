@@ -199,3 +199,10 @@ class EventKind(models.TextChoices):
     DRS = "DRS", "DRS job log"
     ENGINE = "ENGINE", "Engine"
     ERROR = "ERROR", "Error"
+
+
+class ScheduledRunOutcome(models.TextChoices):
+    """What the worker did with a slot of a plan's drill schedule."""
+
+    STARTED = "STARTED", "Started"
+    SKIPPED = "SKIPPED", "Skipped"

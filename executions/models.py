@@ -27,6 +27,7 @@ from .choices import (
     JobType,
     LaunchPhase,
     LaunchStatus,
+    ScheduledRunOutcome,
     WaveStatus,
 )
 
@@ -405,3 +406,31 @@ class PollerLease(models.Model):
 
     def __str__(self):
         return f"poller lease {self.name} ({self.owner or 'free'})"
+
+
+class ScheduledDrillRun(models.Model):
+    """A slot of a plan's drill schedule that the worker took: the drill it STARTED, or why it
+    SKIPPED it (the plan already running, readiness errors, the slot missed).
+
+    The unique (plan, scheduled_for) is what makes a slot run at most once: two workers racing
+    for it both insert, the database lets one win, and the loser does nothing. The row is
+    inserted in the transaction that starts the execution (executions/unattended/
+    scheduled_drills.py), so a crash at any point leaves either both or neither."""
+
+    plan = models.ForeignKey("plans.RecoveryPlan", on_delete=models.CASCADE, related_name="scheduled_drill_runs")
+    scheduled_for = models.DateTimeField(help_text="The cron slot (UTC) this run is for.")
+    outcome = models.CharField(max_length=10, choices=ScheduledRunOutcome.choices)
+    reason = models.TextField(blank=True, help_text="Why the slot was skipped.")
+    execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="scheduled_runs"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "scheduled_for"], name="scheduled_drill_run_one_per_slot"),
+        ]
+
+    def __str__(self):
+        return f"{self.plan} at {self.scheduled_for:%Y-%m-%d %H:%M} UTC: {self.outcome}"

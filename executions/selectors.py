@@ -11,7 +11,8 @@ from plans.models import RecoveryPlan
 
 from .choices import EXECUTION_TERMINAL, ExecutionMode, LaunchPhase, LaunchStatus
 from .costs import CostEstimate, hourly_cost_estimate
-from .models import Execution, LaunchAttempt, ServerLaunch, WaveRun
+from .models import Execution, LaunchAttempt, ScheduledDrillRun, ServerLaunch, WaveRun
+from .unattended.instance_ttl import drill_instances_expiry
 
 # How many ended executions the plan page's trend charts show.
 TREND_LIMIT = 30
@@ -48,6 +49,12 @@ def plan_history(*, plan: RecoveryPlan, mode: str | None = None) -> QuerySet[Exe
         server_launched=Count("server_launches", filter=launched),
         server_failed=Count("server_launches", filter=Q(server_launches__status=LaunchStatus.FAILED)),
     ).order_by("-created_at", "-pk")
+
+
+def scheduled_drill_runs(*, plan: RecoveryPlan) -> QuerySet[ScheduledDrillRun]:
+    """The slots of `plan`'s drill schedule the worker took, newest slot first, with the
+    execution each started (the same query)."""
+    return ScheduledDrillRun.objects.filter(plan=plan).select_related("execution").order_by("-scheduled_for", "-pk")
 
 
 def plan_trend(*, plan: RecoveryPlan, limit: int = TREND_LIMIT) -> list[Execution]:
@@ -165,6 +172,9 @@ class DrillLeftRunning:
     instance_types: dict[str, int] = field(default_factory=dict)
     cost: CostEstimate = field(default_factory=lambda: CostEstimate(usd_per_hour=0.0))
     now: datetime | None = None
+    # When the plan's time-to-live cleans them up (executions.unattended.instance_ttl); None
+    # without one.
+    expires_at: datetime | None = None
 
     @property
     def age_seconds(self) -> float | None:
@@ -206,7 +216,7 @@ def drills_left_running() -> list[DrillLeftRunning]:
         item["types"][kind] = item["types"].get(kind, 0) + row["count"]
         if row["since"] and (item["since"] is None or row["since"] < item["since"]):
             item["since"] = row["since"]
-    executions = Execution.objects.in_bulk(list(found))
+    executions = Execution.objects.select_related("plan").in_bulk(list(found))
     now = timezone.now()
     drills = [
         DrillLeftRunning(
@@ -217,6 +227,7 @@ def drills_left_running() -> list[DrillLeftRunning]:
             instance_types=dict(sorted(item["types"].items())),
             cost=hourly_cost_estimate(instance_types=item["types"]),
             now=now,
+            expires_at=drill_instances_expiry(execution=executions[pk]),
         )
         for pk, item in found.items()
     ]

@@ -58,8 +58,25 @@ START_PERMISSION = {
 }
 
 
-def _actor_name(user):
-    return user.get_username() if user is not None else "cli"
+# The parts of drsorch that act with no person behind them, by the name the execution JSON's
+# `requested_by` and the audit log give them: the drill schedule, and the time-to-live that
+# cleans a drill's instances (executions/unattended/).
+SCHEDULE_ACTOR = "schedule"
+TTL_ACTOR = "ttl"
+SYSTEM_ACTORS = (SCHEDULE_ACTOR, TTL_ACTOR)
+
+
+def _actor_name(user, system_actor=None):
+    """Who acts: the user's name, else the system actor's (the schedule, the TTL), else "cli"
+    (a command: whoever holds the shell)."""
+    if user is not None:
+        return user.get_username()
+    return system_actor or "cli"
+
+
+def _check_system_actor(user, system_actor):
+    if system_actor is not None and (user is not None or system_actor not in SYSTEM_ACTORS):
+        raise ValueError(f"system_actor must be one of {SYSTEM_ACTORS} and comes without a user.")
 
 
 def _require(user, permission):
@@ -68,13 +85,13 @@ def _require(user, permission):
         raise PermissionDenied(f"You need the permission {permission!r} for this action.")
 
 
-def _record_action(execution, user, message, *, wave=None, **data):
+def _record_action(execution, user, message, *, wave=None, system_actor=None, **data):
     """An audit-log entry of a human action, with who did it (and about which wave)."""
     ExecutionEvent.objects.create(
         execution=execution,
         kind=EventKind.ACTION,
         actor=user,
-        actor_name=_actor_name(user),
+        actor_name=_actor_name(user, system_actor),
         wave_index=wave.index if wave is not None else None,
         message=message,
         data=data,
@@ -177,6 +194,7 @@ def execution_start(
     accept_risks: bool = False,
     point_in_time: datetime | None = None,
     comment: str = "",
+    system_actor: str | None = None,
 ) -> Execution:
     """Start `plan` as a DRILL or a RECOVERY and enqueue its first advance.
 
@@ -190,7 +208,10 @@ def execution_start(
     `point_in_time` (aware, in the past: point_in_time_check) launches every server from its
     latest recovery snapshot at or before it (a ransomware recovery); readiness then warns
     about servers without a snapshot that old. `comment` (optional, comment_check) says why
-    it was started; it is kept on the execution and in its audit log."""
+    it was started; it is kept on the execution and in its audit log. `system_actor`
+    (SCHEDULE_ACTOR, with requested_by=None) names the part of drsorch that starts it, as
+    `requested_by` and in the audit log, instead of "cli"."""
+    _check_system_actor(requested_by, system_actor)
     if mode not in ExecutionMode.values:
         raise ValidationError({"mode": f"Unknown mode {mode!r}; use DRILL or RECOVERY."})
     comment = comment_check(value=comment)
@@ -208,20 +229,21 @@ def execution_start(
             accept_risks=accept_risks,
             point_in_time=point_in_time,
             comment=comment,
+            system_actor=system_actor,
         )
     except (ExecutionError, IntegrityError):
         # A concurrent request with the same key may have won between two of our checks: it
         # is the same request, so it gets that execution rather than the refusal its win caused.
-        if idempotency_key and (existing := _started_with_key(requested_by, idempotency_key)):
+        if idempotency_key and (existing := _started_with_key(requested_by, idempotency_key, system_actor)):
             return _same_request_or_conflict(
                 existing, plan=plan, mode=mode, user=requested_by, point_in_time=point_in_time
             )
         raise
 
 
-def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, point_in_time, comment):
+def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, point_in_time, comment, system_actor):
     if idempotency_key:
-        existing = _started_with_key(user, idempotency_key)
+        existing = _started_with_key(user, idempotency_key, system_actor)
         if existing:
             return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user, point_in_time=point_in_time)
     _refuse_if_running(plan)
@@ -245,6 +267,7 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, poi
             report=report,
             point_in_time=point_in_time,
             comment=comment,
+            system_actor=system_actor,
         )
     except IntegrityError:
         # A concurrent start won the race: the unique constraints say which one.
@@ -293,10 +316,12 @@ def _claim_servers(execution, launches):
     )
 
 
-def _started_with_key(user, idempotency_key):
+def _started_with_key(user, idempotency_key, system_actor=None):
     """The execution this requester started with `idempotency_key`: keys are scoped to whoever
     sends them, so another user's request with the same key never gets this one's execution."""
-    return Execution.objects.filter(requested_by_username=_actor_name(user), idempotency_key=idempotency_key).first()
+    return Execution.objects.filter(
+        requested_by_username=_actor_name(user, system_actor), idempotency_key=idempotency_key
+    ).first()
 
 
 def _same_request_or_conflict(existing, *, plan, mode, user, point_in_time=None):
@@ -310,7 +335,9 @@ def _same_request_or_conflict(existing, *, plan, mode, user, point_in_time=None)
 
 
 @transaction.atomic
-def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report, point_in_time=None, comment=""):
+def _create_execution(
+    *, plan, mode, user, auto_approve, idempotency_key, report, point_in_time=None, comment="", system_actor=None
+):
     """Freeze the plan into wave runs and server launches, and claim its servers, all or
     nothing. The report's warnings are the risks the start accepted."""
     specs = plan_wave_specs(plan=plan)
@@ -320,7 +347,7 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
         plan_name=plan.name,
         mode=mode,
         requested_by=user,
-        requested_by_username=_actor_name(user),
+        requested_by_username=_actor_name(user, system_actor),
         auto_approve=auto_approve,
         idempotency_key=idempotency_key or None,
         rto_target_minutes=plan.rto_target_minutes,
@@ -378,6 +405,7 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
             comment,
         ),
         readiness_warnings=warnings,
+        system_actor=system_actor,
         **({"comment": comment} if comment else {}),
     )
     if point_in_time is not None:
@@ -388,13 +416,16 @@ def _create_execution(*, plan, mode, user, auto_approve, idempotency_key, report
             f"Point-in-time {mode.lower()}: every server launches from its latest "
             f"recovery snapshot at or before {stamp}.",
             point_in_time=stamp,
+            system_actor=system_actor,
         )
     if warnings:
         _record_action(
             execution,
             user,
-            f"{_actor_name(user)} accepted {len(warnings)} readiness risk(s) to start: " + " ".join(warnings),
+            f"{_actor_name(user, system_actor)} accepted {len(warnings)} readiness risk(s) to start: "
+            + " ".join(warnings),
             accepted_risks=warnings,
+            system_actor=system_actor,
         )
     _enqueue_advance(execution)
     return execution
@@ -598,13 +629,19 @@ def _reset_for_retry(execution):
     return relaunched, changes
 
 
-def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) -> Execution:
+def execution_cleanup(
+    *, execution: Execution, user: AbstractBaseUser | None, system_actor: str | None = None, why: str = ""
+) -> Execution:
     """Ask for the recovery instances *this* drill launched (and nothing else) to be terminated.
 
     Records the clean-up -- its launches go to phase TERMINATING and each target gets a
     clean-up request -- and leaves the DRS calls to the worker (engine/cleanup.py), which
     retries throttling, finds instance ids DRS did not give, and skips instances a later launch
-    already replaced. No DRS call is made here, so a throttled DRS never fails the request."""
+    already replaced. No DRS call is made here, so a throttled DRS never fails the request.
+
+    `system_actor` (TTL_ACTOR, with user=None) names the part of drsorch that asks, in the
+    audit log, and `why` (e.g. "the plan's time-to-live of 60 min has passed") ends its entry."""
+    _check_system_actor(user, system_actor)
     _require(user, ACTION_PERMISSIONS["cleanup"])
     with _execution_lease(execution):
         if not execution.is_drill:
@@ -648,7 +685,8 @@ def execution_cleanup(*, execution: Execution, user: AbstractBaseUser | None) ->
             _record_action(
                 execution,
                 user,
-                f"Started clean-up of {len(launches)} recovery instance(s).",
+                f"Started clean-up of {len(launches)} recovery instance(s)" + (f": {why}." if why else "."),
+                system_actor=system_actor,
                 recovery_instance_ids=[
                     launch.recovery_instance_id for launch in launches if launch.recovery_instance_id
                 ],

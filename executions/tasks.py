@@ -17,8 +17,10 @@ from .poller import (
     poller_note_tick,
     poller_run,
 )
+from .unattended.instance_ttl import drill_instances_expire
 from .unattended.overdue import plans_overdue_notify
 from .unattended.readiness_watch import plans_readiness_watch
+from .unattended.scheduled_drills import scheduled_drills_run
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ __all__ = [
     "launch_budget_seconds",
     "poll_executions",
     "watch_plans",
+    "run_unattended",
 ]
 
 
@@ -60,4 +63,23 @@ def watch_plans():
     now = timezone.now()
     result = plans_readiness_watch(now=now).as_dict()
     result["overdue_notified"] = plans_overdue_notify(now=now)
+    return result
+
+
+def run_unattended():
+    """Scheduled every minute ("drsorch: unattended drills"): start the plans' scheduled
+    drills (or record why a slot is skipped), then warn about and clean up the drill instances
+    whose time-to-live has come. Each plan and each drill fails alone (logged); a failure of
+    one part does not stop the other. Started executions are advanced by the poller chain,
+    which their start enqueues."""
+    now = timezone.now()
+    result = {}
+    try:
+        result["scheduled_drills"] = scheduled_drills_run(now=now).as_dict()
+    except Exception:
+        logger.exception("Scheduled drills failed")
+    try:
+        result["instance_ttl"] = drill_instances_expire(now=timezone.now()).as_dict()
+    except Exception:
+        logger.exception("Drill instance time-to-live failed")
     return result

@@ -52,8 +52,9 @@ from .readiness import plan_readiness
 from .reports.evidence import execution_report
 from .reports.pdf import report_pdf
 from .reports.spreadsheet import report_csv
-from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_failed_over
+from .selectors import TREND_LIMIT, drills_left_running, plan_trend, plans_failed_over, scheduled_drill_runs
 from .trends import trend_chart, trend_run, trend_summary
+from .unattended.instance_ttl import drill_instances_expiry_shown
 
 LAG_ALERT_SECONDS = 15 * 60
 EVENT_PAGE_SIZE = 50
@@ -287,6 +288,9 @@ def execution_detail_context(request, pk):
     # A clean-up runs after the execution ended: the page keeps polling until it is over.
     terminating = sum(1 for item in launches if item.phase == LaunchPhase.TERMINATING)
     terminated = sum(1 for item in launches if item.status == LaunchStatus.TERMINATED)
+    instances_running = any(
+        item.status == LaunchStatus.LAUNCHED and item.phase != LaunchPhase.TERMINATING for item in launches
+    )
     return {
         "execution": execution,
         "waves": waves,
@@ -296,6 +300,7 @@ def execution_detail_context(request, pk):
         "active": active,
         "polling": active or bool(terminating),
         "cleanup": {"running": bool(terminating), "terminated": terminated, "total": terminated + terminating},
+        "ttl_expires_at": drill_instances_expiry_shown(execution=execution, instances_running=instances_running),
         "elapsed": elapsed,
         "rto_seconds": rto_seconds,
         "rto_percent": min(100, round(100 * elapsed / rto_seconds)) if rto_seconds else 0,
@@ -508,6 +513,10 @@ def plan_trends(plan):
     }
 
 
+# The plan page lists the last few slots the schedule took; the API pages through all of them.
+SCHEDULED_RUNS_SHOWN = 10
+
+
 def render_plan_detail(request, plan, *, report=None, start_form=None, start_error=None, status=200):
     """The plan page, with the start form that was posted (and its errors) when there is one.
 
@@ -541,6 +550,7 @@ def render_plan_detail(request, plan, *, report=None, start_form=None, start_err
             "next_drills": next_drill_times(plan, now=timezone.now(), count=3),
             "drill_age": plan_drill_age(plan, now=timezone.now()),
             "evaluations": list(plan_readiness_evaluations(plan=plan)[:EVALUATION_HISTORY]),
+            "scheduled_runs": list(scheduled_drill_runs(plan=plan)[:SCHEDULED_RUNS_SHOWN]),
             "can_start_drill": request.user.has_perm(ACTION_PERMISSIONS["start_drill"]),
             "can_start_recovery": request.user.has_perm(ACTION_PERMISSIONS["start_recovery"]),
             "drill_form": start_form

@@ -58,3 +58,18 @@ def next_drill_times(plan, *, now: dt.datetime, count: int = 3) -> list[dt.datet
         return [times.get_next(dt.datetime) for _ in range(count)]
     except CroniterError:
         return []
+
+
+def last_drill_time(plan, *, now: dt.datetime) -> dt.datetime | None:
+    """The latest time at or before `now` (UTC, aware) at which the plan's drill schedule
+    fires (a cron slot, on a whole minute); None when the plan has no schedule or an
+    expression croniter cannot read."""
+    if not plan.drill_schedule:
+        return None
+    # croniter's get_prev is strictly before its base: the base is the next whole minute, so a
+    # slot exactly at `now` (or earlier in the same minute) is the one found.
+    base = now.astimezone(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    try:
+        return croniter(plan.drill_schedule, base).get_prev(dt.datetime)
+    except CroniterError:
+        return None

@@ -13,7 +13,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from drsorch.api import IdRelatedField
-from executions.choices import EventKind, ExecutionMode, ExecutionStatus, LaunchStatus, WaveStatus
+from executions.choices import (
+    EventKind,
+    ExecutionMode,
+    ExecutionStatus,
+    LaunchStatus,
+    ScheduledRunOutcome,
+    WaveStatus,
+)
 from executions.services import COMMENT_MAX_LENGTH, POINT_IN_TIME_EXAMPLE, point_in_time_check
 from plans.models import RecoveryPlan
 
@@ -223,6 +230,24 @@ class ExecutionHistorySerializer(serializers.Serializer):
     rto = RtoSerializer(source="*")
     rpo = RpoSerializer(source="*")
     servers = HistoryServersSerializer(source="*")
+
+
+class ScheduledDrillRunSerializer(serializers.Serializer):
+    """A slot of a plan's drill schedule that the worker took (read only): the drill it
+    started, or why it skipped the slot."""
+
+    scheduled_for = UtcDateTimeField(help_text="The cron slot, UTC.")
+    outcome = serializers.ChoiceField(choices=ScheduledRunOutcome.choices)
+    reason = serializers.CharField(
+        help_text='Why it was skipped ("already running: ...", "readiness errors: ...", "missed: ..."); '
+        "empty when started."
+    )
+    execution = serializers.SerializerMethodField(help_text="The id of the drill it started; null when skipped.")
+    created_at = UtcDateTimeField(help_text="When the worker took the slot.")
+
+    @extend_schema_field({"type": "string", "format": "uuid", "nullable": True})
+    def get_execution(self, run) -> str | None:
+        return str(run.execution_id) if run.execution_id else None
 
 
 class PlanHistoryQuerySerializer(serializers.Serializer):

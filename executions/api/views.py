@@ -30,7 +30,7 @@ from executions.choices import ExecutionMode
 from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
 from executions.models import Execution, ExecutionEvent
 from executions.readiness import plan_readiness
-from executions.selectors import executions_for_json, plan_history
+from executions.selectors import executions_for_json, plan_history, scheduled_drill_runs
 from plans.api.serializers import ReadinessQuerySerializer, ReadinessSerializer
 from plans.api.views import RecoveryPlanViewSet
 
@@ -44,6 +44,7 @@ from .serializers import (
     ExecutionStartSerializer,
     PlanExecuteSerializer,
     PlanHistoryQuerySerializer,
+    ScheduledDrillRunSerializer,
 )
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -384,3 +385,25 @@ class PlanHistoryView(PlanEndpointView):
         query.is_valid(raise_exception=True)
         page = self.paginate_queryset(plan_history(plan=plan, mode=query.validated_data.get("mode")))
         return self.get_paginated_response(ExecutionHistorySerializer(page, many=True).data)
+
+
+@extend_schema(tags=["plans"])
+class PlanScheduledRunsView(PlanEndpointView):
+    """The slots of a plan's drill schedule the worker took: the drill each started, or why it
+    was skipped (read only)."""
+
+    required_permissions = ["plans.view_recoveryplan", "executions.view_execution"]
+    serializer_class = ScheduledDrillRunSerializer
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @extend_schema(
+        summary="Scheduled runs of a plan",
+        description="Each slot of the plan's `drill_schedule` the worker took, newest first and paginated: "
+        "`STARTED` with the drill's execution id, or `SKIPPED` with the reason (the plan already running, "
+        "readiness errors, the slot missed while the worker was not running).",
+        responses={200: ScheduledDrillRunSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request, pk=None):
+        plan = self.get_object()
+        page = self.paginate_queryset(scheduled_drill_runs(plan=plan))
+        return self.get_paginated_response(ScheduledDrillRunSerializer(page, many=True).data)

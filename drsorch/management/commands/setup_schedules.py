@@ -6,7 +6,10 @@ from drsorch.schedules import schedules_setup
 
 
 class Command(BaseCommand):
-    help = "Create or update the django-q2 schedules (execution poller, inventory sync). Safe to run again."
+    help = (
+        "Create or update the django-q2 schedules (execution poller, unattended drills, inventory sync). "
+        "Safe to run again."
+    )
 
     def handle(self, *args, **options):
         for schedule, created in schedules_setup():
