@@ -1,6 +1,9 @@
 """Which webhook URLs drsorch may call: http(s) only, and never an address inside the network
 drsorch runs in (loopback, private, link-local such as the EC2 metadata service, reserved,
-multicast, unspecified) unless DRSORCH_WEBHOOK_ALLOW_PRIVATE is true.
+multicast, unspecified) unless DRSORCH_WEBHOOK_ALLOW_PRIVATE is true. Link-local addresses
+are refused even then: they hold the cloud's instance metadata and credentials services
+(169.254.169.254, fd00:ec2::254, ECS's 169.254.170.2), never a webhook receiver, and a
+webhook that reached them would hand their answers to whoever set the URL.
 
 The check resolves the host name; the sender then connects to the very address that was
 checked (webhook.py), so a DNS answer that changes between check and connect (rebinding)
@@ -22,6 +25,23 @@ class PrivateAddressError(ValueError):
 
 class UnresolvableHost(ValueError):
     """The URL's host name did not resolve."""
+
+
+# Never called, whatever DRSORCH_WEBHOOK_ALLOW_PRIVATE says (link-local covers the rest).
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
+
+
+def _unmapped(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return mapped
+    return address
+
+
+def _is_metadata(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    address = _unmapped(address)
+    return address.is_link_local or address in METADATA_ADDRESSES
 
 
 def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -84,7 +104,15 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 def check_addresses(host: str, addresses: list[str]) -> None:
-    """Refuse when any address of `host` is private (unless DRSORCH_WEBHOOK_ALLOW_PRIVATE)."""
+    """Refuse when any address of `host` is link-local (always) or private (unless
+    DRSORCH_WEBHOOK_ALLOW_PRIVATE)."""
+    for text in addresses:
+        if _is_metadata(ipaddress.ip_address(text)):
+            shown = host if host == text else f"{host} ({text})"
+            raise PrivateAddressError(
+                f"The URL's host {shown} is a link-local address (the instance metadata service lives "
+                "there), which webhooks may never call."
+            )
     if settings.DRSORCH_WEBHOOK_ALLOW_PRIVATE:
         return
     for text in addresses:

@@ -16,13 +16,11 @@ PRIVATE_URLS = [
     "http://10.1.2.3/hook",
     "https://172.16.0.9/hook",
     "http://192.168.1.1/hook",
-    "http://169.254.169.254/latest/meta-data/",
     "http://100.64.0.1/hook",
     "http://0.0.0.0/hook",
     "http://224.0.0.1/hook",
     "http://[::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
-    "http://[fe80::1]/hook",
     "http://[fd00::1]/hook",
     "http://localhost:8000/hook",
 ]
@@ -76,3 +74,21 @@ def test_a_channel_saved_while_allowed_is_refused_at_send(clock, webhook_server,
     assert attempt.error.startswith("Refused: The URL's host 127.0.0.1")
     assert row.status == "pending" and row.attempts == 1
     assert webhook_server.received == []  # nothing ever reached the private address
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://169.254.170.2/v2/credentials/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fe80::1]/hook",
+    ],
+)
+def test_link_local_and_metadata_addresses_are_refused_even_when_private_ones_are_allowed(api, allow_private, url):
+    response = api("Planner").post("/api/v1/notification-channels/", body(url), format="json")
+    assert response.status_code == 400 and list(response.json()) == ["url"]
+    assert "link-local" in response.json()["url"][0]
+    with pytest.raises(PrivateAddressError):
+        check_webhook_url(url)
