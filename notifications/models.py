@@ -120,6 +120,15 @@ class NotificationChannel(models.Model):
             errors[field] = f"A {self.get_kind_display().lower()} channel needs its {label}."
         if self.kind == ChannelKind.SNS and not self.target_id:
             errors["target"] = "An SNS channel needs the target whose credentials publish to the topic."
+        elif self.kind == ChannelKind.SNS and self.topic_arn and "topic_arn" not in errors:
+            # The target's client publishes through its own region's SNS endpoint, which knows
+            # only that region's topics (another account's topic is fine: its policy decides).
+            match = TOPIC_ARN_RE.match(self.topic_arn)
+            if match and match["region"] != self.target.region:
+                errors["topic_arn"] = (
+                    f"The topic is in {match['region']}, but target '{self.target.name}' publishes in "
+                    f"{self.target.region}; use a topic of that region or a target of the topic's region."
+                )
         if self.kind == ChannelKind.WEBHOOK and self.url and "url" not in errors:
             try:
                 check_webhook_url(self.url)

@@ -130,3 +130,19 @@ def test_an_sns_channel_needs_a_valid_topic_and_a_target(api, sandbox_target):
         "events": ["drill.overdue"],
     }, format="json")
     assert response.status_code == 201
+
+
+def test_an_sns_topic_of_another_region_than_its_target_is_refused_naming_both(api, sandbox_target):
+    response = api("Planner").post("/api/v1/notification-channels/", {
+        "name": "Topic", "kind": "sns", "topic_arn": "arn:aws:sns:eu-west-1:123456789012:alerts",
+        "target": sandbox_target.pk, "events": ["drill.overdue"],
+    }, format="json")
+    assert response.status_code == 400 and list(response.json()) == ["topic_arn"]
+    message = response.json()["topic_arn"][0]
+    assert "eu-west-1" in message and sandbox_target.region in message
+    # Another account's topic in the target's region is allowed: the topic's policy decides.
+    response = api("Planner").post("/api/v1/notification-channels/", {
+        "name": "Shared", "kind": "sns", "topic_arn": f"arn:aws:sns:{sandbox_target.region}:210987654321:alerts",
+        "target": sandbox_target.pk, "events": ["drill.overdue"],
+    }, format="json")
+    assert response.status_code == 201, response.json()
