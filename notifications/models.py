@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from drsorch.webhooks.addresses import PrivateAddressError, UnresolvableHost, check_webhook_url
 from executions.notable import SUBSCRIBABLE_EVENTS
 
 from .choices import (
@@ -25,7 +26,6 @@ from .choices import (
     NotificationStatus,
     WebhookFormat,
 )
-from .delivery.addresses import PrivateAddressError, UnresolvableHost, check_webhook_url
 
 # How long an undelivered notification is retried before it is given up (status failed).
 DELIVERY_WINDOW = timedelta(hours=24)

@@ -29,11 +29,12 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from drsorch import metrics
+from drsorch.webhooks import sending as webhook
 from executions.notable import SUBSCRIPTION_OF, NotableEvent
 from plans.models import RecoveryPlan, Target
 
 from .choices import TEST_EVENT, ChannelKind, NotificationStatus, WebhookFormat
-from .delivery import Sent, email, sns, webhook
+from .delivery import Sent, email, sns
 from .delivery.formats import webhook_document
 from .models import DeliveryAttempt, Notification, NotificationChannel
 from .selectors import channel_subscriptions, execution_payloads

@@ -1,13 +1,6 @@
-"""Sending one notification through its channel: webhook (webhook.py), email (email.py) and
+"""Sending one notification through its channel: webhook (drsorch.webhooks.sending), email (email.py) and
 SNS (sns.py). Each sender returns a `Sent` and never raises for a delivery failure."""
 
-from dataclasses import dataclass
+from drsorch.webhooks import Sent
 
-
-@dataclass(frozen=True)
-class Sent:
-    """What one attempt came to: whether it was delivered, the HTTP status (webhooks) and why not."""
-
-    ok: bool
-    status_code: int | None = None
-    error: str = ""
+__all__ = ["Sent"]

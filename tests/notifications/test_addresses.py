@@ -3,8 +3,8 @@ channel is saved and again when it is sent, unless DRSORCH_WEBHOOK_ALLOW_PRIVATE
 
 import pytest
 
+from drsorch.webhooks.addresses import PrivateAddressError, check_webhook_url
 from executions.notable import NotableEvent, notable_events_send
-from notifications.delivery.addresses import PrivateAddressError, check_webhook_url
 from notifications.models import Notification
 from notifications.tasks import deliver_notifications
 

@@ -8,10 +8,10 @@ import socket
 
 import pytest
 
+from drsorch.webhooks import addresses
 from executions.notable import NotableEvent, notable_events_send
 from executions.services import execution_start
 from notifications import services
-from notifications.delivery import addresses
 from notifications.models import DeliveryAttempt, Notification
 from notifications.services import CLAIM_SECONDS, notifications_claim, notifications_deliver_due
 from notifications.tasks import deliver_notifications

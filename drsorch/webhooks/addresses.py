@@ -6,7 +6,7 @@ are refused even then: they hold the cloud's instance metadata and credentials s
 webhook that reached them would hand their answers to whoever set the URL.
 
 The check resolves the host name; the sender then connects to the very address that was
-checked (webhook.py), so a DNS answer that changes between check and connect (rebinding)
+checked (sending.py), so a DNS answer that changes between check and connect (rebinding)
 cannot reach a private address.
 """
 
