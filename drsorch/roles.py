@@ -27,7 +27,7 @@ def _grant(action: str) -> tuple[str, str]:
 VIEW_MODELS = {
     "plans": ["target", "sourceserver", "protectiongroup", "protectiongroupmembership", "recoveryplan", "wave",
               "planreadinessevaluation", "planoverduenotice"],
-    "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent"],
+    "executions": ["execution", "waverun", "serverlaunch", "drsjob", "executionevent", "scheduleddrillrun"],
     "notifications": ["notificationchannel", "notification", "deliveryattempt"],
 }
 PLANNER_EDIT_MODELS = ["target", "sourceserver", "protectiongroup", "protectiongroupmembership",

@@ -5,7 +5,7 @@ from drsorch.roles import ACTION_PERMISSIONS
 
 from . import services
 from .exceptions import ExecutionError
-from .models import DrsJob, Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
+from .models import DrsJob, Execution, ExecutionEvent, LaunchAttempt, ScheduledDrillRun, ServerLaunch, WaveRun
 
 
 class ReadOnlyAdminMixin:
@@ -152,3 +152,14 @@ class ExecutionEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "execution", "kind", "actor_name", "message"]
     list_filter = ["kind"]
     search_fields = ["message", "actor_name", "source_server_id"]
+
+
+@admin.register(ScheduledDrillRun)
+class ScheduledDrillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The slots the schedule took, as the worker recorded them (STARTING while it starts one)."""
+
+    list_display = ["plan", "scheduled_for", "outcome", "execution", "reason"]
+    list_filter = ["outcome", "plan"]
+    list_select_related = ["plan", "execution"]
+    search_fields = ["plan__name", "reason"]
+    date_hierarchy = "scheduled_for"

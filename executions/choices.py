@@ -202,7 +202,9 @@ class EventKind(models.TextChoices):
 
 
 class ScheduledRunOutcome(models.TextChoices):
-    """What the worker did with a slot of a plan's drill schedule."""
+    """What the worker did with a slot of a plan's drill schedule. STARTING while a worker has
+    claimed the slot and is starting its drill (a claim that expires: see ScheduledDrillRun)."""
 
+    STARTING = "STARTING", "Starting"
     STARTED = "STARTED", "Started"
     SKIPPED = "SKIPPED", "Skipped"

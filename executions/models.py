@@ -409,13 +409,18 @@ class PollerLease(models.Model):
 
 
 class ScheduledDrillRun(models.Model):
-    """A slot of a plan's drill schedule that the worker took: the drill it STARTED, or why it
-    SKIPPED it (the plan already running, readiness errors, the slot missed).
+    """A slot of a plan's drill schedule that the worker took: STARTING while a worker starts
+    its drill, then the drill it STARTED, or why it SKIPPED it (the plan already running,
+    readiness errors, the slot missed).
 
     The unique (plan, scheduled_for) is what makes a slot run at most once: two workers racing
     for it both insert, the database lets one win, and the loser does nothing. The row is
-    inserted in the transaction that starts the execution (executions/unattended/
-    scheduled_drills.py), so a crash at any point leaves either both or neither."""
+    inserted STARTING with `claimed_until` in a short transaction of its own (the claim); the
+    drill is started with no transaction open (readiness reads DRS), and the outcome recorded
+    with a conditional UPDATE of a STARTING row. A claim left STARTING past `claimed_until`
+    (the worker stopped) is taken over by the next run (executions/unattended/
+    scheduled_drills.py); the execution's idempotency key makes a second start of the slot
+    return the first one's execution."""
 
     plan = models.ForeignKey("plans.RecoveryPlan", on_delete=models.CASCADE, related_name="scheduled_drill_runs")
     scheduled_for = models.DateTimeField(help_text="The cron slot (UTC) this run is for.")
@@ -424,6 +429,9 @@ class ScheduledDrillRun(models.Model):
     execution = models.ForeignKey(
         Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="scheduled_runs"
     )
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="While STARTING: when the worker's claim expires and another may take over."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -431,6 +439,8 @@ class ScheduledDrillRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["plan", "scheduled_for"], name="scheduled_drill_run_one_per_slot"),
         ]
+        # Every minute: the sweep of stale STARTING claims and the pruning of old SKIPPED rows.
+        indexes = [models.Index(fields=["outcome", "scheduled_for"], name="scheduled_drill_run_outcome")]
 
     def __str__(self):
         return f"{self.plan} at {self.scheduled_for:%Y-%m-%d %H:%M} UTC: {self.outcome}"

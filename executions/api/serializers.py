@@ -237,12 +237,17 @@ class ScheduledDrillRunSerializer(serializers.Serializer):
     started, or why it skipped the slot."""
 
     scheduled_for = UtcDateTimeField(help_text="The cron slot, UTC.")
-    outcome = serializers.ChoiceField(choices=ScheduledRunOutcome.choices)
+    outcome = serializers.ChoiceField(
+        choices=ScheduledRunOutcome.choices,
+        help_text="STARTING while a worker starts the drill (for seconds), then STARTED or SKIPPED.",
+    )
     reason = serializers.CharField(
         help_text='Why it was skipped ("already running: ...", "readiness errors: ...", "missed: ..."); '
-        "empty when started."
+        "empty when started or starting."
     )
-    execution = serializers.SerializerMethodField(help_text="The id of the drill it started; null when skipped.")
+    execution = serializers.SerializerMethodField(
+        help_text="The id of the drill it started; null when skipped or starting."
+    )
     created_at = UtcDateTimeField(help_text="When the worker took the slot.")
 
     @extend_schema_field({"type": "string", "format": "uuid", "nullable": True})
