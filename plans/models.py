@@ -10,7 +10,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.urls import reverse
 
-from .choices import ReplicationState, TargetKind
+from .choices import ActionKind, ActionOnFailure, ActionWhen, ReplicationState, TargetKind
 from .schedules import DRILL_SCHEDULE_MAX_LENGTH, validate_drill_schedule
 
 MAX_DRILL_INSTANCE_TTL_MINUTES = 10080  # a week
@@ -313,6 +313,42 @@ class Wave(models.Model):
         for group in self.protection_groups.all():
             servers = servers | group.resolved_servers()
         return servers.distinct()
+
+
+class WaveAction(models.Model):
+    """A runbook step of a wave (contract: Wave actions): an SSM automation or command on the
+    wave's recovered instances, a signed webhook, a manual task or a health check, run before
+    the wave's servers launch or after they all launched.
+
+    Checked by `plans.actions.actions_check` (through plan_validate_waves), since what its
+    `config` may hold depends on its kind; names are unique within a plan because people
+    complete manual actions by name. An execution freezes the actions at start, like its waves.
+    """
+
+    plan = models.ForeignKey(RecoveryPlan, on_delete=models.CASCADE, related_name="wave_actions")
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="actions")
+    position = models.PositiveSmallIntegerField(help_text="Order among the wave's actions, from 0.")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=ActionKind.choices)
+    when = models.CharField(max_length=10, choices=ActionWhen.choices, default=ActionWhen.AFTER)
+    config = models.JSONField(default=dict, blank=True)
+    timeout_minutes = models.PositiveIntegerField(
+        "timeout (minutes)", default=30, validators=[MinValueValidator(1), MaxValueValidator(1440)],
+    )
+    on_failure = models.CharField(max_length=10, choices=ActionOnFailure.choices, default=ActionOnFailure.FAIL)
+
+    class Meta:
+        ordering = ["wave", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["wave", "position"], name="wave_action_unique_position"),
+            models.UniqueConstraint(
+                fields=["plan", "name"], name="wave_action_unique_name_per_plan",
+                violation_error_message="Two actions of a plan cannot share a name.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.wave} / {self.when} {self.name} ({self.kind})"
 
 
 class PlanReadinessEvaluation(models.Model):

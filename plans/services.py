@@ -21,8 +21,9 @@ from drsorch.drs import gateway
 from drsorch.drs.errors import ErrorKind, classify, error_code, error_message, explain
 from drsorch.drs.times import parse_drs_time, parse_duration_seconds
 
+from .actions import ActionSpec, actions_check
 from .choices import ReplicationState, TargetKind
-from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave
+from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave, WaveAction
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class WaveSpec:
     wait_after_minutes: int = 0
     timeout_minutes: int = 120
     optional_servers: list = field(default_factory=list)
+    actions: list[ActionSpec] = field(default_factory=list)
 
     def dependencies(self, position: int) -> list[int]:
         if self.depends_on is None:
@@ -162,8 +164,13 @@ def plan_validate_waves(*, waves: Sequence[WaveSpec]) -> dict[int, list[SourceSe
                     f"but is not in wave {label}."
                 )
 
+    tidied_actions, action_errors = actions_check(waves)
+    for key, messages in action_errors.items():
+        errors[key].extend(messages)
     if errors:
         raise ValidationError(dict(errors))
+    for spec, actions in zip(waves, tidied_actions, strict=True):
+        spec.actions = actions
     return resolved
 
 
@@ -219,12 +226,20 @@ def plan_save(*, plan: RecoveryPlan | None = None, name: str, description: str =
         created.append(wave)
     for position, spec in enumerate(waves):
         created[position].depends_on.set([created[dep] for dep in spec.dependencies(position)])
+    WaveAction.objects.bulk_create(
+        WaveAction(
+            plan=plan, wave=created[position], position=index, name=action.name, kind=action.kind, when=action.when,
+            config=action.config, timeout_minutes=action.timeout_minutes, on_failure=action.on_failure,
+        )
+        for position, spec in enumerate(waves)
+        for index, action in enumerate(spec.actions)
+    )
     return plan
 
 
 def plan_wave_specs(*, plan: RecoveryPlan) -> list[WaveSpec]:
     """The plan's stored waves as WaveSpecs, e.g. to edit one wave and save the plan again."""
-    waves = list(plan.waves.prefetch_related("protection_groups", "depends_on", "optional_servers"))
+    waves = list(plan.waves.prefetch_related("protection_groups", "depends_on", "optional_servers", "actions"))
     position_of = {wave.pk: position for position, wave in enumerate(waves)}
     return [
         WaveSpec(
@@ -235,6 +250,13 @@ def plan_wave_specs(*, plan: RecoveryPlan) -> list[WaveSpec]:
             wait_after_minutes=wave.wait_after_minutes,
             timeout_minutes=wave.timeout_minutes,
             optional_servers=list(wave.optional_servers.all()),
+            actions=[
+                ActionSpec(
+                    name=action.name, kind=action.kind, when=action.when, config=action.config,
+                    timeout_minutes=action.timeout_minutes, on_failure=action.on_failure,
+                )
+                for action in wave.actions.all()
+            ],
         )
         for wave in waves
     ]
