@@ -349,11 +349,11 @@ def get_automation_execution(scope, body):
         "AutomationExecutionStatus": status,
         "StepExecutions": _step_records(execution, now),
         "StepExecutionsTruncated": False,
-        "Parameters": execution.parameters,
-        "Outputs": {},
         "Mode": "Auto",
         "ExecutedBy": f"arn:aws:sts::{execution.account_id}:assumed-role/drsorch/drsorch",
     }
+    if execution.parameters:  # the model's map has at least one entry
+        record["Parameters"] = execution.parameters
     if status in ENDED:
         record["ExecutionEndTime"] = _epoch(_automation_end(execution))
     if status == "Success":
@@ -507,8 +507,6 @@ def _command_record(command, invocations, now):
         "Status": status,
         "StatusDetails": details,
         "OutputS3Region": command.region,
-        "OutputS3BucketName": "",
-        "OutputS3KeyPrefix": "",
         "MaxConcurrency": "50",
         "MaxErrors": "0",
         "TargetCount": len(invocations),
@@ -516,8 +514,8 @@ def _command_record(command, invocations, now):
         "ErrorCount": errors,
         "DeliveryTimedOutCount": 0,
         "ServiceRole": "",
-        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": []},
+        "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": False},
         "TimeoutSeconds": command.timeout_seconds,
     }
 
@@ -531,8 +529,8 @@ def _plugin_name(document):
 def _plugin(command, invocation, now):
     status, details = invocation_status(invocation, now)
     plugin = {"Name": _plugin_name(command.document_name), "Status": status, "StatusDetails": details,
-              "ResponseCode": -1, "Output": "", "OutputS3Region": command.region, "OutputS3BucketName": "",
-              "OutputS3KeyPrefix": "", "StandardOutputUrl": "", "StandardErrorUrl": ""}
+              "ResponseCode": -1, "Output": "", "OutputS3Region": command.region, "OutputS3KeyPrefix": "",
+              "StandardOutputUrl": "", "StandardErrorUrl": ""}
     if status != "Pending":
         plugin["ResponseStartDateTime"] = _epoch(invocation.started_at)
     if status in ENDED:
@@ -563,8 +561,8 @@ def _invocation_record(command, invocation, now, *, details):
         "RequestedDateTime": _epoch(command.created_at), "Status": status, "StatusDetails": status_details,
         "TraceOutput": "", "StandardOutputUrl": "", "StandardErrorUrl": "", "ServiceRole": "",
         "CommandPlugins": [_plugin(command, invocation, now)] if details else [],
-        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": []},
+        "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": False},
     }
     return record
 
@@ -689,26 +687,20 @@ def get_command_invocation(scope, body):
         "StandardOutputContent": "" if failed_output else plugin["Output"],
         "StandardErrorContent": plugin["Output"].strip() if failed_output else "",
         "StandardOutputUrl": "", "StandardErrorUrl": "",
-        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+        "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": False},
     }
     if status != "Pending":
         record["ExecutionStartDateTime"] = _string_time(invocation.started_at)
     if status in ENDED:
+        # ExecutionElapsedTime left out: SSM writes it as PT0.417S, which its own model's
+        # pattern (a date and time) refuses.
         record["ExecutionEndDateTime"] = _string_time(_invocation_end(invocation))
-        record["ExecutionElapsedTime"] = _elapsed(_invocation_end(invocation) - invocation.started_at)
     return 200, record
 
 
 def _string_time(moment):
-    """GetCommandInvocation's string datetimes: ISO-8601 UTC with milliseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _elapsed(delta):
-    total = delta.total_seconds()
-    hours, rest = divmod(int(total), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"PT{hours}H{minutes}M{secs + (total % 1):.3f}S" if hours else f"PT{minutes}M{secs + (total % 1):.3f}S"
+    """GetCommandInvocation's string datetimes (StringDateTime): ISO-8601 UTC to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cancel_command(scope, body):

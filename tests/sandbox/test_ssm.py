@@ -2,6 +2,7 @@
 through real boto3 clients from client_for."""
 
 import json
+import re
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -427,3 +428,53 @@ def test_configure_fail_ssm_and_status(ssm_client, instances):
     assert [(c["comment"], c["instance_ids"]) for c in status["ssm_commands"]] == [("hello", instances[:1])]
     run("configure", "--clear")
     assert sandbox_config()["fail_ssm"] == []
+
+
+# --- shapes --------------------------------------------------------------------------------------
+
+def test_every_ssm_answer_matches_the_botocore_model(ssm_client, instances, clock):
+    from tests.sandbox.test_shapes import _record, check_answer
+
+    answers = []
+    _record(ssm_client, answers)
+    sandbox_configure(fail_ssm=["Failing-Doc"])
+    ok = ssm_client.start_automation_execution(DocumentName="AWS-RestartEC2Instance",
+                                               Parameters={"InstanceId": [instances[0]]},
+                                               ClientToken=str(uuid.uuid4()))["AutomationExecutionId"]
+    failing = ssm_client.start_automation_execution(DocumentName="Failing-Doc")["AutomationExecutionId"]
+    stopped = ssm_client.start_automation_execution(DocumentName="Custom")["AutomationExecutionId"]
+    commands = [ssm_client.send_command(DocumentName=doc, InstanceIds=instances, Comment="c",
+                                        Parameters={"commands": ["true"]})["Command"]["CommandId"]
+                for doc in ("AWS-RunShellScript", "Failing-Doc")]
+    timed_out = ssm_client.send_command(DocumentName="AWS-RunShellScript", InstanceIds=instances[:1],
+                                        Parameters={"executionTimeout": ["3"]})["Command"]["CommandId"]
+    for step in range(12):
+        for execution_id in (ok, failing, stopped):
+            automation(ssm_client, execution_id)
+        if step == 2:
+            ssm_client.stop_automation_execution(AutomationExecutionId=stopped)
+            ssm_client.cancel_command(CommandId=timed_out)
+        ssm_client.list_commands()
+        ssm_client.list_command_invocations(Details=True, MaxResults=2)
+        for command_id in commands:
+            ssm_client.get_command_invocation(CommandId=command_id, InstanceId=instances[0])
+        ssm_client.describe_instance_information(MaxResults=5)
+        clock.shift(4)
+    errors = [
+        lambda: automation(ssm_client, str(uuid.uuid4())),
+        lambda: ssm_client.stop_automation_execution(AutomationExecutionId=ok),
+        lambda: ssm_client.start_automation_execution(DocumentName="x!"),
+        lambda: ssm_client.send_command(DocumentName="AWS-RunShellScript", InstanceIds=["i-0123456789abcdef0"]),
+        lambda: ssm_client.send_command(DocumentName="AWS-RunShellScript", InstanceIds=instances[:1] * 2),
+        lambda: ssm_client.list_commands(CommandId=str(uuid.uuid4())),
+        lambda: ssm_client.list_commands(NextToken="x"),
+        lambda: ssm_client.describe_instance_information(Filters=[{"Key": "Nope", "Values": ["x"]}]),
+        lambda: ssm_client.get_command_invocation(CommandId=str(uuid.uuid4()), InstanceId=instances[0]),
+    ]
+    for call in errors:
+        with pytest.raises(ClientError):
+            call()
+    problems = sorted({re.sub(r"\[\d+\]", "", p) for model, response in answers
+                       for p in check_answer(model, response)})
+    assert problems == [], "\n".join(problems)
+    assert len({m.name for m, _ in answers}) == 9
