@@ -27,8 +27,8 @@ def ssm_client(sandbox_target):
 
 @pytest.fixture
 def instances(drs_client, sandbox_servers, clock, launch_seconds):
-    """The running recovery instances of a drill of the three servers, their SSM Agents registered
-    ({hostname-less list of instance IDs, in server order})."""
+    """The instance IDs (in server order: db-01, app-01, web-01) of a drill of the three servers,
+    running, their SSM Agents registered."""
     started = start(drs_client, sandbox_servers, isDrill=True)
     clock.shift(60)
     servers = job(drs_client, started["jobID"])["participatingServers"]
