@@ -262,6 +262,23 @@ def plan_wave_specs(*, plan: RecoveryPlan) -> list[WaveSpec]:
     ]
 
 
+@transaction.atomic
+def plan_stored_waves_check(*, plan: RecoveryPlan) -> None:
+    """Hold a plan whose waves and actions were written row by row (the admin's inlines) to
+    plan_save's rules: raises plan_validate_waves' ValidationError, else stores each action's
+    config as the checks tidied it (defaults filled, a parameter's string made a list)."""
+    specs = plan_wave_specs(plan=plan)
+    plan_validate_waves(waves=specs)
+    rows = list(WaveAction.objects.filter(plan=plan).select_related("wave").order_by("wave__order", "position"))
+    tidied = [action for spec in specs for action in spec.actions]
+    changed = []
+    for row, action in zip(rows, tidied, strict=True):
+        if row.config != action.config:
+            row.config = action.config
+            changed.append(row)
+    WaveAction.objects.bulk_update(changed, ["config"])
+
+
 def wave_action_secrets_keep(*, plan: RecoveryPlan | None, waves: Sequence[WaveSpec]) -> None:
     """Give each webhook action of `waves` whose config leaves "secret" out the secret `plan`
     holds for its webhook action of the same name. A secret is write-only (the API and the
