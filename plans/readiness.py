@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from drsorch.drs import gateway
+from drsorch.drs.concurrency import per_target
 from drsorch.drs.constants import (
     MAX_ACTIVE_JOBS_PER_TARGET,
     MAX_SERVERS_IN_ACTIVE_JOBS,
@@ -189,6 +190,7 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
         _check_active_drs_jobs(report, targets.values(), servers, job_holders)
         if point_in_time is not None:
             _check_point_in_time(report, targets, servers, point_in_time)
+        _check_drs_launch_actions(report, specs, resolved, targets)
     _check_quotas(report, specs, resolved, servers)
     _check_overlapping_selectors(report, specs)
     return report
@@ -296,6 +298,50 @@ def _check_point_in_time(report, targets, servers, point):
                        f"Server {name} has no recovery snapshot at or before {stamp}: DRS no longer holds (or "
                        "never took) one that old, so a point-in-time start fails this server rather than "
                        "launch it from a newer snapshot.", server)
+
+
+def _launch_action_label(action):
+    name = action.get("name") or action.get("actionCode") or action.get("actionId") or "?"
+    notes = [note for note, present in (("inactive: DRS skips it", not action.get("active", True)),
+                                        ("optional", action.get("optional"))) if present]
+    return f"{name} ({', '.join(notes)})" if notes else name
+
+
+def _check_drs_launch_actions(report, specs, resolved, targets):
+    """Info per wave: the post-launch actions DRS itself runs on its servers' recovered
+    instances (ListLaunchActions, one call per server, at once in the DRS pool), so a team
+    sees both layers, DRS's and the plan's wave actions. A target DRS will not answer for
+    them (AccessDenied, an outage) is one warning, never a failure of the readiness."""
+    wanted = {(server.target_id, server.drs_id): server
+              for position in sorted(resolved) for server in resolved[position] if server.in_drs}
+    calls = {key: (lambda target=targets[key[0]], server_id=key[1]:
+                   gateway.launch_actions(target=target, source_server_id=server_id))
+             for key in wanted}
+    outcomes = per_target(calls)
+    failed = {}
+    for (target_id, _), outcome in outcomes.items():
+        if outcome.error is not None and target_id not in failed:
+            failed[target_id] = outcome.error
+    for target_id, exc in failed.items():
+        if not isinstance(exc, BotoCoreError | ClientError):
+            raise exc
+        report.add(WARNING, "launch_actions_unchecked",
+                   f"DRS could not be asked for the post-launch actions of target '{targets[target_id].name}' "
+                   f"({exc}); the servers there may run post-launch actions of their own after launch.")
+    for position, spec in enumerate(specs):
+        by_actions = {}
+        for server in resolved.get(position, []):
+            outcome = outcomes.get((server.target_id, server.drs_id))
+            if outcome is None or outcome.error is not None or not outcome.value:
+                continue
+            labels = tuple(_launch_action_label(action) for action in outcome.value)
+            by_actions.setdefault(labels, []).append(server)
+        for labels, held in by_actions.items():
+            names = ", ".join(server.display_name for server in held)
+            report.add(INFO, "drs_launch_actions",
+                       f"Wave '{spec.name}': post-launch actions on DRS run after the launch of {names}: "
+                       f"{', '.join(labels)}. They are DRS's own, besides the plan's wave actions.",
+                       held[0] if len(held) == 1 else None)
 
 
 def _check_quotas(report, specs, resolved, servers):
