@@ -241,7 +241,8 @@ def filterset_parameters():
 
 
 # The parameters views read themselves (the htmx endpoints, pagination, redirects).
-VIEW_PARAMETERS = ["page", "target", "group", "servers", "q", "tag_selector", "next", "wave", "format"]
+VIEW_PARAMETERS = ["page", "target", "group", "servers", "q", "tag_selector", "next", "wave", "format", "row",
+                   "add_action", "remove"]
 PARAMETERS = sorted(set(filterset_parameters()) | set(VIEW_PARAMETERS))
 
 

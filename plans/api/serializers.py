@@ -320,7 +320,7 @@ def wave_spec(data):
         optional_servers=list(data.get("optional_servers", [])),
         actions=[
             ActionSpec(
-                name=action.get("name", ""), kind=action["kind"],
+                name=action.get("name", ""), kind=action.get("kind", ""),
                 when=action.get("when", ActionWhen.AFTER), config=dict(action.get("config") or {}),
                 timeout_minutes=action.get("timeout_minutes", DEFAULT_ACTION_TIMEOUT_MINUTES),
                 on_failure=action.get("on_failure", ActionOnFailure.FAIL),

@@ -170,3 +170,19 @@ def test_viewers_read_actions_and_only_planners_write_them(api, groups):
         response = api(role).put(url, body_with(groups), format="json")
         assert response.status_code == 403, role
     assert WaveAction.objects.filter(plan_id=created["id"]).count() == 2
+
+
+def test_patch_with_waves_replaces_the_actions_and_still_requires_a_kind(api, groups):
+    client = api("Planner")
+    created = client.post("/api/v1/plans/", body_with(groups, EVERY_KIND), format="json").json()
+    url = f"/api/v1/plans/{created['id']}/"
+
+    response = client.patch(url, {"waves": body_with(groups, web_actions=[{"name": "No kind"}])["waves"]},
+                            format="json")
+    assert response.status_code == 400
+    assert "kind" in response.json()["waves"]["2"]["actions"]["0"]
+
+    response = client.patch(url, {"waves": body_with(groups, web_actions=WEB_ACTIONS[1:])["waves"]}, format="json")
+    assert response.status_code == 200
+    assert [[a["name"] for a in w["actions"]] for w in response.json()["waves"]] == [[], [], ["Confirm the app"]]
+    assert response.json()["waves"][2]["actions"][0]["when"] == "after"
