@@ -191,7 +191,14 @@ ACTION_CONFIG_FIELDS = {
     ActionKind.MANUAL: ["instructions"],
     ActionKind.HEALTH_CHECK: ["ec2_status_checks", "ssm_ping"],
 }
-ACTION_FIELDS = ["name", "kind", "when", "timeout_minutes", "on_failure"]
+# Short labels: the row's select is narrow (the kinds' long labels are the models').
+ACTION_KIND_CHOICES = [
+    (ActionKind.SSM_AUTOMATION, "SSM automation"),
+    (ActionKind.SSM_COMMAND, "SSM command"),
+    (ActionKind.WEBHOOK, "Webhook"),
+    (ActionKind.MANUAL, "Manual step"),
+    (ActionKind.HEALTH_CHECK, "Health check"),
+]
 CONFIG_FIELD_NAMES = ["document", "parameters", "url", "secret", "instructions", "ec2_status_checks", "ssm_ping"]
 
 
@@ -231,10 +238,12 @@ class WaveActionForm(forms.Form):
     plans.actions (through plan_save) says what is wrong, and its messages land on these fields."""
 
     name = forms.CharField(required=False, label="Name", widget=forms.TextInput(attrs={"maxlength": 100}))
-    kind = forms.ChoiceField(choices=ActionKind.choices, initial=ActionKind.MANUAL, label="Kind")
+    kind = forms.ChoiceField(choices=ACTION_KIND_CHOICES, initial=ActionKind.MANUAL, label="Kind")
     when = forms.ChoiceField(choices=ActionWhen.choices, initial=ActionWhen.AFTER, label="When")
     timeout_minutes = forms.IntegerField(initial=DEFAULT_ACTION_TIMEOUT_MINUTES, label="Timeout (minutes)")
-    on_failure = forms.ChoiceField(choices=ActionOnFailure.choices, initial=ActionOnFailure.FAIL, label="On failure")
+    on_failure = forms.ChoiceField(choices=[(ActionOnFailure.FAIL, "Fail the wave"),
+                                            (ActionOnFailure.CONTINUE, "Record it, go on")],
+                                   initial=ActionOnFailure.FAIL, label="On failure")
     document = forms.CharField(
         required=False, label="SSM document",
         widget=forms.TextInput(attrs={"placeholder": "AWS-RunShellScript", "spellcheck": "false"}),

@@ -21,7 +21,7 @@ ACTION_KIND_ICONS = {
     ActionKind.SSM_AUTOMATION: ("⚙", "SSM automation"),
     ActionKind.SSM_COMMAND: ("⌨", "SSM command"),
     ActionKind.WEBHOOK: ("↗", "Webhook"),
-    ActionKind.MANUAL: ("✋", "Manual"),
+    ActionKind.MANUAL: ("✎", "Manual"),
     ActionKind.HEALTH_CHECK: ("♥", "Health check"),
 }
 

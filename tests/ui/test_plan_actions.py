@@ -204,7 +204,7 @@ def test_the_plan_page_and_diagram_show_each_waves_actions(login, with_actions):
     assert "<strong>Web healthy</strong>" in page and "10 min" in page and "continues" in page
     assert "hush-hush" not in page
     svg = page[page.index("<svg"):page.index("</svg>")]
-    assert "✋ after: Confirm the app" in svg and "↗ before: Tell the board" in svg
+    assert "✎ after: Confirm the app" in svg and "↗ before: Tell the board" in svg
     diagram = response.context["diagram"]
     assert [a["name"] for a in diagram[1]["actions"]] == ["Web healthy", "Confirm the app"]
 
