@@ -109,7 +109,7 @@ def world(make_user):
     """The sandbox demo, one execution of it, and a client signed in as a user in every role;
     every query checked for NUL characters (refuse_nul)."""
     with time_machine.travel(START, tick=False), connection.execute_wrapper(refuse_nul):
-        seeded = sandbox_seed(servers=3)
+        seeded = sandbox_seed(servers=3, with_actions=True)
         execution = execution_start(plan=seeded.plan, mode="DRILL", requested_by=None)
         roles_sync()
         user = make_user("everyone")
