@@ -146,6 +146,16 @@ CONFIG_CHECKS = {
 }
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def action_check(spec: ActionSpec) -> tuple[ActionSpec, dict[str, str]]:
     """The action with its config tidied (defaults filled, strings as lists), and its errors by
     field ("name", "kind", "when", "timeout_minutes", "on_failure", "config", "config.<key>")."""
@@ -175,6 +185,9 @@ def action_check(spec: ActionSpec) -> tuple[ActionSpec, dict[str, str]]:
     clean_config = config
     if not isinstance(config, dict):
         errors["config"] = "The config is an object."
+    elif _holds_nul(config):
+        # A JSON "\u0000" reaches here from a form's JSON text; PostgreSQL's jsonb refuses it.
+        errors["config"] = "The config holds a NUL character (\\u0000), which no setting takes."
     elif spec.kind in CONFIG_KEYS:
         allowed, _required = CONFIG_KEYS[spec.kind]
         unknown = sorted(str(key) for key in config if key not in allowed)

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
@@ -7,6 +8,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from . import services
+from .choices import ActionKind
 from .models import (
     PlanOverdueNotice,
     PlanReadinessEvaluation,
@@ -16,6 +18,7 @@ from .models import (
     SourceServer,
     Target,
     Wave,
+    WaveAction,
 )
 
 
@@ -216,12 +219,54 @@ class WaveInline(admin.StackedInline):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
+class WaveActionAdminForm(forms.ModelForm):
+    """A wave action in the admin. A webhook's secret is write-only here as in the API and the
+    plan page: the config is shown without it, and a config saved without "secret" keeps the
+    stored one ("secret": "" removes it)."""
+
+    class Meta:
+        model = WaveAction
+        fields = ["wave", "position", "name", "kind", "when", "config", "timeout_minutes", "on_failure"]
+        help_texts = {"config": "By kind: ssm_automation/ssm_command {\"document\", \"parameters\"}, webhook "
+                                "{\"url\", \"secret\"} (the secret is never shown; left out, it is kept), manual "
+                                "{\"instructions\"}, health_check {\"ec2_status_checks\", \"ssm_ping\"}."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.config if self.instance.pk else None
+        if isinstance(stored, dict) and "secret" in stored:
+            self.initial["config"] = {key: value for key, value in stored.items() if key != "secret"}
+
+    def clean_config(self):
+        config = self.cleaned_data.get("config")
+        stored = self.instance.config if self.instance.pk else None
+        if (self.cleaned_data.get("kind") == ActionKind.WEBHOOK and isinstance(config, dict)
+                and "secret" not in config and isinstance(stored, dict) and stored.get("secret")):
+            config = {**config, "secret": stored["secret"]}
+        return config
+
+
+class WaveActionInline(admin.TabularInline):
+    """The plan's wave actions; RecoveryPlanAdmin.save_related holds them to plans.actions' rules."""
+
+    model = WaveAction
+    form = WaveActionAdminForm
+    fk_name = "plan"
+    extra = 0
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "wave":
+            plan_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = Wave.objects.filter(plan_id=plan_id) if plan_id else Wave.objects.none()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(RecoveryPlan)
 class RecoveryPlanAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     list_display = ["name", "rto_target_minutes", "rpo_target_minutes", "drill_schedule", "owner", "wave_count",
                     "updated_at"]
     search_fields = ["name", "description"]
-    inlines = [WaveInline]
+    inlines = [WaveInline, WaveActionInline]
 
     @admin.display(description="Waves")
     def wave_count(self, obj):
@@ -234,11 +279,12 @@ class RecoveryPlanAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
         services.plan_delete(plan=obj)
 
     def save_related(self, request, form, formsets, change):
-        """Save the inline waves, then hold the plan to the same structure rules as the pages and
-        API; a violation rolls the whole save back and is reported next to the plan."""
+        """Save the inline waves and actions, then hold the plan to the same rules as the pages and
+        API (structure, and each action's kind and config); a violation rolls the whole save back
+        and is reported next to the plan."""
         super().save_related(request, form, formsets, change)
         try:
-            services.plan_validate_waves(waves=services.plan_wave_specs(plan=form.instance))
+            services.plan_stored_waves_check(plan=form.instance)
         except ValidationError as exc:
             raise AdminSaveRefused(exc) from exc
 

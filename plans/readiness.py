@@ -14,6 +14,7 @@ every caller that decides whether a plan can start uses that one.
 Only `refresh=True` writes (the inventory): a page or API read must never pass it.
 """
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from drsorch.drs import gateway
+from drsorch.drs.concurrency import per_target
 from drsorch.drs.constants import (
     MAX_ACTIVE_JOBS_PER_TARGET,
     MAX_SERVERS_IN_ACTIVE_JOBS,
@@ -50,6 +52,11 @@ PLAN_RUNNING = "plan_running"
 # month old that is still active does not happen, while two days missed any older job still
 # holding servers. A month of jobs is a few pages of reads, made only by readiness.
 ACTIVE_JOB_LOOKBACK = timedelta(days=30)
+
+# ListLaunchActions is one call per server: a target's servers are asked in at most this many
+# runs at once, each of at least this many servers (so a small plan's are asked in one run).
+LAUNCH_ACTION_RUNS_PER_TARGET = 8
+LAUNCH_ACTION_SERVERS_PER_RUN = 10
 
 
 @dataclass
@@ -189,6 +196,7 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
         _check_active_drs_jobs(report, targets.values(), servers, job_holders)
         if point_in_time is not None:
             _check_point_in_time(report, targets, servers, point_in_time)
+        _check_drs_launch_actions(report, specs, resolved, targets)
     _check_quotas(report, specs, resolved, servers)
     _check_overlapping_selectors(report, specs)
     return report
@@ -296,6 +304,67 @@ def _check_point_in_time(report, targets, servers, point):
                        f"Server {name} has no recovery snapshot at or before {stamp}: DRS no longer holds (or "
                        "never took) one that old, so a point-in-time start fails this server rather than "
                        "launch it from a newer snapshot.", server)
+
+
+def _launch_action_label(action):
+    name = action.get("name") or action.get("actionCode") or action.get("actionId") or "?"
+    notes = [note for note, present in (("inactive: DRS skips it", not action.get("active", True)),
+                                        ("optional", action.get("optional"))) if present]
+    return f"{name} ({', '.join(notes)})" if notes else name
+
+
+def _launch_actions_of(target, source_server_ids):
+    """ListLaunchActions of each server, one after another (a pool thread: DRS calls only)."""
+    return {server_id: gateway.launch_actions(target=target, source_server_id=server_id)
+            for server_id in source_server_ids}
+
+
+def _check_drs_launch_actions(report, specs, resolved, targets):
+    """Info per wave: the post-launch actions DRS itself runs on its servers' recovered
+    instances (ListLaunchActions, one call per server, in the DRS pool), so a team
+    sees both layers, DRS's and the plan's wave actions. Targets are asked at once, each in a
+    few runs of calls (LAUNCH_ACTION_RUNS_PER_TARGET). A target DRS will not answer for them
+    (AccessDenied, an outage) is one warning, never a failure of the readiness."""
+    ids_by_target = {}
+    for position in sorted(resolved):
+        for server in resolved[position]:
+            if server.in_drs:
+                ids_by_target.setdefault(server.target_id, {})[server.drs_id] = None
+    calls = {}
+    for target_id, ids in ids_by_target.items():
+        ids = list(ids)
+        # A few runs of calls at once per target (its account's rate limit is DRS's own), a
+        # small plan's in one run: one target's only run is made in the caller's thread.
+        runs = min(LAUNCH_ACTION_RUNS_PER_TARGET, -(-len(ids) // LAUNCH_ACTION_SERVERS_PER_RUN))
+        for run in range(runs):
+            calls[(target_id, run)] = functools.partial(_launch_actions_of, targets[target_id], ids[run::runs])
+    outcomes = per_target(calls)
+    failed, found = {}, {}
+    for (target_id, _), outcome in outcomes.items():
+        if outcome.error is not None:
+            failed.setdefault(target_id, outcome.error)
+        else:
+            found.update({(target_id, drs_id): actions for drs_id, actions in outcome.value.items()})
+    for target_id, exc in failed.items():
+        if not isinstance(exc, BotoCoreError | ClientError):
+            raise exc
+        report.add(WARNING, "launch_actions_unchecked",
+                   f"DRS could not be asked for the post-launch actions of target '{targets[target_id].name}' "
+                   f"({exc}); the servers there may run post-launch actions of their own after launch.")
+    for position, spec in enumerate(specs):
+        by_actions = {}
+        for server in resolved.get(position, []):
+            actions = found.get((server.target_id, server.drs_id))
+            if not actions:
+                continue
+            labels = tuple(_launch_action_label(action) for action in actions)
+            by_actions.setdefault(labels, []).append(server)
+        for labels, held in by_actions.items():
+            names = ", ".join(server.display_name for server in held)
+            report.add(INFO, "drs_launch_actions",
+                       f"Wave '{spec.name}': post-launch actions on DRS run after the launch of {names}: "
+                       f"{', '.join(labels)}. They are DRS's own, besides the plan's wave actions.",
+                       held[0] if len(held) == 1 else None)
 
 
 def _check_quotas(report, specs, resolved, servers):

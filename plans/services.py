@@ -22,7 +22,7 @@ from drsorch.drs.errors import ErrorKind, classify, error_code, error_message, e
 from drsorch.drs.times import parse_drs_time, parse_duration_seconds
 
 from .actions import ActionSpec, actions_check
-from .choices import ReplicationState, TargetKind
+from .choices import ActionKind, ReplicationState, TargetKind
 from .models import ProtectionGroup, ProtectionGroupMembership, RecoveryPlan, SourceServer, Target, Wave, WaveAction
 
 logger = logging.getLogger(__name__)
@@ -260,6 +260,43 @@ def plan_wave_specs(*, plan: RecoveryPlan) -> list[WaveSpec]:
         )
         for wave in waves
     ]
+
+
+@transaction.atomic
+def plan_stored_waves_check(*, plan: RecoveryPlan) -> None:
+    """Hold a plan whose waves and actions were written row by row (the admin's inlines) to
+    plan_save's rules: raises plan_validate_waves' ValidationError, else stores each action's
+    config as the checks tidied it (defaults filled, a parameter's string made a list)."""
+    specs = plan_wave_specs(plan=plan)
+    plan_validate_waves(waves=specs)
+    rows = list(WaveAction.objects.filter(plan=plan).select_related("wave").order_by("wave__order", "position"))
+    tidied = [action for spec in specs for action in spec.actions]
+    changed = []
+    for row, action in zip(rows, tidied, strict=True):
+        if row.config != action.config:
+            row.config = action.config
+            changed.append(row)
+    WaveAction.objects.bulk_update(changed, ["config"])
+
+
+def wave_action_secrets_keep(*, plan: RecoveryPlan | None, waves: Sequence[WaveSpec]) -> None:
+    """Give each webhook action of `waves` whose config leaves "secret" out the secret `plan`
+    holds for its webhook action of the same name. A secret is write-only (the API and the
+    plan page never show it), so an edit that does not mention it keeps it; an empty secret
+    removes it. Changes the ActionSpecs in place; a new plan has nothing to keep."""
+    if plan is None or plan.pk is None:
+        return
+    stored = {
+        action.name: action.config["secret"]
+        for action in WaveAction.objects.filter(plan=plan, kind=ActionKind.WEBHOOK)
+        if isinstance(action.config, dict) and action.config.get("secret")
+    }
+    for spec in waves:
+        for action in spec.actions:
+            name = action.name.strip() if isinstance(action.name, str) else action.name
+            if (action.kind == ActionKind.WEBHOOK and isinstance(action.config, dict)
+                    and "secret" not in action.config and name in stored):
+                action.config = {**action.config, "secret": stored[name]}
 
 
 @transaction.atomic

@@ -25,5 +25,6 @@ urlpatterns = [
     path("plans/new/", views.PlanFormView.as_view(), name="plan_create"),
     path("plans/<int:pk>/edit/", views.PlanFormView.as_view(), name="plan_edit"),
     path("plans/wave-optional-servers/", views.WaveOptionalServersView.as_view(), name="plan_wave_optional_servers"),
+    path("plans/wave-action/", views.WaveActionRowView.as_view(), name="plan_wave_action"),
     path("plans/<int:pk>/delete/", views.PlanDeleteView.as_view(), name="plan_delete"),
 ]

@@ -26,7 +26,9 @@ from .forms import (
     ProtectionGroupForm,
     RecoveryPlanForm,
     ServerSyncForm,
+    WaveActionForm,
     WaveFormSet,
+    action_row_initial,
     apply_service_errors,
     new_wave_initial,
     optional_server_rows,
@@ -54,6 +56,7 @@ from .services import (
     protection_group_save,
     source_servers_sync,
     target_connection_test,
+    wave_action_secrets_keep,
 )
 
 logger = logging.getLogger(__name__)
@@ -356,17 +359,19 @@ class PlanFormView(RoleRequiredMixin, View):
 
     def post(self, request, pk=None):
         plan = self.get_plan()
-        if "add_wave" in request.POST:
+        if "add_wave" in request.POST or "add_action" in request.POST:
             return self.render_form(plan, *self.with_new_wave(plan, request.POST))
         plan_form = RecoveryPlanForm(request.POST, instance=plan)
         formset = WaveFormSet(request.POST, prefix="waves")
         if plan_form.is_valid() and formset.is_valid():
             data = plan_form.cleaned_data
+            waves = formset.wave_specs()
+            wave_action_secrets_keep(plan=plan, waves=waves)
             try:
                 plan = plan_save(
                     plan=plan, name=data["name"], description=data["description"],
                     rto_target_minutes=data["rto_target_minutes"], rpo_target_minutes=data["rpo_target_minutes"],
-                    owner=request.user, waves=formset.wave_specs(),
+                    owner=request.user, waves=waves,
                     drill_schedule=data["drill_schedule"],
                     drill_instance_ttl_minutes=data["drill_instance_ttl_minutes"],
                     drill_max_age_days=data["drill_max_age_days"],
@@ -380,7 +385,8 @@ class PlanFormView(RoleRequiredMixin, View):
         return self.render_form(plan, plan_form, formset, status=400)
 
     def with_new_wave(self, plan, data):
-        """Unbound forms holding what was typed, plus one new wave after the last."""
+        """Unbound forms holding what was typed, plus one new wave after the last ("add_wave"),
+        or one new action row in the wave "add_action" names (the page without JavaScript)."""
         typed = {name: data.get(name) for name in RecoveryPlanForm.Meta.fields}
         plan_form = RecoveryPlanForm(instance=plan, initial=typed)
         bound = WaveFormSet(data, prefix="waves")
@@ -392,8 +398,12 @@ class PlanFormView(RoleRequiredMixin, View):
                       for name, field in form.fields.items() if name != "DELETE"}
             values["depends_on"] = [new_position[int(d)] for d in values.get("depends_on") or []
                                     if whole_number(d) in new_position]
+            values["actions"] = form.actions.typed_initial()
+            if data.get("add_action") == form.prefix:
+                values["actions"].append({})
             initial.append(values)
-        initial.append(new_wave_initial(len(initial)))
+        if "add_wave" in data:
+            initial.append(new_wave_initial(len(initial)))
         return plan_form, WaveFormSet(prefix="waves", initial=initial)
 
     def render_form(self, plan, plan_form, formset, status=200):
@@ -421,6 +431,45 @@ class WaveOptionalServersView(RoleRequiredMixin, View):
             ticked_ids=whole_numbers(request.GET.getlist(f"{prefix}-optional_servers")),
         )
         return render(request, "plans/_optional_servers.html", {"prefix": prefix, "rows": rows, "errors": []})
+
+
+ACTION_ROW = re.compile(r"waves-[0-9]{1,4}-actions-[0-9]{1,4}")
+# A wave holds at most this many action rows in the editor (a runbook, not a script).
+MAX_ACTION_ROWS = 100
+
+
+class WaveActionRowView(RoleRequiredMixin, View):
+    """htmx partials of the plan form's action editor: a wave's new action row (`add_action`,
+    the wave's prefix, with its actions' TOTAL_FORMS, which the answer raises out of band), a
+    row shown again with the config fields of the kind just chosen (`row`, the row's prefix,
+    with its fields), or the row removed (`row` and `remove`): a hidden DELETE in its place."""
+
+    def has_permission(self):
+        user = self.request.user
+        return user.has_perm("plans.add_recoveryplan") or user.has_perm("plans.change_recoveryplan")
+
+    def get(self, request):
+        if "add_action" in request.GET:
+            wave = request.GET.get("add_action", "")
+            if not WAVE_PREFIX.fullmatch(wave):
+                return HttpResponseBadRequest("add_action must name a wave of the form, e.g. waves-0.",
+                                              content_type="text/plain")
+            total = whole_number(request.GET.get(f"{wave}-actions-TOTAL_FORMS"), maximum=MAX_ACTION_ROWS)
+            if total is None or total >= MAX_ACTION_ROWS:
+                return HttpResponseBadRequest(f"A wave holds at most {MAX_ACTION_ROWS} action rows.",
+                                              content_type="text/plain")
+            form = WaveActionForm(prefix=f"{wave}-actions-{total}")
+            return render(request, "plans/_action_row.html", {
+                "action": form, "total": {"name": f"{wave}-actions-TOTAL_FORMS", "value": total + 1},
+            })
+        row = request.GET.get("row", "")
+        if not ACTION_ROW.fullmatch(row):
+            return HttpResponseBadRequest("row must name an action row of the form, e.g. waves-0-actions-0.",
+                                          content_type="text/plain")
+        if "remove" in request.GET:
+            return render(request, "plans/_action_removed.html", {"prefix": row})
+        form = WaveActionForm(prefix=row, initial=action_row_initial(request.GET, row))
+        return render(request, "plans/_action_row.html", {"action": form})
 
 
 class PlanDeleteView(ServiceDeleteView):

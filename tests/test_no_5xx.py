@@ -109,7 +109,7 @@ def world(make_user):
     """The sandbox demo, one execution of it, and a client signed in as a user in every role;
     every query checked for NUL characters (refuse_nul)."""
     with time_machine.travel(START, tick=False), connection.execute_wrapper(refuse_nul):
-        seeded = sandbox_seed(servers=3)
+        seeded = sandbox_seed(servers=3, with_actions=True)
         execution = execution_start(plan=seeded.plan, mode="DRILL", requested_by=None)
         roles_sync()
         user = make_user("everyone")
@@ -241,7 +241,8 @@ def filterset_parameters():
 
 
 # The parameters views read themselves (the htmx endpoints, pagination, redirects).
-VIEW_PARAMETERS = ["page", "target", "group", "servers", "q", "tag_selector", "next", "wave", "format"]
+VIEW_PARAMETERS = ["page", "target", "group", "servers", "q", "tag_selector", "next", "wave", "format", "row",
+                   "add_action", "remove"]
 PARAMETERS = sorted(set(filterset_parameters()) | set(VIEW_PARAMETERS))
 
 

@@ -213,6 +213,16 @@ def source_servers(*, target: AwsTarget) -> list[dict[str, Any]] | None:
         return None
 
 
+def launch_actions(*, target: AwsTarget, source_server_id: str) -> list[dict[str, Any]]:
+    """ListLaunchActions of one source server: DRS's own post-launch actions (name, actionCode,
+    type, active, optional, category, order, ...), every page, ordered as DRS runs them. For
+    readiness: a person waits, so every page is retried on throttling."""
+    client = client_for(target, "drs")
+    items = [item for page in _pages_with_retries(client, "list_launch_actions", resourceId=source_server_id)
+             for item in page.get("items", [])]
+    return sorted(items, key=lambda item: (item.get("order", 0), item.get("name", "")))
+
+
 def caller_identity(*, target: AwsTarget) -> dict[str, str]:
     """STS GetCallerIdentity as the target's credentials (the role assumed when it has one):
     `{"account", "arn", "user_id"}`. Only `aws` targets: the sandbox simulates no STS."""

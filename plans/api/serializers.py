@@ -11,6 +11,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from drsorch.api import IdRelatedField, field_errors
+from plans.actions import (
+    ACTION_NAME_MAX_LENGTH,
+    DEFAULT_ACTION_TIMEOUT_MINUTES,
+    MAX_ACTION_TIMEOUT_MINUTES,
+    ActionSpec,
+)
+from plans.choices import ActionKind, ActionOnFailure, ActionWhen
 from plans.models import (
     DRILL_SCHEDULE_MAX_LENGTH,
     MAX_DRILL_AGE_DAYS,
@@ -30,6 +37,7 @@ from plans.services import (
     plan_save,
     plan_wave_specs,
     protection_group_save,
+    wave_action_secrets_keep,
 )
 
 # The largest value the integer columns hold on every database we support.
@@ -188,6 +196,79 @@ class ProtectionGroupSerializer(serializers.ModelSerializer):
         return self.save_through_service(group=instance)
 
 
+ACTION_CONFIG_SCHEMA = {
+    "type": "object",
+    "description": "What the action does; its keys depend on `kind`. ssm_automation and ssm_command: "
+    "`document` (required) and `parameters` (name to a string or a list of strings; InstanceId is given by "
+    "drsorch). webhook: `url` (required) and `secret` (write-only: never returned; left out on an update, "
+    "the action of the same name keeps its secret; \"\" removes it). manual: `instructions` (required). "
+    "health_check: `ec2_status_checks` (default true) and `ssm_ping` (default false), at least one true.",
+    "properties": {
+        "document": {"type": "string", "example": "AWS-RunShellScript"},
+        "parameters": {
+            "type": "object",
+            "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        },
+        "url": {"type": "string", "format": "uri"},
+        "secret": {"type": "string", "writeOnly": True},
+        "instructions": {"type": "string"},
+        "ec2_status_checks": {"type": "boolean"},
+        "ssm_ping": {"type": "boolean"},
+    },
+}
+
+
+@extend_schema_field(ACTION_CONFIG_SCHEMA)
+class ActionConfigField(serializers.JSONField):
+    """An action's config: an object. Which keys it may hold is the service's rule (plans.actions),
+    so that its message names the key at fault."""
+
+    default_error_messages = {
+        "not_an_object": "The config is an object, e.g. {{\"document\": \"AWS-RunShellScript\"}}.",
+    }
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_an_object")
+        return value
+
+
+class WaveActionSerializer(serializers.Serializer):
+    """A runbook step of a wave, run before its servers launch or after they all launched.
+
+    A webhook's `secret` is write-only: it is never returned (`has_secret` says whether one is set)."""
+
+    name = serializers.CharField(
+        max_length=ACTION_NAME_MAX_LENGTH, allow_blank=True,
+        help_text="Unique within the plan: an Operator completes a manual action by its name.",
+    )
+    kind = serializers.ChoiceField(choices=ActionKind.choices)
+    when = serializers.ChoiceField(choices=ActionWhen.choices, default=ActionWhen.AFTER,
+                                   help_text="before the wave's servers launch, or after they all launched.")
+    config = ActionConfigField(required=False, default=dict)
+    timeout_minutes = serializers.IntegerField(min_value=1, max_value=MAX_ACTION_TIMEOUT_MINUTES,
+                                               default=DEFAULT_ACTION_TIMEOUT_MINUTES)
+    on_failure = serializers.ChoiceField(
+        choices=ActionOnFailure.choices, default=ActionOnFailure.FAIL,
+        help_text="fail: a failed or timed-out action fails the wave; continue: it is recorded and the wave goes on.",
+    )
+    has_secret = serializers.BooleanField(read_only=True, help_text="A webhook action has a secret set.")
+
+    def to_representation(self, action):
+        config = dict(action.config) if isinstance(action.config, dict) else {}
+        secret = config.pop("secret", None)
+        return {
+            "name": action.name,
+            "kind": action.kind,
+            "when": action.when,
+            "config": config,
+            "timeout_minutes": action.timeout_minutes,
+            "on_failure": action.on_failure,
+            "has_secret": bool(secret),
+        }
+
+
 class WaveSerializer(serializers.Serializer):
     """A wave of a plan. On output `index` is its position; `depends_on` lists positions of
     waves of the same plan, and when omitted on input means "the previous wave"."""
@@ -208,6 +289,10 @@ class WaveSerializer(serializers.Serializer):
         many=True, queryset=SourceServer.objects.all(), required=False,
         help_text="Ids of servers of the wave whose failure ends it PARTIAL instead of FAILED.",
     )
+    actions = WaveActionSerializer(
+        many=True, required=False, default=list,
+        help_text="Runbook steps of the wave, in order; a wave written without `actions` has none.",
+    )
 
     def to_representation(self, wave):
         return {
@@ -219,6 +304,7 @@ class WaveSerializer(serializers.Serializer):
             "wait_after_minutes": wave.wait_after_minutes,
             "timeout_minutes": wave.timeout_minutes,
             "optional_servers": [server.pk for server in wave.optional_servers.all()],
+            "actions": WaveActionSerializer(wave.actions.all(), many=True).data,
         }
 
 
@@ -232,6 +318,15 @@ def wave_spec(data):
         wait_after_minutes=data.get("wait_after_minutes", 0),
         timeout_minutes=data.get("timeout_minutes", 120),
         optional_servers=list(data.get("optional_servers", [])),
+        actions=[
+            ActionSpec(
+                name=action.get("name", ""), kind=action.get("kind", ""),
+                when=action.get("when", ActionWhen.AFTER), config=dict(action.get("config") or {}),
+                timeout_minutes=action.get("timeout_minutes", DEFAULT_ACTION_TIMEOUT_MINUTES),
+                on_failure=action.get("on_failure", ActionOnFailure.FAIL),
+            )
+            for action in data.get("actions") or []
+        ],
     )
 
 
@@ -343,6 +438,7 @@ class RecoveryPlanSerializer(serializers.ModelSerializer):
         data = self.validated_data
         if "waves" in data:
             waves = [wave_spec(wave) for wave in data["waves"]]
+            wave_action_secrets_keep(plan=plan, waves=waves)
         else:
             waves = plan_wave_specs(plan=plan) if plan else []
         request = self.context.get("request")

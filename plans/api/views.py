@@ -147,7 +147,7 @@ class RecoveryPlanViewSet(RoleViewSetMixin, viewsets.ModelViewSet):
     # whatever the number of plans.
     queryset = plans_with_drill_age(RecoveryPlan.objects.select_related("owner")).prefetch_related(
         Prefetch("waves", queryset=Wave.objects.order_by("order").prefetch_related(
-            "protection_groups", "depends_on", "optional_servers")),
+            "protection_groups", "depends_on", "optional_servers", "actions")),
         prefetch_last_readiness_evaluation(),
     )
     serializer_class = RecoveryPlanSerializer

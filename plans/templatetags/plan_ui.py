@@ -6,6 +6,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from drsorch.templatetags.drsorch_ui import tone
+from plans.choices import ActionKind, ActionOnFailure, ActionWhen
 from plans.services import WaveSpec
 
 register = template.Library()
@@ -13,6 +14,16 @@ register = template.Library()
 # --- The wave dependency diagram -----------------------------------------------------------------
 
 BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 190, 66, 70, 22, 12
+ACTION_LINE_H = 15
+
+# A glyph and a short label per action kind, for the diagram's boxes and the waves table.
+ACTION_KIND_ICONS = {
+    ActionKind.SSM_AUTOMATION: ("⚙", "SSM automation"),
+    ActionKind.SSM_COMMAND: ("⌨", "SSM command"),
+    ActionKind.WEBHOOK: ("↗", "Webhook"),
+    ActionKind.MANUAL: ("✎", "Manual"),
+    ActionKind.HEALTH_CHECK: ("♥", "Health check"),
+}
 
 
 def wave_depths(dependencies):
@@ -48,10 +59,13 @@ def wave_diagram_svg(waves):
     """An SVG of waves in columns by dependency depth with arrows for depends_on.
 
     `waves` is a list of dicts: index, name, depends_on (indexes), approval_required,
-    wait_after_minutes, and optional `detail` (a second line) and `status`.
+    wait_after_minutes, and optional `detail` (a second line), `status` and `actions` (one
+    line each below the wave's own, see wave_diagram_data: every box grows to the most).
     """
     if not waves:
         return ""
+    most_actions = max(len(w.get("actions") or ()) for w in waves)
+    box_h = BOX_H + (most_actions * ACTION_LINE_H + 6 if most_actions else 0)
     by_index = {w["index"]: w for w in waves}
     depths = wave_depths({w["index"]: list(w["depends_on"]) for w in waves})
     columns = {}
@@ -60,9 +74,9 @@ def wave_diagram_svg(waves):
     position = {}
     for column, members in columns.items():
         for row, index in enumerate(members):
-            position[index] = (PAD + column * (BOX_W + COL_GAP), PAD + row * (BOX_H + ROW_GAP))
+            position[index] = (PAD + column * (BOX_W + COL_GAP), PAD + row * (box_h + ROW_GAP))
     width = PAD * 2 + len(columns) * BOX_W + (len(columns) - 1) * COL_GAP
-    height = PAD * 2 + max(len(m) for m in columns.values()) * (BOX_H + ROW_GAP) - ROW_GAP
+    height = PAD * 2 + max(len(m) for m in columns.values()) * (box_h + ROW_GAP) - ROW_GAP
     parts = [format_html(
         '<svg class="diagram" role="img" viewBox="0 0 {} {}" width="{}" height="{}" '
         'aria-label="Waves and their dependencies">'
@@ -76,7 +90,7 @@ def wave_diagram_svg(waves):
             if dep not in position:
                 continue
             x1, y1 = position[dep]
-            sx, sy, ex, ey = x1 + BOX_W, y1 + BOX_H / 2, x2 - 2, y2 + BOX_H / 2
+            sx, sy, ex, ey = x1 + BOX_W, y1 + box_h / 2, x2 - 2, y2 + box_h / 2
             mid = (sx + ex) / 2
             parts.append(format_html(
                 '<path class="edge" d="M{},{} C{},{} {},{} {},{}" marker-end="url(#arrow)"/>',
@@ -92,7 +106,7 @@ def wave_diagram_svg(waves):
         parts.append(format_html(
             '<g class="wave tone-{}"><rect x="{}" y="{}" width="{}" height="{}" rx="8"/>'
             '<text class="title" x="{}" y="{}">{}. {}</text><text class="sub" x="{}" y="{}">{}</text>',
-            tone(status) if status else "plan", x, y, BOX_W, BOX_H,
+            tone(status) if status else "plan", x, y, BOX_W, box_h,
             x + 12, y + 24, wave["index"] + 1, _clip(wave["name"], 20),
             x + 12, y + 44, _clip(wave.get("detail", ""), 28),
         ))
@@ -105,6 +119,12 @@ def wave_diagram_svg(waves):
         if wave.get("wait_after_minutes"):
             parts.append(format_html('<text class="sub" x="{}" y="{}">then wait {} min</text>',
                                      x + 12, y + 60, wave["wait_after_minutes"]))
+        for number, action in enumerate(wave.get("actions") or ()):
+            parts.append(format_html(
+                '<text class="sub action" x="{}" y="{}">{} {}: {}<title>{}</title></text>',
+                x + 12, y + BOX_H + 8 + number * ACTION_LINE_H, action["icon"], action["when"],
+                _clip(action["name"], 21), action["summary"],
+            ))
         parts.append(mark_safe("</g>"))
     parts.append(mark_safe("</svg>"))
     return mark_safe("".join(parts))
@@ -119,9 +139,27 @@ def wave_diagram_data(specs: list[WaveSpec]) -> list[dict]:
             "detail": ", ".join(g.name for g in spec.protection_groups),
             "timeout_minutes": spec.timeout_minutes,
             "optional": ", ".join(s.display_name for s in spec.optional_servers),
+            "actions": wave_actions_data(spec.actions),
         }
         for position, spec in enumerate(specs)
     ]
+
+
+def wave_actions_data(actions) -> list[dict]:
+    """A wave's actions (ActionSpecs) as the diagram and the waves table show them: those run
+    before the launch first, each with its kind's glyph and label and a one-line summary."""
+    ordered = sorted(actions, key=lambda a: a.when != ActionWhen.BEFORE)
+    rows = []
+    for action in ordered:
+        icon, label = ACTION_KIND_ICONS.get(action.kind, ("•", action.kind))
+        on_failure = "fails the wave" if action.on_failure == ActionOnFailure.FAIL else "the wave goes on"
+        rows.append({
+            "name": action.name, "kind": action.kind, "when": action.when, "icon": icon, "label": label,
+            "timeout_minutes": action.timeout_minutes, "on_failure": action.on_failure,
+            "summary": f"{ActionWhen(action.when).label if action.when in ActionWhen.values else action.when}: "
+                       f"{action.name} ({label}), timeout {action.timeout_minutes} min; on failure {on_failure}",
+        })
+    return rows
 
 
 def _clip(text, length):

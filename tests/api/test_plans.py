@@ -17,6 +17,7 @@ WAVE_KEYS = {
     "wait_after_minutes",
     "timeout_minutes",
     "optional_servers",
+    "actions",
 }
 
 

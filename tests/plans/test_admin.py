@@ -170,3 +170,68 @@ def test_a_refusal_met_while_deleting_in_bulk_leaves_no_deletion_and_no_log_entr
     assert "used by the plan(s) Payroll" in page_text(response)
     assert ProtectionGroup.objects.count() == 2
     assert not LogEntry.objects.exists()
+
+
+# --- Wave actions --------------------------------------------------------------------------------
+
+def change_form_data(client, plan):
+    """The plan's admin change form as the page would post it unchanged (every inline included)."""
+    response = client.get(reverse("admin:plans_recoveryplan_change", args=[plan.pk]))
+    data = {}
+
+    def add(form):
+        for field in form:
+            value = field.value()
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                if value:
+                    data[field.html_name] = "on"
+            elif isinstance(value, list | tuple):
+                data[field.html_name] = [str(v) for v in value]
+            else:
+                data[field.html_name] = str(value)
+        return data
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name, value in formset.management_form.initial.items():
+            data[f"{formset.prefix}-{name}"] = value
+        for form in formset.forms:
+            add(form)
+    return response, data
+
+
+def test_wave_actions_are_edited_in_the_plan_admin_under_the_services_rules(root, used):
+    from plans.actions import ActionSpec
+    from plans.models import WaveAction
+    from plans.services import plan_wave_specs
+
+    plan = used["plan"]
+    specs = plan_wave_specs(plan=plan)
+    specs[0].actions = [
+        ActionSpec(name="Hook", kind="webhook", when="before",
+                   config={"url": "https://93.184.215.14/x", "secret": "hidden-value"}),
+        ActionSpec(name="Look", kind="manual", config={"instructions": "Check it."}),
+    ]
+    plan_save(plan=plan, name=plan.name, waves=specs)
+    url = reverse("admin:plans_recoveryplan_change", args=[plan.pk])
+
+    response, data = change_form_data(root, plan)
+    assert "hidden-value" not in page_text(response)
+    assert '"url": "https://93.184.215.14/x"' in page_text(response)
+
+    # A bad config is refused with the service's message, naming the field; nothing is saved.
+    prefix = next(key for key, value in data.items() if value == "Look").rsplit("-", 1)[0]
+    bad = {**data, f"{prefix}-config": '{"instructions": " "}'}
+    response = root.post(url, bad, follow=True)
+    assert "Say what the Operator must do" in page_text(response)
+    assert WaveAction.objects.get(name="Look").config == {"instructions": "Check it."}
+
+    # A valid edit is saved, tidied; the webhook's secret is kept though the page never had it.
+    good = {**data, f"{prefix}-kind": "health_check", f"{prefix}-config": '{"ssm_ping": true}'}
+    response = root.post(url, good, follow=True)
+    assert response.status_code == 200
+    assert WaveAction.objects.get(name="Look").config == {"ec2_status_checks": True, "ssm_ping": True}
+    assert WaveAction.objects.get(name="Hook").config["secret"] == "hidden-value"

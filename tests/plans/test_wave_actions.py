@@ -123,3 +123,10 @@ def test_action_names_are_unique_within_the_plan(two_groups):
     assert errors == {
         "waves.1.actions.0.name": "Two actions are named 'Check'; action names must be unique within a plan."
     }
+
+
+def test_a_nul_character_anywhere_in_a_config_is_refused(two_groups):
+    action = ActionSpec(name="Run", kind="ssm_command",
+                        config={"document": "AWS-RunShellScript", "parameters": {"commands": ["a\x00b"]}})
+    errors = errors_of(two_groups, web_actions=[action])
+    assert "NUL" in errors["waves.1.actions.0.config"]

@@ -37,6 +37,9 @@ class Command(BaseCommand):
         seed.add_argument("--target", default=DEFAULT_TARGET_NAME, help="Name of the sandbox target.")
         seed.add_argument("--account", default=DEFAULT_ACCOUNT_ID, help="12-digit account ID of the target.")
         seed.add_argument("--region", default=DEFAULT_REGION, help="Region of the target.")
+        seed.add_argument("--with-actions", action="store_true",
+                          help="Give the demo plan wave actions: a health check after the Database wave and a "
+                          "manual 'Confirm the app' after the Web wave (added once, also to an existing demo plan).")
 
         configure = commands.add_parser("configure", help="Change how the simulated DRS behaves, for every process.")
         configure.add_argument("--launch-seconds", type=float, help="Time from StartRecovery to LAUNCHED.")
@@ -73,7 +76,8 @@ class Command(BaseCommand):
     def _seed(self, options):
         try:
             result = sandbox_seed(servers=options["servers"], target_name=options["target"],
-                                  account_id=options["account"], region=options["region"])
+                                  account_id=options["account"], region=options["region"],
+                                  with_actions=options["with_actions"])
         except ValidationError as error:
             raise CommandError(_messages(error), returncode=2)
         if options["verbosity"]:
