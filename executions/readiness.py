@@ -57,12 +57,14 @@ def ended_executions_of_jobs(job_ids: set[str]) -> dict[str, Execution]:
 
 
 def plan_readiness(
-    *, plan: RecoveryPlan, live: bool = True, refresh: bool = False, point_in_time: datetime | None = None
+    *, plan: RecoveryPlan, live: bool = True, refresh: bool = False, point_in_time: datetime | None = None,
+    launch_actions: bool = True,
 ) -> ReadinessReport:
     """Check that `plan` can start now: plans.readiness.plan_readiness with the checks of
     other executions, in the order the report has always listed them. Only `refresh` writes
     (it syncs the inventory first): reads (pages, GET) never pass it. `point_in_time` (a
-    point-in-time start) adds a warning for each server without a snapshot that old."""
+    point-in-time start) adds a warning for each server without a snapshot that old.
+    `launch_actions` (pages: yes; a start: no) lists DRS's own post-launch actions as info."""
     return plan_checks(
         plan=plan,
         live=live,
@@ -70,4 +72,5 @@ def plan_readiness(
         server_checks=[check_other_executions],
         point_in_time=point_in_time,
         job_holders=ended_executions_of_jobs,
+        launch_actions=launch_actions,
     )

@@ -248,7 +248,7 @@ def _start(*, plan, mode, user, auto_approve, idempotency_key, accept_risks, poi
             return _same_request_or_conflict(existing, plan=plan, mode=mode, user=user, point_in_time=point_in_time)
     _refuse_if_running(plan)
     # A start is a POST: it may refresh the inventory, and must, to judge on fresh data.
-    report = plan_readiness(plan=plan, refresh=True, point_in_time=point_in_time)
+    report = plan_readiness(plan=plan, refresh=True, point_in_time=point_in_time, launch_actions=False)
     codes = {check.code for check in report.errors}
     if "plan_running" in codes:
         _refuse_if_running(plan)

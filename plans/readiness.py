@@ -150,7 +150,7 @@ JobHolders = Callable[[set[str]], dict[str, Any]]
 
 def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = False,
                    server_checks: Sequence[ServerCheck] = (), point_in_time: datetime | None = None,
-                   job_holders: JobHolders | None = None) -> ReadinessReport:
+                   job_holders: JobHolders | None = None, launch_actions: bool = True) -> ReadinessReport:
     """Check that `plan` can start now, from the stored inventory.
 
     With `live`, DRS is also asked (read only) for the active jobs holding the plan's servers;
@@ -165,6 +165,10 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
     before it) and `live`, DRS is asked for each server's snapshot that old, one call per
     server: a server without one is a warning (the engine would fail it, never launch it
     from a newer snapshot).
+
+    With `live` and `launch_actions`, DRS is asked for each server's own post-launch actions
+    (one call per server), shown as info. A start passes launch_actions=False: they decide
+    nothing about whether it may start, and a recovery must not wait for them.
     """
     report = ReadinessReport(plan=plan, checked_at=timezone.now())
     specs = services.plan_wave_specs(plan=plan)
@@ -196,7 +200,8 @@ def plan_readiness(*, plan: RecoveryPlan, live: bool = True, refresh: bool = Fal
         _check_active_drs_jobs(report, targets.values(), servers, job_holders)
         if point_in_time is not None:
             _check_point_in_time(report, targets, servers, point_in_time)
-        _check_drs_launch_actions(report, specs, resolved, targets)
+        if launch_actions:
+            _check_drs_launch_actions(report, specs, resolved, targets)
     _check_quotas(report, specs, resolved, servers)
     _check_overlapping_selectors(report, specs)
     return report
@@ -348,7 +353,9 @@ def _check_drs_launch_actions(report, specs, resolved, targets):
     for target_id, exc in failed.items():
         if not isinstance(exc, BotoCoreError | ClientError):
             raise exc
-        report.add(WARNING, "launch_actions_unchecked",
+        # Info, not a warning: warnings block a start unless accepted, and a missing
+        # drs:ListLaunchActions permission must never stand between a team and a recovery.
+        report.add(INFO, "launch_actions_unchecked",
                    f"DRS could not be asked for the post-launch actions of target '{targets[target_id].name}' "
                    f"({exc}); the servers there may run post-launch actions of their own after launch.")
     for position, spec in enumerate(specs):

@@ -1,11 +1,12 @@
 """Readiness shows DRS's own post-launch actions (ListLaunchActions per server, only when DRS is
-asked live), one info per wave; a DRS that will not answer for them is one warning per target."""
+asked live), one info per wave; a DRS that will not answer for them is one info per target, never
+a warning that would stand between a team and its recovery; a start does not ask for them."""
 
 import pytest
 
 from drsorch.drs import gateway
 from drsorch.sandbox.services import sandbox_configure
-from plans.readiness import INFO, WARNING, plan_readiness
+from plans.readiness import INFO, plan_readiness
 from plans.services import WaveSpec, plan_save, protection_group_save
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -54,12 +55,24 @@ def test_without_live_drs_is_not_asked(plan):
     assert launch_findings(report) == []
 
 
-def test_a_denied_list_launch_actions_is_one_warning_for_the_target(plan, sandbox_target):
+def test_a_denied_list_launch_actions_is_one_info_for_the_target_and_blocks_no_start(plan, sandbox_target):
+    from executions.services import execution_start
+
     sandbox_configure(deny=["ListLaunchActions"])
     report = plan_readiness(plan=plan, live=True)
     [(severity, code, message, _)] = launch_findings(report)
-    assert (severity, code) == (WARNING, "launch_actions_unchecked")
+    assert (severity, code) == (INFO, "launch_actions_unchecked")
     assert f"target '{sandbox_target.name}'" in message and "AccessDenied" in message
+    assert report.ok and not report.warnings
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)  # no accept_risks needed
+    assert execution.accepted_risks == []
+
+
+def test_a_start_does_not_ask_drs_for_launch_actions(plan):
+    from executions.readiness import plan_readiness as start_readiness
+
+    report = start_readiness(plan=plan, refresh=True, launch_actions=False)
+    assert launch_findings(report) == []
 
 
 def test_the_api_lists_them_with_the_readiness(plan, make_user):
