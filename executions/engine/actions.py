@@ -67,8 +67,19 @@ AUTOMATION_FAILED = frozenset(
     {"Failed", "TimedOut", "Cancelled", "Rejected", "CompletedWithFailure", "ChangeCalendarOverrideRejected", "Exited"}
 )
 COMMAND_SUCCEEDED = frozenset({"Success"})
-COMMAND_FAILED = frozenset({"Failed", "TimedOut", "Cancelled", "Undeliverable", "Terminated", "InvalidPlatform",
-                            "AccessDenied", "DeliveryTimedOut", "ExecutionTimedOut"})
+COMMAND_FAILED = frozenset(
+    {
+        "Failed",
+        "TimedOut",
+        "Cancelled",
+        "Undeliverable",
+        "Terminated",
+        "InvalidPlatform",
+        "AccessDenied",
+        "DeliveryTimedOut",
+        "ExecutionTimedOut",
+    }
+)
 # A lease renewed this recently still outlives one outside call (a webhook's 10 s, SSM's 35 s).
 LEASE_FRESH_SECONDS = LEASE_SECONDS - 40
 
@@ -273,8 +284,11 @@ def _set_output(rows: TickRows, action: ActionRun, output: str, error: str | Non
 def _finish(rows: TickRows, action: ActionRun, ok: bool, message: str, error: str = "") -> bool:
     if ok:
         return rows.set_action_status(
-            action, ActionStatus.SUCCEEDED, f"Action '{action.name}' succeeded. {message}".strip(),
-            finished_at=rows.now, error="",
+            action,
+            ActionStatus.SUCCEEDED,
+            f"Action '{action.name}' succeeded. {message}".strip(),
+            finished_at=rows.now,
+            error="",
         )
     follow = " It failed the wave." if action.on_failure == "fail" else " The wave goes on (on_failure: continue)."
     return rows.set_action_status(
@@ -318,12 +332,26 @@ def _client(rows: TickRows, target_id: object, service: str):
 # --- webhook -----------------------------------------------------------------------------
 
 
-def execution_json(execution_id: object) -> bytes:
-    """The execution JSON as GET /api/v1/executions/<id>/ renders it (stored rows)."""
+def execution_json(rows: TickRows, execution: Execution) -> bytes:
+    """The execution JSON as GET /api/v1/executions/<id>/ renders it, with this tick's unsaved
+    statuses (the execution's, its waves' and their actions') over the stored rows, so the
+    receiver sees the wave running this very action."""
     from executions.api.serializers import ExecutionSerializer
     from executions.selectors import executions_for_json
 
-    return sending.encode(dict(ExecutionSerializer(executions_for_json().get(pk=execution_id)).data))
+    data = dict(ExecutionSerializer(executions_for_json().get(pk=execution.pk)).data)
+    data["status"] = execution.status
+    by_index = {wave.index: wave for wave in rows.waves[execution.pk]}
+    for wave_data in data.get("waves", []):
+        wave = by_index.get(wave_data["index"])
+        if wave is None:
+            continue
+        wave_data["status"] = wave.status
+        current = {action.name: action for action in rows.actions.get(wave.pk, [])}
+        for action_data in wave_data.get("actions", []):
+            if action_data["name"] in current:
+                action_data["status"] = current[action_data["name"]].status
+    return sending.encode(data)
 
 
 def _follow_webhook(rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool) -> bool:
@@ -334,7 +362,7 @@ def _follow_webhook(rows: TickRows, execution: Execution, wave: WaveRun, action:
     _ensure_lease(rows, execution)
     sent = sending.post(
         url=action.config.get("url", ""),
-        body=execution_json(execution.pk),
+        body=execution_json(rows, execution),
         secret=action.config.get("secret", ""),
         delivery_id=action.external["delivery_id"],
     )
@@ -423,9 +451,7 @@ def _ssm_parameters(action: ActionRun) -> dict[str, list[str]]:
     return {name: list(values) for name, values in (action.config.get("parameters") or {}).items()}
 
 
-def _follow_automation(
-    rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool
-) -> bool:
+def _follow_automation(rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool) -> bool:
     instances = action.external.get("instances", {})
     started: dict[str, str] = dict(action.external.get("automations", {}))
     # Start what is not started yet: after a crash the same ClientToken gets the execution SSM
@@ -536,9 +562,11 @@ def _follow_command(rows: TickRows, execution: Execution, wave: WaveRun, action:
     lines, failures = [], []
     for target_id, command_id in commands.items():
         try:
-            invocations = _client(rows, target_id, "ssm").list_command_invocations(
-                CommandId=command_id, Details=True
-            ).get("CommandInvocations", [])
+            invocations = (
+                _client(rows, target_id, "ssm")
+                .list_command_invocations(CommandId=command_id, Details=True)
+                .get("CommandInvocations", [])
+            )
         except Exception as exc:
             lines.append(f"{command_id}: not read ({_describe(exc)})")
             continue
