@@ -418,7 +418,7 @@ def test_complete_through_the_page(clock, drive, make_plan, make_user):
     confirm = operator.get(url)
     assert confirm.status_code == 200 and "comment" in confirm.content.decode()
     answer = operator.post(url, {"comment": ""})
-    assert answer.status_code == 200 and action(execution, "Check the database").status == ActionStatus.WAITING
+    assert answer.status_code == 400 and action(execution, "Check the database").status == ActionStatus.WAITING
     answer = operator.post(url, {"comment": "All good."})
     assert answer.status_code == 302
     assert action(execution, "Check the database").completed_by_username == "otto"
