@@ -74,8 +74,8 @@ def client_for(target: AwsTarget, service_name: str, *, single_attempt: bool = F
     and the endpoint https://<service>.sandbox.invalid, whose requests never reach the
     network: a `before-send` handler answers them from the simulated DRS. It makes a single
     attempt per call (`retries={"total_max_attempts": 1}`), so every ThrottlingException
-    reaches the caller. Only "drs", "ec2" and "sns" (Publish) are simulated; other services raise
-    ValueError.
+    reaches the caller. Only "drs", "ec2", "sns" (Publish) and "ssm" (automations, commands,
+    managed instances) are simulated; other services raise ValueError.
 
     `single_attempt` turns botocore's retries off for calls that must never be repeated
     blindly (StartRecovery has no client token: a retry after a lost answer launches twice).

@@ -102,7 +102,8 @@ def _state(parent, tag, state):
     _sub(element, "name", state)
 
 
-def _private_ip(instance_id):
+def private_ip(instance_id):
+    """The private IP address of an instance (derived from its ID; SSM shows it too)."""
     digits = int(derived_hex(4, instance_id, "ip"), 16)
     return f"10.0.{digits // 256 % 256}.{digits % 254 + 1}"
 
@@ -110,7 +111,7 @@ def _private_ip(instance_id):
 def _instance_item(parent, instance, now):
     item = _sub(parent, "item")
     state = EC2_STATE[instance_state(instance, now)]
-    ip = _private_ip(instance.instance_id)
+    ip = private_ip(instance.instance_id)
     _sub(item, "instanceId", instance.instance_id)
     _sub(item, "imageId", "ami-" + derived_hex(17, instance.instance_id, "ami"))
     _state(item, "instanceState", state)

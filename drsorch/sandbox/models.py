@@ -76,6 +76,9 @@ class SandboxSettings(models.Model):
         default=list, blank=True, help_text="Hostnames or source server IDs whose post-launch actions fail."
     )
     no_job_tags = models.BooleanField(default=False, help_text="Jobs answer without their tags.")
+    fail_ssm = models.JSONField(
+        default=list, blank=True, help_text="SSM documents whose automations and commands fail."
+    )
     call_count = models.BigIntegerField(default=0, help_text="Calls counted since throttling was configured.")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -283,3 +286,74 @@ class SandboxSnsMessage(models.Model):
 
     def __str__(self):
         return f"{self.message_id} to {self.topic_arn}"
+
+
+class SandboxAutomationExecution(models.Model):
+    """An SSM Automation execution (StartAutomationExecution), with the moments it starts and
+    ends; its status is derived from them, the stop request and the current time (ssm.py)."""
+
+    execution_id = models.CharField(max_length=36, unique=True)
+    account_id = models.CharField(max_length=12)
+    region = models.CharField(max_length=32)
+    document_name = models.CharField(max_length=128)
+    document_version = models.CharField(max_length=10, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    client_token = models.CharField(max_length=36, blank=True, help_text="Lower-cased; empty when none was given.")
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(help_text="Pending before, InProgress after.")
+    ends_at = models.DateTimeField(help_text="Success or Failed from then on, unless stopped before.")
+    failed = models.BooleanField(default=False)
+    failure_message = models.TextField(blank=True)
+    stop_requested_at = models.DateTimeField(null=True, blank=True, help_text="Cancelling from then on.")
+    stop_type = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One execution per client token: two processes retrying at once cannot both start one.
+            models.UniqueConstraint(fields=["account_id", "region", "client_token"],
+                                    condition=~models.Q(client_token=""), name="sandbox_automation_token_unique"),
+        ]
+
+    def __str__(self):
+        return self.execution_id
+
+
+class SandboxCommand(models.Model):
+    """An SSM Run Command (SendCommand): one invocation per instance."""
+
+    command_id = models.CharField(max_length=36, unique=True)
+    account_id = models.CharField(max_length=12)
+    region = models.CharField(max_length=32)
+    document_name = models.CharField(max_length=128)
+    document_version = models.CharField(max_length=10, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    comment = models.CharField(max_length=100, blank=True)
+    timeout_seconds = models.PositiveIntegerField(default=3600)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["account_id", "region", "created_at"])]
+
+    def __str__(self):
+        return self.command_id
+
+
+class SandboxCommandInvocation(models.Model):
+    """One instance's part in a command, with the moments it starts and ends."""
+
+    command = models.ForeignKey(SandboxCommand, on_delete=models.CASCADE, related_name="invocations")
+    instance_id = models.CharField(max_length=19)
+    position = models.PositiveIntegerField()
+    started_at = models.DateTimeField(help_text="Pending before, InProgress after.")
+    ends_at = models.DateTimeField(help_text="Success, Failed or TimedOut from then on, unless cancelled before.")
+    failed = models.BooleanField(default=False)
+    timed_out = models.BooleanField(default=False, help_text="The document's executionTimeout ended it.")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True, help_text="Cancelling from then on.")
+
+    class Meta:
+        ordering = ["command", "position"]
+
+    def __str__(self):
+        return f"{self.command_id} on {self.instance_id}"

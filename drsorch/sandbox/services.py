@@ -17,10 +17,12 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import history, sns
+from . import history, sns, ssm
 from .drs.common import Scope
 from .drs.recovery import start_outside_drill
 from .models import (
+    SandboxAutomationExecution,
+    SandboxCommand,
     SandboxJob,
     SandboxRecoveryInstance,
     SandboxRegion,
@@ -210,10 +212,11 @@ def _check_switches(errors, *, launch_seconds, throttle_rate, busy_seconds, late
     if latency_ms is not None and (isinstance(latency_ms, bool) or not isinstance(latency_ms, int)
                                    or not 0 <= latency_ms <= MAX_LATENCY_MS):
         errors["latency_ms"] = f"latency_ms must be a whole number from 0 to {MAX_LATENCY_MS}, not {latency_ms}."
-    unknown = sorted(set(deny or []) - drs_operation_names() - set(sns.OPERATIONS))
+    unknown = sorted(set(deny or []) - drs_operation_names() - set(sns.OPERATIONS) - set(ssm.OPERATIONS))
     if unknown:
         errors["deny"] = (f"Not DRS operations: {', '.join(unknown)} (use botocore names such as StartRecovery; "
-                          "Publish denies the simulated SNS).")
+                          "Publish denies the simulated SNS, SendCommand and the other simulated SSM operations "
+                          "deny SSM).")
 
 
 def _check_named(errors, field, names):
@@ -265,6 +268,7 @@ def _reset(config):
     config.latency_ms = 0
     config.fail_post_launch = []
     config.no_job_tags = False
+    config.fail_ssm = []
 
 
 def sandbox_configure(*, launch_seconds: float | None = None, throttle_rate: float | None = None,
@@ -272,7 +276,8 @@ def sandbox_configure(*, launch_seconds: float | None = None, throttle_rate: flo
                       clear: bool = False, disconnect: list[str] | None = None, busy: list[str] | None = None,
                       busy_seconds: float | None = None, omit_instance_ids: bool | None = None,
                       deny: list[str] | None = None, latency_ms: int | None = None,
-                      fail_post_launch: list[str] | None = None, no_job_tags: bool | None = None) -> SandboxSettings:
+                      fail_post_launch: list[str] | None = None, no_job_tags: bool | None = None,
+                      fail_ssm: list[str] | None = None) -> SandboxSettings:
     """Change how the simulated DRS behaves from now on, for every process.
 
     None leaves a switch as it is; `clear` first restores the defaults (launch duration from
@@ -280,7 +285,9 @@ def sandbox_configure(*, launch_seconds: float | None = None, throttle_rate: flo
     share of throttled calls is exact from then on. `disconnect` names the servers disconnected
     from now on (the others it disconnected before reconnect); `busy` starts, now, a drill
     that drsorch did not start holding these servers for `busy_seconds` (default 120).
-    Servers are named by hostname, FQDN or source server ID; `deny` takes DRS operation names.
+    Servers are named by hostname, FQDN or source server ID; `deny` takes DRS operation names
+    (and the simulated SNS and SSM operations); `fail_ssm` names SSM documents whose automations
+    and commands, started from now on, fail.
     Raises ValidationError naming the field on bad input, and changes nothing then.
     """
     errors = {}
@@ -289,6 +296,11 @@ def sandbox_configure(*, launch_seconds: float | None = None, throttle_rate: flo
     busy = _names(busy, "busy", errors)
     deny = _names(deny, "deny", errors)
     fail_post_launch = _names(fail_post_launch, "fail_post_launch", errors)
+    fail_ssm = _names(fail_ssm, "fail_ssm", errors)
+    bad_documents = [name for name in fail_ssm or [] if not ssm.DOCUMENT_NAME_RE.match(name)]
+    if bad_documents:
+        errors["fail_ssm"] = (f"Not SSM document names: {', '.join(bad_documents)} (3 to 128 letters, digits and "
+                              "_-.:/ such as AWS-RunShellScript).")
     _check_switches(errors, launch_seconds=launch_seconds, throttle_rate=throttle_rate, busy_seconds=busy_seconds,
                     latency_ms=latency_ms, deny=deny)
     disconnected = _check_named(errors, "disconnect", disconnect)
@@ -311,7 +323,8 @@ def sandbox_configure(*, launch_seconds: float | None = None, throttle_rate: flo
         for name, value in [("omit_instance_ids", omit_instance_ids), ("no_job_tags", no_job_tags)]:
             if value is not None:
                 setattr(config, name, bool(value))
-        for name, value in [("deny", deny), ("fail_post_launch", fail_post_launch), ("latency_ms", latency_ms)]:
+        for name, value in [("deny", deny), ("fail_post_launch", fail_post_launch), ("latency_ms", latency_ms),
+                            ("fail_ssm", fail_ssm)]:
             if value is not None:
                 setattr(config, name, value)
         if busy_seconds is not None:
@@ -347,6 +360,7 @@ def sandbox_config() -> dict:
         "latency_ms": config.latency_ms,
         "fail_post_launch": list(config.fail_post_launch),
         "no_job_tags": config.no_job_tags,
+        "fail_ssm": list(config.fail_ssm),
     }
 
 
@@ -396,6 +410,17 @@ def sandbox_status():
             {"message_id": m.message_id, "topic_arn": m.topic_arn, "subject": m.subject,
              "published_at": iso(m.published_at)}
             for m in SandboxSnsMessage.objects.order_by("published_at", "id")
+        ],
+        "ssm_automations": [
+            {"automation_execution_id": e.execution_id, "document_name": e.document_name,
+             "status": ssm.automation_status(e, now), "parameters": dict(e.parameters), "started_at": iso(e.created_at)}
+            for e in SandboxAutomationExecution.objects.order_by("created_at", "id")
+        ],
+        "ssm_commands": [
+            {"command_id": c.command_id, "document_name": c.document_name, "comment": c.comment,
+             "status": ssm.command_status(list(c.invocations.all()), now)[0],
+             "instance_ids": [i.instance_id for i in c.invocations.all()], "requested_at": iso(c.created_at)}
+            for c in SandboxCommand.objects.prefetch_related("invocations").order_by("created_at", "id")
         ],
     }
 

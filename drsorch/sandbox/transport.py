@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from botocore.awsrequest import AWSResponse, HeadersDict
 from django.db import connections, transaction
 
-from . import ec2, sns
+from . import ec2, sns, ssm
 from .drs import OPERATIONS, WITHOUT_ACCOUNT_CHECK
 from .drs.common import SERVICE_CODE, Scope
 from .drs.tags import resource_arn_from_path
@@ -30,7 +30,7 @@ from .routers import SANDBOX_DB
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SERVICES = ("drs", "ec2", "sns")
+SUPPORTED_SERVICES = ("drs", "ec2", "sns", "ssm")
 
 
 class _RawBody:
@@ -124,6 +124,8 @@ def _denied_resource(scope, body):
     prefix = f"arn:aws:drs:{scope.region}:{scope.account_id}"
     if isinstance(body.get("sourceServerID"), str):
         return f"{prefix}:source-server/{body['sourceServerID']}"
+    if isinstance(body.get("resourceId"), str) and body["resourceId"].startswith("s-"):
+        return f"{prefix}:source-server/{body['resourceId']}"
     if isinstance(body.get("jobID"), str):
         return f"{prefix}:job/{body['jobID']}"
     return "*"
@@ -168,6 +170,8 @@ class SandboxTransport:
             return self._drs(request, operation)
         if self.service_name == "sns":
             return self._sns(request, operation)
+        if self.service_name == "ssm":
+            return self._ssm(request, operation)
         return self._ec2(request, operation)
 
     # --- DRS: rest-json ---------------------------------------------------------------------
@@ -281,8 +285,36 @@ class SandboxTransport:
                          ec2.to_bytes(document))
 
 
+    # --- SSM: json protocol (X-Amz-Target: AmazonSSM.<Operation>) -------------------------------
+
+    def _ssm(self, request, operation):
+        try:
+            state = call_state(self.scope.account_id, self.scope.region)
+            wait_latency(state)
+            if count_call_and_throttle(state.throttle_rate):
+                raise ssm.ssm_error("ThrottlingException", "Rate exceeded")
+            body = self._drs_body(request)
+            if operation in state.deny:  # IAM decides before SSM looks at the request
+                raise ssm.access_denied(self.scope, operation, body)
+            handler = ssm.OPERATIONS.get(operation)
+            if handler is None:
+                raise ssm.ssm_error(
+                    "InvalidAction", f"The drsorch sandbox does not simulate the SSM operation {operation}."
+                )
+            status, payload = handler(self.scope, body)
+        except SandboxError as error:
+            status, payload = error.status, {"__type": error.code}
+            if error.message:
+                payload["Message"] = error.message
+        except Exception as exc:
+            logger.exception("The sandbox failed to answer SSM %s", operation)
+            status, payload = 500, {"__type": "InternalServerError", "Message": f"Sandbox error: {exc}"}
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
+        return _response(request, status, headers, json.dumps(payload).encode())
+
+
 def attach(client, *, account_id, region):
-    """Make `client` (a boto3 drs, ec2 or sns client) talk to the sandbox instead of AWS."""
+    """Make `client` (a boto3 drs, ec2, sns or ssm client) talk to the sandbox instead of AWS."""
     handler = SandboxTransport(service_name=client.meta.service_model.service_name, account_id=account_id,
                                region=region)
     client.meta.events.register("before-send", handler)

@@ -28,6 +28,7 @@ DEFAULTS = {
     "latency_ms": 0,
     "fail_post_launch": [],
     "no_job_tags": False,
+    "fail_ssm": [],
 }
 
 
@@ -137,7 +138,7 @@ def test_status_json_shape(drs_client, sandbox_servers, launch_seconds, clock):
     started = start(drs_client, sandbox_servers[:2], isDrill=True, tags={"k": "v"})
     clock.shift(60)
     status = json.loads(run("status", "--json"))
-    assert set(status) == {"servers", "jobs", "sns_messages"}
+    assert set(status) == {"servers", "jobs", "sns_messages", "ssm_automations", "ssm_commands"}
     assert status["sns_messages"] == []
     assert len(status["servers"]) == 3
     for server in status["servers"]:

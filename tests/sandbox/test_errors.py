@@ -125,7 +125,7 @@ def test_uninitialized_region(sandbox_target, drs_client, sandbox_servers):
 
 def test_unknown_operations_answer_an_error(drs_client, ec2_client, sandbox_servers):
     with pytest.raises(drs_client.exceptions.ValidationException, match="does not simulate") as caught:
-        drs_client.list_launch_actions(resourceId=sandbox_servers[0].drs_id)
+        drs_client.describe_launch_configuration_templates()
     assert caught.value.response["reason"] == "unknownOperation"
     with pytest.raises(ClientError) as caught:
         ec2_client.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)

@@ -1,4 +1,4 @@
-"""Every answer of the simulated DRS and EC2 must match botocore's model of it.
+"""Every answer of the simulated DRS, EC2 and SSM must match botocore's model of it.
 
 botocore's parsers are lenient (they drop unknown members and do not check enums or
 patterns), so the answers are checked on the wire: each JSON body (rest-json) or XML
@@ -84,6 +84,9 @@ def check_json(shape, value, path="", problems=None):
     elif kind == "boolean":
         if not isinstance(value, bool):
             problems.append(f"{path}: expected a boolean, got {value!r}")
+    elif kind == "timestamp":  # the json protocol (SSM) writes epoch seconds
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{path}: expected epoch seconds, got {value!r}")
     elif kind in ("float", "double"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             problems.append(f"{path}: expected a number, got {value!r}")
@@ -157,6 +160,19 @@ def check_answer(model, http_response):
             shape = service.shape_for(code)
             problems = check_json(shape, body)
             if shape.metadata["error"]["httpStatusCode"] != http_response.status_code:
+                problems.append(f"{code} answered with {http_response.status_code}")
+        return [f"{name}: {p}" for p in problems]
+    if service.protocol == "json":
+        body = json.loads(http_response.content)
+        if http_response.status_code < 300:
+            problems = check_json(model.output_shape, body) if model.output_shape is not None else []
+        else:
+            code = body.pop("__type", "")
+            if code in ("ValidationException", "ThrottlingException", "AccessDeniedException"):
+                problems = [] if set(body) <= {"Message"} else [f"{code}: unexpected members {sorted(body)}"]
+            else:
+                problems = check_json(service.shape_for(code), body)
+            if http_response.status_code != 400:
                 problems.append(f"{code} answered with {http_response.status_code}")
         return [f"{name}: {p}" for p in problems]
     root = ElementTree.fromstring(http_response.content)
@@ -252,7 +268,9 @@ def test_every_answer_matches_the_botocore_model(
     _expect_error(drs_client.describe_recovery_snapshots, sourceServerID="s-00000000000000000")
     _expect_error(drs_client.list_tags_for_resource, resourceArn="arn:aws:drs:us-east-1:123456789012:job/x")
     _expect_error(drs_client.terminate_recovery_instances, recoveryInstanceIDs=ids[:1])
-    _expect_error(drs_client.list_launch_actions, resourceId=db.drs_id)
+    _expect_error(drs_client.list_launch_actions, resourceId="s-00000000000000000")
+    drs_client.list_launch_actions(resourceId=app.drs_id)
+    _expect_error(drs_client.describe_launch_configuration_templates)
     _expect_error(ec2_client.describe_instances, InstanceIds=["i-0123456789abcdef0"])
     _expect_error(ec2_client.describe_instances, InstanceIds=["bad"])
     _expect_error(ec2_client.describe_volumes)

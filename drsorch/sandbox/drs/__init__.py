@@ -12,7 +12,7 @@ The modules, each importing only `common` among its siblings:
 - jobs: DescribeJobs, DescribeJobLogItems;
 - instances: DescribeRecoveryInstances, TerminateRecoveryInstances (and the instance state EC2 reads);
 - snapshots: DescribeRecoverySnapshots;
-- configuration: GetLaunchConfiguration;
+- configuration: GetLaunchConfiguration, ListLaunchActions;
 - tags: ListTagsForResource, TagResource.
 
 This package exports only what transport.py dispatches through: `OPERATIONS` and
@@ -30,6 +30,7 @@ OPERATIONS = {
     "DescribeRecoverySnapshots": snapshots.describe_recovery_snapshots,
     "TerminateRecoveryInstances": instances.terminate_recovery_instances,
     "GetLaunchConfiguration": configuration.get_launch_configuration,
+    "ListLaunchActions": configuration.list_launch_actions,
     "ListTagsForResource": tags.list_tags_for_resource,
     "TagResource": tags.tag_resource,
 }

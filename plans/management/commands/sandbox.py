@@ -60,6 +60,8 @@ class Command(BaseCommand):
         configure.add_argument("--fail-post-launch", nargs="+", metavar="HOST_OR_ID",
                                help="Servers whose post-launch actions fail.")
         configure.add_argument("--no-job-tags", action="store_true", help="DescribeJobs answers without tags.")
+        configure.add_argument("--fail-ssm", nargs="+", metavar="DOCUMENT",
+                               help="SSM documents whose automations and commands fail (e.g. AWS-RunShellScript).")
         configure.add_argument("--clear", action="store_true", help="Restore the defaults first.")
 
         status = commands.add_parser("status", help="Show servers, launches and jobs of the simulated DRS.")
@@ -92,6 +94,7 @@ class Command(BaseCommand):
                 deny=options["deny"],
                 latency_ms=options["latency_ms"],
                 fail_post_launch=options["fail_post_launch"],
+                fail_ssm=options["fail_ssm"],
                 **flags,
             )
         except ValidationError as error:
@@ -111,7 +114,8 @@ class Command(BaseCommand):
             f"disconnected: {listed('disconnect')}, busy: {listed('busy')} "
             f"(held {config['busy_seconds']:g} s), failing post-launch actions: {listed('fail_post_launch')}\n"
             f"denied operations: {listed('deny')}, latency: {config['latency_ms']} ms, "
-            f"omit instance IDs: {yes('omit_instance_ids')}, job tags: {'no' if config['no_job_tags'] else 'yes'}"
+            f"omit instance IDs: {yes('omit_instance_ids')}, job tags: {'no' if config['no_job_tags'] else 'yes'}\n"
+            f"failing SSM documents: {listed('fail_ssm')}"
         )
 
     def _status(self, options):
