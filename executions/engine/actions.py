@@ -468,7 +468,14 @@ def _follow_automation(rows: TickRows, execution: Execution, wave: WaveRun, acti
             )
         except Exception as exc:
             if _final(exc):
-                return _finish(rows, action, False, f"StartAutomationExecution on {instance_id}: {_describe(exc)}")
+                # The automations already started for other instances are stopped with it.
+                note = _stop_outside(rows, action)
+                return _finish(
+                    rows,
+                    action,
+                    False,
+                    f"StartAutomationExecution on {instance_id}: {_describe(exc)}" + (f" {note}" if note else ""),
+                )
             _set_output(rows, action, action.output, error=f"StartAutomationExecution: {_describe(exc)}; asked again.")
             return True
         started[instance_id] = answer["AutomationExecutionId"]
@@ -552,8 +559,11 @@ def _follow_command(rows: TickRows, execution: Execution, wave: WaveRun, action:
                     Comment=command_comment(action),
                 )["Command"]["CommandId"]
         except Exception as exc:
-            if _final(exc):
-                return _finish(rows, action, False, f"SendCommand: {_describe(exc)}")
+            # InvalidInstanceId: an instance's SSM Agent has not registered yet (minutes after a
+            # launch); SSM sent nothing, so asking again until the timeout is safe.
+            if _final(exc) and drs_errors.error_code(exc) != "InvalidInstanceId":
+                note = _stop_outside(rows, action)
+                return _finish(rows, action, False, f"SendCommand: {_describe(exc)}" + (f" {note}" if note else ""))
             _set_output(rows, action, action.output, error=f"SendCommand: {_describe(exc)}; asked again.")
             return True
         commands[key] = found
