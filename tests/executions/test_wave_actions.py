@@ -438,3 +438,26 @@ def test_waves_without_actions_read_no_action_rows(clock, make_plan):
             clock.shift(5)
     assert execution.status == "SUCCEEDED"
     assert not [q["sql"] for q in queries.captured_queries if "executions_actionrun" in q["sql"]]
+
+
+# --- the report and the frozen plan ------------------------------------------------------------
+
+
+def test_the_report_lists_the_actions_and_the_frozen_plan_keeps_no_secret(clock, drive, make_plan, receiver,
+                                                                          make_user):
+    plan = two_waves(make_plan, [webhook(receiver.url, when="before"), manual()])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    execution = drive(execution, until=lambda e: action(e, "Check the database").status == ActionStatus.WAITING)
+    execution_action_complete(execution=execution, name="Check the database", user=None, comment="Looked fine.")
+    execution = drive(execution)
+    frozen = execution.plan_snapshot["waves"][0]["actions"]
+    assert [a["name"] for a in frozen] == ["Tell the change board", "Check the database"]
+    assert frozen[0]["config"] == {"url": receiver.url}
+    client = Client()
+    client.force_login(make_user(username="vic", role="Viewer"))
+    html = client.get(f"/executions/{execution.pk}/report/").content.decode()
+    assert 'id="actions"' in html
+    assert "Tell the change board" in html and "completed by cli: Looked fine." in html
+    assert "s3cret" not in html
+    pdf = client.get(f"/executions/{execution.pk}/report.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
