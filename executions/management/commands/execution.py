@@ -132,6 +132,9 @@ class Command(BaseCommand):
         for launch in execution.server_launches.all():
             launches.setdefault(launch.wave_run_id, []).append(launch)
         waves = list(execution.wave_runs.all())
+        actions = {}
+        for run in ActionRun.objects.filter(execution=execution):
+            actions.setdefault(run.wave_run_id, []).append(run)
         for wave, line in zip(waves, cli.wave_lines(execution), strict=True):
             lines.append(line)
             for launch in launches.get(wave.pk, []):
@@ -148,6 +151,11 @@ class Command(BaseCommand):
                 lines.append(f"       {launch.hostname or launch.source_server_id:<20} {launch.status:<12} {detail}")
                 if launch.error:
                     lines.append(f"         error: {launch.error}")
+            for run in actions.get(wave.pk, []):
+                done_by = f" by {run.completed_by_username}: {run.comment}" if run.completed_by_username else ""
+                lines.append(f"       {run.when} action {run.name!r:<20} {run.status:<12} {run.kind}{done_by}")
+                if run.error:
+                    lines.append(f"         error: {run.error}")
         self.stdout.write("\n".join(lines))
         return 0
 
