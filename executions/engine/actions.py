@@ -477,7 +477,7 @@ def _follow_automation(rows: TickRows, execution: Execution, wave: WaveRun, acti
                     f"StartAutomationExecution on {instance_id}: {_describe(exc)}" + (f" {note}" if note else ""),
                 )
             _set_output(rows, action, action.output, error=f"StartAutomationExecution: {_describe(exc)}; asked again.")
-            return True
+            return False  # nothing moved: asked again on the next tick, not within this one
         started[instance_id] = answer["AutomationExecutionId"]
         _recorded(rows, action, automations=dict(started))
     states: dict[str, str] = dict(action.external.get("automation_states", {}))
@@ -565,7 +565,7 @@ def _follow_command(rows: TickRows, execution: Execution, wave: WaveRun, action:
                 note = _stop_outside(rows, action)
                 return _finish(rows, action, False, f"SendCommand: {_describe(exc)}" + (f" {note}" if note else ""))
             _set_output(rows, action, action.output, error=f"SendCommand: {_describe(exc)}; asked again.")
-            return True
+            return False  # nothing moved: asked again on the next tick, not within this one
         commands[key] = found
         _recorded(rows, action, commands=dict(commands))
     states: dict[str, str] = {}

@@ -10,7 +10,7 @@ no ActionRun is read). A failed action with `on_failure: fail` fails the wave (a
 An execution follows its waves. Something to do once a status changed belongs in a receiver
 of `executions.signals`, not here.
 
-May import: actions, jobs, rows (and models, choices). Never job_log, launching or ticks.
+May import: actions, jobs, lease, rows (and models, choices). Never job_log, launching or ticks.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from plans.choices import ActionWhen
 
 from . import actions, evidence
 from .jobs import launch_failed, launch_settled, poll_jobs
+from .lease import LeaseLost
 from .rows import TickRows
 
 
@@ -114,9 +115,16 @@ def step_action_phase(rows: TickRows, execution: Execution, wave: WaveRun, cance
         actions.cancel_phase(rows, wave)
         return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
     before = wave.status == WaveStatus.BEFORE_ACTIONS
-    changed, phase, failure = actions.step_phase(
-        rows, execution, wave, ActionWhen.BEFORE if before else ActionWhen.AFTER
-    )
+    if execution.pk in rows.lost:
+        return False
+    try:
+        changed, phase, failure = actions.step_phase(
+            rows, execution, wave, ActionWhen.BEFORE if before else ActionWhen.AFTER
+        )
+    except LeaseLost:
+        # Renewed before each outside call: another worker holds the execution now.
+        rows.lost.add(execution.pk)
+        return False
     if phase == actions.Phase.RUNNING:
         return changed
     if phase == actions.Phase.FAILED:

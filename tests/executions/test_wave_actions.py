@@ -461,3 +461,22 @@ def test_the_report_lists_the_actions_and_the_frozen_plan_keeps_no_secret(clock,
     assert "s3cret" not in html
     pdf = client.get(f"/executions/{execution.pk}/report.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_an_approved_gate_runs_the_before_actions_before_the_launch(clock, drive, make_plan):
+    from executions.services import execution_approve
+
+    gated = {"approval_required": True, "actions": [manual(name="Freeze writes", when="before")]}
+    plan = make_plan("Gated", [("Database", ["db-01"], gated)])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    execution = drive(execution, until=lambda e: e.status == "WAITING_APPROVAL")
+    execution_approve(execution=execution, user=None)
+    assert waves(execution) == {"Database": WaveStatus.BEFORE_ACTIONS}
+    execution = drive(execution, until=lambda e: action(e, "Freeze writes").status == ActionStatus.WAITING)
+    assert launch_counts() == {"db-01": 0}
+    execution_action_complete(execution=execution, name="Freeze writes", user=None, comment="Frozen.")
+    execution = drive(execution)
+    assert execution.status == "SUCCEEDED"
+    assert launch_counts() == {"db-01": 1}
+    wave = execution.wave_runs.get()
+    assert wave.deadline_at >= action(execution, "Freeze writes").finished_at
