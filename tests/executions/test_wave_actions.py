@@ -480,3 +480,12 @@ def test_an_approved_gate_runs_the_before_actions_before_the_launch(clock, drive
     assert launch_counts() == {"db-01": 1}
     wave = execution.wave_runs.get()
     assert wave.deadline_at >= action(execution, "Freeze writes").finished_at
+
+
+def test_the_admin_shows_the_actions_without_their_secret(clock, make_plan, receiver, make_user):
+    plan = two_waves(make_plan, [webhook(receiver.url)])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    client = Client()
+    client.force_login(make_user(username="root", superuser=True))
+    page = client.get(f"/admin/executions/execution/{execution.pk}/change/").content.decode()
+    assert "Tell the change board" in page and "s3cret" not in page
