@@ -410,6 +410,7 @@ def test_complete_through_the_page(clock, drive, make_plan, make_user):
     operator.force_login(make_user(username="otto", role="Operator"))
     page = operator.get(f"/executions/{execution.pk}/")
     assert "Check the database" in page.content.decode()
+    assert 'class="bar action tone-run"' in page.content.decode()  # on the timeline, live
     assert "Log in and check replication." in page.content.decode()
     url = f"/executions/{execution.pk}/actions/Check%20the%20database/complete/"
     assert url in page.content.decode()
