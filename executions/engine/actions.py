@@ -136,6 +136,35 @@ def cancel_phase(rows: TickRows, wave: WaveRun) -> None:
         )
 
 
+def close_actions(rows: TickRows, wave: WaveRun) -> None:
+    """Close the unfinished actions of a wave that ended: CANCELLED with the wave (running SSM
+    work stopped), else SKIPPED naming how the wave ended (e.g. its launch FAILED, so its
+    after actions never run)."""
+    if wave.status == "CANCELLED":
+        cancel_phase(rows, wave)
+        return
+    for action in rows.wave_actions(wave):
+        if action.is_terminal:
+            continue
+        if action.status != ActionStatus.PENDING:
+            note = _stop_outside(rows, action) if action.status == ActionStatus.RUNNING else ""
+            rows.set_action_status(
+                action,
+                ActionStatus.CANCELLED,
+                f"Action '{action.name}' stopped: wave '{wave.name}' ended {wave.status}."
+                + (f" {note}" if note else ""),
+                finished_at=rows.now,
+            )
+            continue
+        rows.set_action_status(
+            action,
+            ActionStatus.SKIPPED,
+            f"Action '{action.name}' skipped: wave '{wave.name}' ended {wave.status}.",
+            finished_at=rows.now,
+            error=f"Not run: the wave ended {wave.status}.",
+        )
+
+
 # --- one action --------------------------------------------------------------------------
 
 

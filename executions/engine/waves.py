@@ -53,7 +53,15 @@ def step_waves(rows: TickRows, execution: Execution) -> bool:
 
 
 def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
-    """Move one wave by one status if it can; True if it changed."""
+    """Move one wave by one status if it can; True if it changed. A wave with actions that
+    ends has its unfinished actions closed (skipped, or cancelled with the execution)."""
+    changed = _step_wave(rows, execution, wave)
+    if changed and wave.is_terminal and (wave.before_actions or wave.after_actions):
+        actions.close_actions(rows, wave)
+    return changed
+
+
+def _step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
     cancelling = execution.status == ExecutionStatus.CANCELLING
     by_index = {w.index: w for w in rows.waves[execution.pk]}
     if wave.status == WaveStatus.PENDING:

@@ -214,10 +214,13 @@ def test_webhook_is_retried_with_backoff_until_a_2xx_with_the_same_delivery_id(c
 
 def test_failing_before_webhook_fails_the_wave_unlaunched_and_skips_dependents(clock, drive, make_plan, receiver):
     receiver.default_status = 500
-    plan = two_waves(make_plan, [webhook(receiver.url, when="before", timeout_minutes=1)])
+    plan = two_waves(
+        make_plan, [webhook(receiver.url, when="before", timeout_minutes=1)], second_actions=[manual(name="Later")]
+    )
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None), step=10)
     assert execution.status == "FAILED"
     assert waves(execution) == {"Database": "FAILED", "Application": "SKIPPED"}
+    assert action(execution, "Later").status == ActionStatus.SKIPPED
     run = action(execution, "Tell the change board")
     assert run.status == ActionStatus.TIMED_OUT
     assert "HTTP 500" in run.error
@@ -318,7 +321,8 @@ def test_action_on_a_wave_whose_servers_all_failed_is_not_run(clock, drive, make
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
     assert execution.status == "FAILED"
     # The wave FAILED by its launch: its after actions never ran.
-    assert action(execution, "Healthy").status == ActionStatus.PENDING
+    run = action(execution, "Healthy")
+    assert run.status == ActionStatus.SKIPPED and run.error == "Not run: the wave ended FAILED."
 
 
 # --- retry -------------------------------------------------------------------------------------
