@@ -29,14 +29,16 @@ reconciles instead of calling blindly again:
 - webhook sends again with the same X-Drsorch-Delivery id: at least once, which is the best
   HTTP allows; receivers deduplicate by that id (docs/api.md).
 
-Outside calls run in the tick's thread, outside any transaction (the tick's save is the only
-transaction), after the lease was renewed.
+Outside calls run outside any transaction (the tick's save is the only one), after the lease
+was renewed: an automation's per-instance calls at once in the bounded pool
+(drsorch.drs.concurrency: boto3 only, no ORM there), the rest in the tick's thread.
 
 May import: rows, lease (and models, choices, drsorch). Never waves, launching or ticks.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -49,6 +51,7 @@ from django.utils.dateparse import parse_datetime
 
 from drsorch.aws import client_for
 from drsorch.drs import errors as drs_errors
+from drsorch.drs.concurrency import per_target
 from drsorch.webhooks import sending
 from executions.choices import ACTION_FAILED, ActionStatus, EventKind, LaunchStatus
 from executions.models import ActionRun, Execution, WaveRun
@@ -483,47 +486,68 @@ def _ssm_parameters(action: ActionRun) -> dict[str, list[str]]:
 def _follow_automation(rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool) -> bool:
     instances = action.external.get("instances", {})
     started: dict[str, str] = dict(action.external.get("automations", {}))
-    # Start what is not started yet: after a crash the same ClientToken gets the execution SSM
-    # already started for it, never a second one.
-    for instance_id, target_id in instances.items():
-        if instance_id in started:
-            continue
+    # Start what is not started yet, the instances at once (drsorch.drs.concurrency: SSM calls
+    # only in the pool). After a crash the same ClientToken gets the execution SSM already
+    # started for it, never a second one.
+    due = [instance_id for instance_id in instances if instance_id not in started]
+    if due:
         _ensure_lease(rows, execution)
-        try:
-            answer = _client(rows, target_id, "ssm").start_automation_execution(
-                DocumentName=action.config["document"],
-                Parameters={**_ssm_parameters(action), "InstanceId": [instance_id]},
-                ClientToken=client_token(action, instance_id),
-            )
-        except Exception as exc:
-            if _final(exc):
-                # The automations already started for other instances are stopped with it.
-                note = _stop_outside(rows, action)
-                return _finish(
-                    rows,
-                    action,
-                    False,
-                    f"StartAutomationExecution on {instance_id}: {_describe(exc)}" + (f" {note}" if note else ""),
+        answers = per_target(
+            {
+                instance_id: functools.partial(
+                    _client(rows, instances[instance_id], "ssm").start_automation_execution,
+                    DocumentName=action.config["document"],
+                    Parameters={**_ssm_parameters(action), "InstanceId": [instance_id]},
+                    ClientToken=client_token(action, instance_id),
                 )
-            _set_output(rows, action, action.output, error=f"StartAutomationExecution: {_describe(exc)}; asked again.")
+                for instance_id in due
+            }
+        )
+        for instance_id in due:
+            if answers[instance_id].error is None:
+                started[instance_id] = answers[instance_id].value["AutomationExecutionId"]
+        if len(started) != len(action.external.get("automations", {})):
+            _recorded(rows, action, automations=dict(started))
+        refused = [(i, answers[i].error) for i in due if answers[i].error is not None]
+        final = [(i, exc) for i, exc in refused if _final(exc)]
+        if final:
+            # The automations already started for other instances are stopped with it.
+            note = _stop_outside(rows, action)
+            instance_id, exc = final[0]
+            return _finish(
+                rows,
+                action,
+                False,
+                f"StartAutomationExecution on {instance_id}: {_describe(exc)}" + (f" {note}" if note else ""),
+            )
+        if refused:
+            _set_output(
+                rows, action, action.output, error=f"StartAutomationExecution: {_describe(refused[0][1])}; asked again."
+            )
             return False  # nothing moved: asked again on the next tick, not within this one
-        started[instance_id] = answer["AutomationExecutionId"]
-        _recorded(rows, action, automations=dict(started))
     states: dict[str, str] = dict(action.external.get("automation_states", {}))
+    ended = AUTOMATION_SUCCEEDED | AUTOMATION_FAILED
+    reads = per_target(
+        {
+            instance_id: functools.partial(
+                _client(rows, instances[instance_id], "ssm").get_automation_execution,
+                AutomationExecutionId=execution_id,
+            )
+            for instance_id, execution_id in started.items()
+            if states.get(instance_id) not in ended
+        }
+    )
     lines, failures = [], []
     for instance_id, execution_id in sorted(started.items()):
-        if states.get(instance_id) in AUTOMATION_SUCCEEDED | AUTOMATION_FAILED:
+        if instance_id not in reads:
             lines.append(f"{instance_id}: {execution_id} {states[instance_id]}")
             if states[instance_id] in AUTOMATION_FAILED:
                 failures.append(f"{instance_id} {states[instance_id]}")
             continue
-        try:
-            found = _client(rows, instances[instance_id], "ssm").get_automation_execution(
-                AutomationExecutionId=execution_id
-            )["AutomationExecution"]
-        except Exception as exc:
-            lines.append(f"{instance_id}: {execution_id} not read ({_describe(exc)})")
+        if reads[instance_id].error is not None:
+            lines.append(f"{instance_id}: {execution_id} not read ({_describe(reads[instance_id].error)})")
             continue
+        found = reads[instance_id].value["AutomationExecution"]
         status = found.get("AutomationExecutionStatus", "")
         states[instance_id] = status
         detail = found.get("FailureMessage") or ""
@@ -634,16 +658,28 @@ def _stop_outside(rows: TickRows, action: ActionRun) -> str:
     done = []
     if action.kind == "ssm_automation":
         states = action.external.get("automation_states", {})
-        for instance_id, execution_id in action.external.get("automations", {}).items():
-            if states.get(instance_id) in AUTOMATION_SUCCEEDED | AUTOMATION_FAILED:
-                continue
-            try:
-                _client(rows, instances[instance_id], "ssm").stop_automation_execution(
-                    AutomationExecutionId=execution_id, Type="Cancel"
+        running = {
+            instance_id: execution_id
+            for instance_id, execution_id in action.external.get("automations", {}).items()
+            if states.get(instance_id) not in AUTOMATION_SUCCEEDED | AUTOMATION_FAILED
+        }
+        answers = per_target(
+            {
+                instance_id: functools.partial(
+                    _client(rows, instances[instance_id], "ssm").stop_automation_execution,
+                    AutomationExecutionId=execution_id,
+                    Type="Cancel",
                 )
-                done.append(f"stopped automation {execution_id}")
-            except Exception as exc:
-                done.append(f"could not stop automation {execution_id} ({_describe(exc)})")
+                for instance_id, execution_id in running.items()
+            }
+        )
+        for instance_id, execution_id in running.items():
+            error = answers[instance_id].error
+            done.append(
+                f"stopped automation {execution_id}"
+                if error is None
+                else f"could not stop automation {execution_id} ({_describe(error)})"
+            )
     elif action.kind == "ssm_command":
         for target_id, command_id in action.external.get("commands", {}).items():
             try:
