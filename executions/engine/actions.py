@@ -175,6 +175,11 @@ def _step_action(rows: TickRows, execution: Execution, wave: WaveRun, action: Ac
     if action.status == ActionStatus.PENDING:
         return _start(rows, execution, wave, action)
     if action.deadline_at and rows.now >= action.deadline_at:
+        if action.status == ActionStatus.RUNNING and action.kind != "webhook":
+            # Read SSM or EC2 once more: what ended just before its deadline is not timed out.
+            FOLLOW[action.kind](rows, execution, wave, action, fresh=False)
+            if action.is_terminal:
+                return True
         note = _stop_outside(rows, action) if action.status == ActionStatus.RUNNING else ""
         return rows.set_action_status(
             action,
