@@ -62,6 +62,10 @@ from .rows import TickRows
 logger = logging.getLogger(__name__)
 
 WEBHOOK_FIRST_BACKOFF_SECONDS = 10
+# The API's limits: SendCommand takes 50 instance ids, DescribeInstanceStatus 100 and a
+# DescribeInstanceInformation filter 100 (answered 50 a page).
+SEND_COMMAND_MAX_INSTANCES = 50
+STATUS_MAX_INSTANCES = 100
 WEBHOOK_MAX_BACKOFF_SECONDS = 300
 TOKEN_NAMESPACE = uuid.UUID("5b0d7d0e-8a0c-4c36-9f47-7a7d1f0ad0a1")
 # SSM's automation statuses (botocore's AutomationExecutionStatus) and command invocation statuses.
@@ -423,11 +427,27 @@ def _follow_webhook(rows: TickRows, execution: Execution, wave: WaveRun, action:
 # --- health check ------------------------------------------------------------------------
 
 
+def _instance_information(client, ids: list[str]) -> list[dict]:
+    kwargs: dict[str, Any] = {"Filters": [{"Key": "InstanceIds", "Values": ids}], "MaxResults": 50}
+    found = []
+    while True:
+        answer = client.describe_instance_information(**kwargs)
+        found.extend(answer.get("InstanceInformationList", []))
+        if not answer.get("NextToken"):
+            return found
+        kwargs["NextToken"] = answer["NextToken"]
+
+
 def _follow_health(rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool) -> bool:
     instances = action.external.get("instances", {})
     waiting: dict[str, str] = {}
     errors = []
-    for target_id, ids in _by_target(instances).items():
+    groups = [
+        (target_id, ids[first : first + STATUS_MAX_INSTANCES])
+        for target_id, ids in _by_target(instances).items()
+        for first in range(0, len(ids), STATUS_MAX_INSTANCES)
+    ]
+    for target_id, ids in groups:
         if action.config.get("ec2_status_checks", True):
             try:
                 answer = _client(rows, target_id, "ec2").describe_instance_status(
@@ -450,14 +470,11 @@ def _follow_health(rows: TickRows, execution: Execution, wave: WaveRun, action: 
                         waiting[instance_id] = f"{state}, system {system}, instance {own}"
         if action.config.get("ssm_ping"):
             try:
-                answer = _client(rows, target_id, "ssm").describe_instance_information(
-                    Filters=[{"Key": "InstanceIds", "Values": ids}]
-                )
+                listed = _instance_information(_client(rows, target_id, "ssm"), ids)
             except Exception as exc:
                 errors.append(f"DescribeInstanceInformation: {_describe(exc)}")
                 waiting.update({i: waiting.get(i, "not read") for i in ids})
             else:
-                listed = answer.get("InstanceInformationList", [])
                 pings = {item["InstanceId"]: item.get("PingStatus") for item in listed}
                 for instance_id in ids:
                     if pings.get(instance_id) != "Online":
@@ -578,43 +595,65 @@ def _follow_automation(rows: TickRows, execution: Execution, wave: WaveRun, acti
 # --- SSM command -------------------------------------------------------------------------
 
 
-def command_comment(action: ActionRun) -> str:
-    """The Comment that finds `action`'s command with ListCommands after a crash."""
-    return f"drsorch {action.pk} #{action.attempt}"
+def command_comment(action: ActionRun, part: int = 0) -> str:
+    """The Comment that finds `action`'s command (its `part`-th, from 0) with ListCommands after
+    a crash."""
+    return f"drsorch {action.pk} #{action.attempt}" + (f" part {part + 1}" if part else "")
 
 
-def _find_command(client, action: ActionRun) -> str | None:
+def _command_parts(instances: dict[str, object]) -> list[tuple[str, object, int, list[str]]]:
+    """The commands of an action: (key, target id, part, instance ids), SEND_COMMAND_MAX_INSTANCES
+    instances at most each (SendCommand's limit), per target."""
+    parts = []
+    for target_id, ids in _by_target(instances).items():
+        for part, first in enumerate(range(0, len(ids), SEND_COMMAND_MAX_INSTANCES)):
+            parts.append((f"{target_id}/{part}", target_id, part, ids[first : first + SEND_COMMAND_MAX_INSTANCES]))
+    return parts
+
+
+def _find_command(client, action: ActionRun, comment: str) -> str | None:
     """The command this attempt already sent (a crash lost its id), by its comment."""
     since = (action.intent_at - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     kwargs: dict[str, Any] = {"Filters": [{"key": "InvokedAfter", "value": since}]}
     while True:
         answer = client.list_commands(**kwargs)
         for command in answer.get("Commands", []):
-            if command.get("Comment") == command_comment(action):
+            if command.get("Comment") == comment:
                 return command["CommandId"]
         if not answer.get("NextToken"):
             return None
         kwargs["NextToken"] = answer["NextToken"]
 
 
+def _invocations(client, command_id: str) -> list[dict]:
+    kwargs: dict[str, Any] = {"CommandId": command_id, "Details": True}
+    found = []
+    while True:
+        answer = client.list_command_invocations(**kwargs)
+        found.extend(answer.get("CommandInvocations", []))
+        if not answer.get("NextToken"):
+            return found
+        kwargs["NextToken"] = answer["NextToken"]
+
+
 def _follow_command(rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool) -> bool:
     instances = action.external.get("instances", {})
     commands: dict[str, str] = dict(action.external.get("commands", {}))
-    for target_id, ids in _by_target(instances).items():
-        key = str(target_id)
+    for key, target_id, part, ids in _command_parts(instances):
         if key in commands:
             continue
         client = _client(rows, target_id, "ssm")
+        comment = command_comment(action, part)
         try:
             # Not in the tick that committed the intent: a crash may have sent it already.
-            found = None if fresh else _find_command(client, action)
+            found = None if fresh else _find_command(client, action, comment)
             if found is None:
                 _ensure_lease(rows, execution)
                 found = client.send_command(
                     InstanceIds=ids,
                     DocumentName=action.config["document"],
                     Parameters=_ssm_parameters(action),
-                    Comment=command_comment(action),
+                    Comment=comment,
                 )["Command"]["CommandId"]
         except Exception as exc:
             # InvalidInstanceId: an instance's SSM Agent has not registered yet (minutes after a
@@ -628,13 +667,9 @@ def _follow_command(rows: TickRows, execution: Execution, wave: WaveRun, action:
         _recorded(rows, action, commands=dict(commands))
     states: dict[str, str] = {}
     lines, failures = [], []
-    for target_id, command_id in commands.items():
+    for key, command_id in commands.items():
         try:
-            invocations = (
-                _client(rows, target_id, "ssm")
-                .list_command_invocations(CommandId=command_id, Details=True)
-                .get("CommandInvocations", [])
-            )
+            invocations = _invocations(_client(rows, key.split("/")[0], "ssm"), command_id)
         except Exception as exc:
             lines.append(f"{command_id}: not read ({_describe(exc)})")
             continue
@@ -686,9 +721,9 @@ def _stop_outside(rows: TickRows, action: ActionRun) -> str:
                 else f"could not stop automation {execution_id} ({_describe(error)})"
             )
     elif action.kind == "ssm_command":
-        for target_id, command_id in action.external.get("commands", {}).items():
+        for key, command_id in action.external.get("commands", {}).items():
             try:
-                _client(rows, target_id, "ssm").cancel_command(CommandId=command_id)
+                _client(rows, key.split("/")[0], "ssm").cancel_command(CommandId=command_id)
                 done.append(f"cancelled command {command_id}")
             except Exception as exc:
                 done.append(f"could not cancel command {command_id} ({_describe(exc)})")

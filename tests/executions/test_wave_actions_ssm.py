@@ -209,3 +209,17 @@ def test_no_command_sent_twice_after_a_crash_between_the_call_and_its_record(clo
     assert SandboxCommand.objects.count() == 1
     run.refresh_from_db()
     assert list(run.external["commands"].values()) == [SandboxCommand.objects.get().command_id]
+
+
+def test_a_command_for_more_instances_than_sendcommand_takes_is_sent_in_parts(clock, drive, make_plan, monkeypatch):
+    monkeypatch.setattr(engine_actions, "SEND_COMMAND_MAX_INSTANCES", 1)
+    monkeypatch.setattr(engine_actions, "STATUS_MAX_INSTANCES", 1)
+    check = ActionSpec(name="Online", kind="health_check", config={"ec2_status_checks": True, "ssm_ping": True})
+    plan = make_plan("Parts", [("Application", ["app-01", "app-02"], {"actions": [check, COMMAND]})])
+    execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
+    assert execution.status == "SUCCEEDED"
+    run = action(execution, "Smoke test")
+    assert run.status == ActionStatus.SUCCEEDED
+    commands = SandboxCommand.objects.order_by("comment")
+    assert [c.comment for c in commands] == [f"drsorch {run.pk} #1", f"drsorch {run.pk} #1 part 2"]
+    assert sorted(i.instance_id for c in commands for i in c.invocations.all()) == instance_ids(execution)
