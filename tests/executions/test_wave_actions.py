@@ -494,3 +494,19 @@ def test_the_admin_shows_the_actions_without_their_secret(clock, make_plan, rece
     client.force_login(make_user(username="root", superuser=True))
     page = client.get(f"/admin/executions/execution/{execution.pk}/change/").content.decode()
     assert "Tell the change board" in page and "s3cret" not in page
+
+
+def test_watch_hints_how_to_complete_and_show_lists_the_actions(clock, drive, make_plan):
+    from executions.cli import ProgressRenderer
+
+    execution = waiting_manual(drive, make_plan)
+    out = StringIO()
+    renderer = ProgressRenderer(out, tty=False)
+    renderer.update(execution)
+    renderer.update(execution)
+    text = out.getvalue()
+    assert text.count("waits for the manual action 'Check the database'") == 1
+    assert f'manage.py execution complete {execution.pk} "Check the database" --comment' in text
+    shown = StringIO()
+    call_command("execution", "show", str(execution.pk), stdout=shown)
+    assert "after action 'Check the database'" in shown.getvalue() and "WAITING" in shown.getvalue()
