@@ -5,7 +5,16 @@ from drsorch.roles import ACTION_PERMISSIONS
 
 from . import services
 from .exceptions import ExecutionError
-from .models import DrsJob, Execution, ExecutionEvent, LaunchAttempt, ScheduledDrillRun, ServerLaunch, WaveRun
+from .models import (
+    ActionRun,
+    DrsJob,
+    Execution,
+    ExecutionEvent,
+    LaunchAttempt,
+    ScheduledDrillRun,
+    ServerLaunch,
+    WaveRun,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -28,6 +37,29 @@ class WaveRunInline(ReadOnlyAdminMixin, admin.TabularInline):
     fields = ["index", "name", "status", "depends_on", "approval_required", "approved_by", "started_at", "finished_at"]
     readonly_fields = fields
     show_change_link = True
+
+
+class ActionRunInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The wave actions as they ran (not their config: a webhook's secret stays out of pages)."""
+
+    model = ActionRun
+    extra = 0
+    fields = [
+        "wave_run",
+        "when",
+        "position",
+        "name",
+        "kind",
+        "on_failure",
+        "status",
+        "attempt",
+        "intent_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "completed_by_username",
+    ]
+    readonly_fields = fields
 
 
 class ServerLaunchInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -54,7 +86,7 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["mode", "status", "plan"]
     search_fields = ["id", "plan_name", "requested_by_username", "idempotency_key"]
     date_hierarchy = "created_at"
-    inlines = [WaveRunInline, ServerLaunchInline]
+    inlines = [WaveRunInline, ActionRunInline, ServerLaunchInline]
     actions = ["approve", "cancel", "retry", "cleanup"]
 
     @admin.display(description="ID")

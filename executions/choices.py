@@ -1,4 +1,4 @@
-"""Statuses of executions, waves, server launches and DRS jobs, declared once with their
+"""Statuses of executions, waves, server launches, wave actions and DRS jobs, declared once with their
 terminal sets and allowed transitions. Models refuse any move not listed here."""
 
 from django.db import models
@@ -74,7 +74,9 @@ EXECUTION_TRANSITIONS = {
 class WaveStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     WAITING_APPROVAL = "WAITING_APPROVAL", "Waiting for approval"
+    BEFORE_ACTIONS = "BEFORE_ACTIONS", "Running before actions"
     LAUNCHING = "LAUNCHING", "Launching"
+    AFTER_ACTIONS = "AFTER_ACTIONS", "Running after actions"
     WAITING = "WAITING", "Waiting"
     SUCCEEDED = "SUCCEEDED", "Succeeded"
     PARTIAL = "PARTIAL", "Partial"
@@ -99,10 +101,33 @@ WAVE_SATISFIES_DEPENDENTS = frozenset({WaveStatus.SUCCEEDED, WaveStatus.PARTIAL}
 # Waves a retry re-opens: their failed servers go again, and skipped waves get their chance.
 WAVE_RETRYABLE = frozenset({WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL, WaveStatus.SKIPPED})
 
+# A wave running its actions (engine/actions.py): it is on the move, and its dependents wait.
+WAVE_ACTION_PHASES = frozenset({WaveStatus.BEFORE_ACTIONS, WaveStatus.AFTER_ACTIONS})
+
 WAVE_TRANSITIONS = {
-    WaveStatus.PENDING: {WaveStatus.WAITING_APPROVAL, WaveStatus.LAUNCHING, WaveStatus.SKIPPED, WaveStatus.CANCELLED},
-    WaveStatus.WAITING_APPROVAL: {WaveStatus.LAUNCHING, WaveStatus.CANCELLED, WaveStatus.SKIPPED},
+    WaveStatus.PENDING: {
+        WaveStatus.WAITING_APPROVAL,
+        WaveStatus.BEFORE_ACTIONS,
+        WaveStatus.LAUNCHING,
+        WaveStatus.SKIPPED,
+        WaveStatus.CANCELLED,
+    },
+    WaveStatus.WAITING_APPROVAL: {
+        WaveStatus.BEFORE_ACTIONS,
+        WaveStatus.LAUNCHING,
+        WaveStatus.CANCELLED,
+        WaveStatus.SKIPPED,
+    },
+    WaveStatus.BEFORE_ACTIONS: {WaveStatus.LAUNCHING, WaveStatus.FAILED, WaveStatus.CANCELLED},
+    WaveStatus.AFTER_ACTIONS: {
+        WaveStatus.WAITING,
+        WaveStatus.SUCCEEDED,
+        WaveStatus.PARTIAL,
+        WaveStatus.FAILED,
+        WaveStatus.CANCELLED,
+    },
     WaveStatus.LAUNCHING: {
+        WaveStatus.AFTER_ACTIONS,
         WaveStatus.WAITING,
         WaveStatus.SUCCEEDED,
         WaveStatus.PARTIAL,
@@ -199,6 +224,53 @@ class EventKind(models.TextChoices):
     DRS = "DRS", "DRS job log"
     ENGINE = "ENGINE", "Engine"
     ERROR = "ERROR", "Error"
+
+
+class ActionStatus(models.TextChoices):
+    """A wave action of an execution (ActionRun). WAITING: a manual action waits for a person."""
+
+    PENDING = "PENDING", "Pending"
+    RUNNING = "RUNNING", "Running"
+    WAITING = "WAITING", "Waiting for an Operator"
+    SUCCEEDED = "SUCCEEDED", "Succeeded"
+    FAILED = "FAILED", "Failed"
+    TIMED_OUT = "TIMED_OUT", "Timed out"
+    CANCELLED = "CANCELLED", "Cancelled"
+    SKIPPED = "SKIPPED", "Skipped"
+
+
+ACTION_TERMINAL = frozenset(
+    {
+        ActionStatus.SUCCEEDED,
+        ActionStatus.FAILED,
+        ActionStatus.TIMED_OUT,
+        ActionStatus.CANCELLED,
+        ActionStatus.SKIPPED,
+    }
+)
+# The ends that count as the action's failure (its on_failure decides what the wave does).
+ACTION_FAILED = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
+# What a retry of the execution runs again (with attempt + 1).
+ACTION_RETRYABLE = frozenset(
+    {ActionStatus.FAILED, ActionStatus.TIMED_OUT, ActionStatus.CANCELLED, ActionStatus.SKIPPED}
+)
+
+ACTION_TRANSITIONS = {
+    ActionStatus.PENDING: {
+        ActionStatus.RUNNING,
+        ActionStatus.WAITING,
+        ActionStatus.SKIPPED,
+        ActionStatus.CANCELLED,
+        ActionStatus.FAILED,
+    },
+    ActionStatus.RUNNING: {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.TIMED_OUT, ActionStatus.CANCELLED},
+    ActionStatus.WAITING: {ActionStatus.SUCCEEDED, ActionStatus.TIMED_OUT, ActionStatus.CANCELLED},
+    ActionStatus.SUCCEEDED: set(),
+    ActionStatus.FAILED: {ActionStatus.PENDING},
+    ActionStatus.TIMED_OUT: {ActionStatus.PENDING},
+    ActionStatus.CANCELLED: {ActionStatus.PENDING},
+    ActionStatus.SKIPPED: {ActionStatus.PENDING},
+}
 
 
 class ScheduledRunOutcome(models.TextChoices):

@@ -35,7 +35,16 @@ from plans.models import RecoveryPlan
 
 from . import engine
 from .api.serializers import ExecutionSerializer
-from .choices import JOB_OPEN, ExecutionStatus, JobType, LaunchPhase, LaunchStatus, WaveStatus
+from .choices import (
+    JOB_OPEN,
+    WAVE_ACTION_PHASES,
+    ActionStatus,
+    ExecutionStatus,
+    JobType,
+    LaunchPhase,
+    LaunchStatus,
+    WaveStatus,
+)
 from .exceptions import ExecutionError, PlanNotReady
 from .models import DrsJob, Execution
 from .selectors import executions_for_json
@@ -415,6 +424,14 @@ def approval_hint(execution, wave):
     )
 
 
+def action_hint(execution, action):
+    return (
+        f"Wave {action.wave_run.number} '{action.wave_run.name}' waits for the manual action '{action.name}': "
+        f"{action.config.get('instructions', '')}\nComplete it (from another shell, the web UI or the API) "
+        f"with:\n  manage.py execution complete {execution.pk} \"{action.name}\" --comment \"what was done\""
+    )
+
+
 class ProgressRenderer:
     """Shows an execution while it is followed.
 
@@ -439,10 +456,18 @@ class ProgressRenderer:
         self.hinted = set()
 
     def update(self, execution):
-        for wave in execution.wave_runs.all():
+        waves = list(execution.wave_runs.all())
+        for wave in waves:
             if wave.status == WaveStatus.WAITING_APPROVAL and wave.pk not in self.hinted:
                 self.hinted.add(wave.pk)
                 self.message(approval_hint(execution, wave))
+        # A manual action waiting for an Operator (read only while a wave runs its actions).
+        if any(wave.status in WAVE_ACTION_PHASES for wave in waves):
+            for action in execution.action_runs.filter(status=ActionStatus.WAITING).select_related("wave_run"):
+                key = ("action", action.pk, action.attempt)
+                if key not in self.hinted:
+                    self.hinted.add(key)
+                    self.message(action_hint(execution, action))
         if self.tty:
             self.block = progress_block(execution)
             self._redraw()

@@ -12,6 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .choices import (
+    ACTION_TERMINAL,
+    ACTION_TRANSITIONS,
     EXECUTION_ACTIVE,
     EXECUTION_CAN_MEET_TARGETS,
     EXECUTION_TERMINAL,
@@ -20,6 +22,7 @@ from .choices import (
     LAUNCH_TRANSITIONS,
     WAVE_TERMINAL,
     WAVE_TRANSITIONS,
+    ActionStatus,
     EventKind,
     ExecutionMode,
     ExecutionStatus,
@@ -211,6 +214,10 @@ class WaveRun(StatusMixin, models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)
     wait_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # How many actions run before its launch and after it (frozen at start): a wave without
+    # any never loads an ActionRun, so the engine makes no query for them.
+    before_actions = models.PositiveSmallIntegerField(default=0)
+    after_actions = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["execution", "index"]
@@ -323,6 +330,59 @@ class DrsJob(models.Model):
 
     def __str__(self):
         return self.job_id or f"intended {self.type.lower()} job {self.launch_token}"
+
+
+class ActionRun(StatusMixin, models.Model):
+    """A wave action of an execution (a runbook step), frozen from the plan at start, and how
+    it ran: its intent, the SSM ids or webhook delivery it made, its output and error.
+
+    Exactly once: its outside call (StartAutomationExecution, SendCommand, a webhook POST) is
+    made only after `intent_at` was committed by a conditional UPDATE; the ids it got are
+    recorded after. A crash in between leaves `intent_at` without ids, which the next tick
+    reconciles (same ClientToken, the command found by its comment, the same delivery id)
+    instead of calling blindly again (engine/actions.py)."""
+
+    TRANSITIONS = ACTION_TRANSITIONS
+    MAX_OUTPUT = 4000
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="action_runs")
+    wave_run = models.ForeignKey(WaveRun, on_delete=models.CASCADE, related_name="action_runs")
+    position = models.PositiveSmallIntegerField(help_text="Order among the wave's actions, from 0.")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20)
+    when = models.CharField(max_length=10)
+    config = models.JSONField(default=dict, blank=True)
+    timeout_minutes = models.PositiveIntegerField(default=30)
+    on_failure = models.CharField(max_length=10)
+    status = models.CharField(max_length=20, choices=ActionStatus.choices, default=ActionStatus.PENDING)
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1, then one more per retry of the execution.")
+    intent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the outside call of this attempt was committed to, before making it."
+    )
+    external = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the outside world gave: automation execution ids by instance, the command id, "
+        "the webhook's delivery id and attempts.",
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    completed_by_username = models.CharField(max_length=150, blank=True)
+    comment = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["wave_run__index", "-when", "position"]  # before, then after
+        constraints = [models.UniqueConstraint(fields=["execution", "name"], name="action_run_unique_name")]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind}, {self.status})"
+
+    @property
+    def is_terminal(self):
+        return self.status in ACTION_TERMINAL
 
 
 class LaunchAttempt(models.Model):

@@ -43,7 +43,7 @@ from django.utils import timezone
 from drsorch import metrics
 
 from . import engine
-from .choices import JOB_OPEN, WAVE_TERMINAL, ExecutionStatus, WaveStatus
+from .choices import JOB_OPEN, WAVE_ACTION_PHASES, WAVE_TERMINAL, ExecutionStatus, WaveStatus
 from .models import DrsJob, PollerLease, WaveRun
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,9 @@ def poller_interval(*, now: datetime | None = None) -> float | None:
     for execution_id, status, approved_at, wait_until in waves.values_list(
         "execution_id", "status", "approved_at", "wait_until"
     ):
-        if status == WaveStatus.LAUNCHING or (status == WaveStatus.WAITING_APPROVAL and approved_at):
+        if status in (WaveStatus.LAUNCHING, *WAVE_ACTION_PHASES) or (
+            status == WaveStatus.WAITING_APPROVAL and approved_at
+        ):
             return fast
         if status in (WaveStatus.WAITING_APPROVAL, WaveStatus.WAITING):
             waiting.setdefault(execution_id, []).append(wait_until)

@@ -11,7 +11,7 @@ from plans.models import RecoveryPlan
 
 from .choices import EXECUTION_TERMINAL, ExecutionMode, LaunchPhase, LaunchStatus
 from .costs import CostEstimate, hourly_cost_estimate
-from .models import Execution, LaunchAttempt, ScheduledDrillRun, ServerLaunch, WaveRun
+from .models import ActionRun, Execution, LaunchAttempt, ScheduledDrillRun, ServerLaunch, WaveRun
 from .unattended.instance_ttl import drill_instances_expiry
 
 # How many ended executions the plan page's trend charts show.
@@ -27,7 +27,9 @@ def executions_for_json() -> QuerySet[Execution]:
         .order_by("hostname", "source_server_id")
         .prefetch_related(Prefetch("launch_attempts", queryset=attempts))
     )
-    waves = WaveRun.objects.order_by("index").prefetch_related(Prefetch("server_launches", queryset=launches))
+    waves = WaveRun.objects.order_by("index").prefetch_related(
+        Prefetch("server_launches", queryset=launches), Prefetch("action_runs", queryset=ActionRun.objects.all())
+    )
     return Execution.objects.select_related("plan").prefetch_related(Prefetch("wave_runs", queryset=waves))
 
 

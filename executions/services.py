@@ -20,14 +20,17 @@ from django_q.tasks import async_task
 
 from drsorch.drs.constants import JobStatus
 from drsorch.roles import ACTION_PERMISSIONS
+from plans.choices import ActionWhen
 from plans.models import RecoveryPlan
 from plans.services import plan_wave_specs
 
 from . import engine
 from .choices import (
+    ACTION_RETRYABLE,
     EXECUTION_ACTIVE,
     EXECUTION_RETRYABLE,
     WAVE_RETRYABLE,
+    ActionStatus,
     EventKind,
     ExecutionMode,
     ExecutionStatus,
@@ -46,7 +49,7 @@ from .exceptions import (
     PlanNotReady,
     ServerBusy,
 )
-from .models import DrsJob, Execution, ExecutionEvent, ServerClaim, ServerLaunch, WaveRun
+from .models import ActionRun, DrsJob, Execution, ExecutionEvent, ServerClaim, ServerLaunch, WaveRun
 from .readiness import plan_readiness
 
 logger = logging.getLogger(__name__)
@@ -367,8 +370,27 @@ def _create_execution(
                 approval_required=spec.approval_required,
                 wait_after_minutes=spec.wait_after_minutes,
                 timeout_minutes=spec.timeout_minutes,
+                before_actions=sum(1 for action in spec.actions if action.when == ActionWhen.BEFORE),
+                after_actions=sum(1 for action in spec.actions if action.when == ActionWhen.AFTER),
             )
             for position, spec in enumerate(specs)
+        ]
+    )
+    ActionRun.objects.bulk_create(
+        [
+            ActionRun(
+                execution=execution,
+                wave_run=wave_runs[index],
+                position=position,
+                name=action.name,
+                kind=action.kind,
+                when=action.when,
+                config=action.config,
+                timeout_minutes=action.timeout_minutes,
+                on_failure=action.on_failure,
+            )
+            for index, spec in enumerate(specs)
+            for position, action in enumerate(spec.actions)
         ]
     )
     launches = []
@@ -452,6 +474,11 @@ def _snapshot(plan, specs, waves):
                 "wait_after_minutes": spec.wait_after_minutes,
                 "timeout_minutes": spec.timeout_minutes,
                 "optional_servers": [s.drs_id for s in waves[position].optional_servers.all()],
+                # The webhook's secret stays on the ActionRun, never in a copy people read.
+                "actions": [
+                    {**action.as_json(), "config": {k: v for k, v in action.config.items() if k != "secret"}}
+                    for action in spec.actions
+                ],
             }
             for position, spec in enumerate(specs)
         ],
@@ -482,13 +509,15 @@ def execution_approve(
         now = timezone.now()
         changes = []
         for wave in waiting:
-            wave.check_transition(WaveStatus.LAUNCHING)
+            # A wave with `before` actions runs them first; its launch deadline starts after.
+            wanted = WaveStatus.BEFORE_ACTIONS if wave.before_actions else WaveStatus.LAUNCHING
+            wave.check_transition(wanted)
             old = wave.status
-            wave.status = WaveStatus.LAUNCHING
+            wave.status = wanted
             wave.approved_by = user
             wave.approved_at = now
             wave.started_at = now
-            wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes)
+            wave.deadline_at = now + timedelta(minutes=wave.timeout_minutes) if not wave.before_actions else None
             wave.save(update_fields=["status", "approved_by", "approved_at", "started_at", "deadline_at"])
             changes.append(status_change(wave, old))
             _record_action(
@@ -506,6 +535,46 @@ def execution_approve(
         announce_status_changes(changes)
     _enqueue_advance(execution)
     return execution
+
+
+def execution_action_complete(
+    *, execution: Execution, name: str, user: AbstractBaseUser | None, comment: str
+) -> ActionRun:
+    """Complete the manual action `name` of `execution`, which waits for an Operator (the
+    permission to approve gates): it SUCCEEDS with who completed it and the `comment`
+    (required: what was done, for the audit trail), and the engine moves the wave on.
+    ActionRun.DoesNotExist for an unknown name, ExecutionConflict when it is not waiting;
+    two clicks complete it once (a conditional UPDATE)."""
+    _require(user, ACTION_PERMISSIONS["approve"])
+    comment = comment_check(value=comment, required=True, why="to complete a manual action")
+    action = ActionRun.objects.select_related("wave_run").get(execution=execution, name=name)
+    if action.kind != "manual":
+        raise ExecutionConflict(f"Action '{name}' is a {action.kind} action; only manual actions are completed.")
+    with _execution_lease(execution):
+        now = timezone.now()
+        action.check_transition(ActionStatus.SUCCEEDED)
+        done = ActionRun.objects.filter(pk=action.pk, status=ActionStatus.WAITING, attempt=action.attempt).update(
+            status=ActionStatus.SUCCEEDED,
+            finished_at=now,
+            completed_by_username=_actor_name(user),
+            comment=comment,
+            error="",
+            output=f"Completed by {_actor_name(user)}: {comment}",
+        )
+        if done != 1:
+            action.refresh_from_db()
+            raise ExecutionConflict(f"Action '{name}' is {action.status}; only a WAITING manual action is completed.")
+        _record_action(
+            execution,
+            user,
+            _with_comment(f"Completed manual action '{name}' of wave {action.wave_run.number}.", comment),
+            wave=action.wave_run,
+            action=name,
+            comment=comment,
+        )
+    _enqueue_advance(execution)
+    action.refresh_from_db()
+    return action
 
 
 def execution_cancel(*, execution: Execution, user: AbstractBaseUser | None, comment: str = "") -> Execution:
@@ -618,6 +687,21 @@ def _reset_for_retry(execution):
             ended_at=None,
             snapshot_at=None,
         )
+        # Its failed, timed-out, cancelled and skipped actions run again, as a new attempt
+        # (a fresh ClientToken and delivery id); those that succeeded are not repeated.
+        for action in wave.action_runs.filter(status__in=ACTION_RETRYABLE):
+            action.check_transition(ActionStatus.PENDING)
+            action.status = ActionStatus.PENDING
+            action.attempt += 1
+            action.intent_at = action.started_at = action.finished_at = action.deadline_at = None
+            action.external = {}
+            action.output = action.error = ""
+            action.save(
+                update_fields=[
+                    "status", "attempt", "intent_at", "started_at", "finished_at", "deadline_at", "external",
+                    "output", "error",
+                ]
+            )
         wave.check_transition(WaveStatus.PENDING)
         # Waves whose gate was already approved keep the approval.
         old = wave.status

@@ -17,6 +17,11 @@ urlpatterns = [
     path("executions/<uuid:pk>/approve/", views.ExecutionActionView.as_view(action="approve"), name="approve"),
     path("executions/<uuid:pk>/cancel/", views.ExecutionActionView.as_view(action="cancel"), name="cancel"),
     path("executions/<uuid:pk>/retry/", views.ExecutionActionView.as_view(action="retry"), name="retry"),
+    path(
+        "executions/<uuid:pk>/actions/<str:name>/complete/",
+        views.ExecutionActionCompleteView.as_view(),
+        name="action_complete",
+    ),
     path("executions/<uuid:pk>/cleanup/", views.ExecutionActionView.as_view(action="cleanup"), name="cleanup"),
 ]
 

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
@@ -38,6 +39,7 @@ from .choices import (
     EXECUTION_RETRYABLE,
     EXECUTION_TERMINAL,
     LAUNCH_TERMINAL,
+    ActionStatus,
     ExecutionMode,
     ExecutionStatus,
     LaunchPhase,
@@ -47,7 +49,7 @@ from .choices import (
 from .exceptions import ExecutionError, PlanAlreadyRunning, PlanNotReady, ServerBusy
 from .filtersets import EventLogFilterSet, ExecutionHistoryFilterSet
 from .forms import ActionCommentForm, StartForm
-from .models import Execution, ExecutionEvent, ServerLaunch, WaveRun
+from .models import ActionRun, Execution, ExecutionEvent, ServerLaunch, WaveRun
 from .readiness import plan_readiness
 from .reports.evidence import execution_report
 from .reports.pdf import report_pdf
@@ -263,9 +265,21 @@ def execution_detail_context(request, pk):
         for launch in wave.launches:
             launch.wave = wave
 
+    user = request.user
+    # Only an execution whose waves have actions reads them (the page's query count stays fixed).
+    can_complete = user.has_perm(ACTION_PERMISSIONS["approve"])
+    action_runs = (
+        list(ActionRun.objects.filter(execution=execution))
+        if any(wave.before_actions or wave.after_actions for wave in waves)
+        else []
+    )
+    for wave in waves:
+        wave.actions_shown = [run for run in action_runs if run.wave_run_id == wave.pk]
+        for run in wave.actions_shown:
+            run.completable = can_complete and run.kind == "manual" and run.status == ActionStatus.WAITING
+
     elapsed = execution.elapsed_seconds(now)
     rto_seconds = execution.rto_target_minutes * 60
-    user = request.user
     active = execution.status in EXECUTION_ACTIVE
     has_instances = any(
         item.recovery_instance_id and item.status == LaunchStatus.LAUNCHED and item.phase != LaunchPhase.TERMINATING
@@ -453,6 +467,54 @@ class ExecutionActionView(RoleRequiredMixin, View):
             messages.error(request, f"DRS refused the request: {exc}")
         else:
             messages.success(request, f"{DONE[self.action]}.")
+        return redirect(execution)
+
+
+class ExecutionActionCompleteView(RoleRequiredMixin, View):
+    """Complete a manual wave action (an Operator: the permission to approve gates): GET shows
+    the confirmation page with the action's instructions and the comment box (required), its
+    POST completes it through services.execution_action_complete."""
+
+    def get_permission_required(self):
+        return [ACTION_PERMISSIONS["approve"]]
+
+    def _page(self, request, execution, run, form, status=200):
+        return render(
+            request,
+            "executions/confirm_action.html",
+            {
+                "execution": execution,
+                "action": "complete",
+                "action_run": run,
+                "form": form,
+                "form_url": reverse("executions:action_complete", args=[execution.pk, run.name]),
+                "waves": [],
+            },
+            status=status,
+        )
+
+    def _form(self, data=None):
+        return ActionCommentForm(data, required=True, why="to complete a manual action")
+
+    def get(self, request, pk, name):
+        execution = get_object_or_404(Execution, pk=pk)
+        run = get_object_or_404(ActionRun.objects.select_related("wave_run"), execution=execution, name=name)
+        return self._page(request, execution, run, self._form())
+
+    def post(self, request, pk, name):
+        execution = get_object_or_404(Execution, pk=pk)
+        run = get_object_or_404(ActionRun.objects.select_related("wave_run"), execution=execution, name=name)
+        form = self._form(request.POST)
+        if not form.is_valid():
+            return self._page(request, execution, run, form, status=400)
+        try:
+            services.execution_action_complete(
+                execution=execution, name=name, user=request.user, comment=form.cleaned_data["comment"]
+            )
+        except ExecutionError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Completed '{name}'; the wave moves on.")
         return redirect(execution)
 
 

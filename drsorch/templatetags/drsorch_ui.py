@@ -11,6 +11,7 @@ register = template.Library()
 STATUS_TONES = {
     "SUCCEEDED": "ok", "LAUNCHED": "ok", "CONTINUOUS": "ok", "READY": "ok", "COMPLETED": "ok",
     "RUNNING": "run", "LAUNCHING": "run", "IN_PROGRESS": "run", "PENDING": "idle", "WAITING": "run",
+    "BEFORE_ACTIONS": "run", "AFTER_ACTIONS": "run",
     "WAITING_APPROVAL": "gate", "CANCELLING": "warn", "PARTIAL": "warn", "TIMED_OUT": "bad",
     "FAILED": "bad", "CANCELLED": "muted", "SKIPPED": "muted", "TERMINATED": "muted", "NOT_STARTED": "idle",
     "STALLED": "bad", "DISCONNECTED": "bad", "STOPPED": "bad", "PAUSED": "warn", "BACKLOG": "warn",

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from drsorch.api import IdRelatedField
 from executions.choices import (
+    ActionStatus,
     EventKind,
     ExecutionMode,
     ExecutionStatus,
@@ -127,6 +128,25 @@ class ServerLaunchSerializer(serializers.Serializer):
     )
 
 
+class ActionRunSerializer(serializers.Serializer):
+    """A wave action as it ran in this execution (contract: Wave actions)."""
+
+    name = serializers.CharField()
+    kind = serializers.CharField(help_text="ssm_automation, ssm_command, webhook, manual or health_check.")
+    when = serializers.CharField(help_text="before or after the wave's launch.")
+    status = serializers.ChoiceField(choices=ActionStatus.choices)
+    on_failure = serializers.CharField(help_text="fail (fails the wave) or continue.")
+    attempt = serializers.IntegerField(help_text="1, then one more per retry of the execution.")
+    started_at = UtcDateTimeField(allow_null=True)
+    finished_at = UtcDateTimeField(allow_null=True)
+    output = serializers.CharField(help_text="What it reported (bounded); empty when nothing.")
+    error = NullIfBlankCharField()
+    completed_by = NullIfBlankCharField(
+        source="completed_by_username", help_text="Who completed a manual action; null otherwise."
+    )
+    comment = serializers.CharField(help_text="The comment of who completed a manual action.")
+
+
 class ExecutionWaveSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     number = serializers.IntegerField(help_text="The 1-based number every page, event and report uses.")
@@ -136,6 +156,9 @@ class ExecutionWaveSerializer(serializers.Serializer):
     started_at = UtcDateTimeField(allow_null=True)
     finished_at = UtcDateTimeField(allow_null=True)
     servers = ServerLaunchSerializer(source="server_launches.all", many=True)
+    actions = ActionRunSerializer(
+        source="action_runs.all", many=True, help_text="Its actions, before ones first, in their order."
+    )
 
 
 class SecondsField(serializers.FloatField):
@@ -319,3 +342,14 @@ class ExecutionCancelSerializer(serializers.Serializer):
         help_text="Why it is cancelled; goes to the audit log. Required for a RECOVERY (400 naming `comment` "
         "without it)."
     )
+
+
+class ExecutionActionCompleteSerializer(serializers.Serializer):
+    """What was done to complete a manual action."""
+
+    comment = CommentField(help_text="What was done and checked; required (400 naming `comment` without it).")
+
+    def validate_comment(self, value):
+        if not (value or "").strip():
+            raise serializers.ValidationError("A comment is required to complete a manual action: say what was done.")
+        return value.strip()

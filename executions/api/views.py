@@ -10,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -28,7 +28,7 @@ from drsorch.roles import ACTION_PERMISSIONS
 from executions import services
 from executions.choices import ExecutionMode
 from executions.filtersets import ExecutionEventFilterSet, ExecutionFilterSet
-from executions.models import Execution, ExecutionEvent
+from executions.models import ActionRun, Execution, ExecutionEvent
 from executions.readiness import plan_readiness
 from executions.selectors import executions_for_json, plan_history, scheduled_drill_runs
 from plans.api.serializers import ReadinessQuerySerializer, ReadinessSerializer
@@ -36,6 +36,7 @@ from plans.api.views import RecoveryPlanViewSet
 
 from .serializers import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
+    ExecutionActionCompleteSerializer,
     ExecutionApproveSerializer,
     ExecutionCancelSerializer,
     ExecutionEventSerializer,
@@ -135,6 +136,7 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
     action_permissions = {
         "create": [START_PERMISSIONS],
         **{action: [ACTION_PERMISSIONS[action]] for action in ("approve", "cancel", "retry", "cleanup")},
+        "complete": [ACTION_PERMISSIONS["approve"]],
         "events": ["executions.view_execution", "executions.view_executionevent"],
     }
 
@@ -200,6 +202,27 @@ class ExecutionViewSet(RoleViewSetMixin, mixins.ListModelMixin, mixins.RetrieveM
                 execution=execution, user=request.user, comment=serializer.validated_data.get("comment") or ""
             )
         )
+
+    @extend_schema(
+        summary="Complete a manual action",
+        description="Completes the manual wave action `name`, which waits for an Operator (the permission to "
+        "approve gates); the `comment` (required: what was done) goes to the audit log, and the wave moves "
+        "on. 404 for an unknown action name, 409 when the action is not waiting.",
+        request=ExecutionActionCompleteSerializer,
+        responses={**ACTION_RESPONSES, 400: FIELD_ERRORS_RESPONSE},
+    )
+    @action(detail=True, methods=["post"], url_path=r"actions/(?P<name>[^/]+)/complete")
+    def complete(self, request, pk=None, name=None):
+        execution = self.get_object()
+        serializer = ExecutionActionCompleteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.execution_action_complete(
+                execution=execution, name=name, user=request.user, comment=serializer.validated_data["comment"]
+            )
+        except ActionRun.DoesNotExist as exc:
+            raise NotFound(f"Execution {execution.pk} has no action named {name!r}.") from exc
+        return self.rendered(execution)
 
     @extend_schema(
         summary="Retry",

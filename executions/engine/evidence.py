@@ -122,7 +122,8 @@ def _ended_by_launches_this_tick(rows: TickRows, wave: WaveRun) -> bool:
     """Whether `wave` ended in this tick because its launches settled (its end is then its
     last launch's, wave_finished_at), not by a cancel, a skip or a time-out (the tick's time)."""
     before = rows.original.get((WaveRun, wave.pk), {}).get("status")
-    return before == WaveStatus.LAUNCHING and wave.status in (
+    # A wave with after actions ends when they do (the tick's time), not at its last launch.
+    return before == WaveStatus.LAUNCHING and not wave.after_actions and wave.status in (
         WaveStatus.SUCCEEDED,
         WaveStatus.PARTIAL,
         WaveStatus.FAILED,

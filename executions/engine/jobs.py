@@ -127,7 +127,7 @@ def _may_launch(rows: TickRows, execution_ids: set[object]) -> bool:
     """Whether one of these executions may start DRS jobs this tick: it has a wave that has not
     finished launching. Broad on purpose: a wave whose turn comes in this very tick counts."""
     return any(
-        wave.status in (WaveStatus.PENDING, WaveStatus.LAUNCHING)
+        wave.status in (WaveStatus.PENDING, WaveStatus.BEFORE_ACTIONS, WaveStatus.LAUNCHING)
         for execution_id in execution_ids
         for wave in rows.waves.get(execution_id, ())
     )

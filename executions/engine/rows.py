@@ -25,8 +25,18 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from drsorch.drs.constants import JobStatus
-from executions.choices import EXECUTION_TERMINAL, JOB_OPEN, EventKind, JobType, LaunchPhase, LaunchStatus, WaveStatus
+from executions.choices import (
+    EXECUTION_TERMINAL,
+    JOB_OPEN,
+    WAVE_ACTION_PHASES,
+    EventKind,
+    JobType,
+    LaunchPhase,
+    LaunchStatus,
+    WaveStatus,
+)
 from executions.models import (
+    ActionRun,
     DrsJob,
     Execution,
     ExecutionEvent,
@@ -43,7 +53,8 @@ from .lease import renew_held_leases
 logger = logging.getLogger(__name__)
 
 ENGINE_ACTOR = "drsorch"
-WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.WAITING})
+# AFTER_ACTIONS: its actions act on the wave's launched servers, so those are loaded.
+WAVES_ON_THE_MOVE = frozenset({WaveStatus.LAUNCHING, WaveStatus.AFTER_ACTIONS, WaveStatus.WAITING})
 
 # The fields a tick may change, per model, in the order the rows are saved.
 SAVED_FIELDS: dict[type[Model], list[str]] = {
@@ -72,6 +83,17 @@ SAVED_FIELDS: dict[type[Model], list[str]] = {
         "log_read_at",
         "error",
     ],
+    ActionRun: [
+        "status",
+        "attempt",
+        "intent_at",
+        "external",
+        "started_at",
+        "finished_at",
+        "deadline_at",
+        "output",
+        "error",
+    ],
     Execution: [
         "status",
         "started_at",
@@ -83,7 +105,7 @@ SAVED_FIELDS: dict[type[Model], list[str]] = {
     ],
 }
 
-Row = ServerLaunch | WaveRun | DrsJob | Execution
+Row = ServerLaunch | WaveRun | DrsJob | ActionRun | Execution
 FOREIGN_KEYS = frozenset({"job", "cleanup_job"})  # saved fields compared by their id
 
 
@@ -303,6 +325,13 @@ class TickRows:
         # answer (unreachable, credentials, permissions), or a success; see settle_trouble().
         self.call_failures: dict[tuple[object, object], str] = {}
         self.call_successes: set[tuple[object, object]] = set()
+        # The actions of waves running them, by wave (one query, only when a wave is in an
+        # action phase: executions without actions never read the table); a wave entering
+        # one during the tick loads its own (wave_actions).
+        self.actions: dict[object, list[ActionRun]] = {}
+        acting = [w.pk for group in self.waves.values() for w in group if w.status in WAVE_ACTION_PHASES]
+        if acting:
+            self._add_actions(acting, ActionRun.objects.filter(wave_run_id__in=acting))
         self.remember(w for group in self.waves.values() for w in group)
         self.remember(self.jobs.values())
         self.remember(self.executions.values())
@@ -386,6 +415,42 @@ class TickRows:
             data={"from": old, "to": status},
         )
         return True
+
+    def set_action_status(self, action: ActionRun, status: str, message: str, **fields: Any) -> bool:
+        """Move `action` to `status` through its declared transitions, with a timeline event
+        (an ERROR event for a failure)."""
+        if action.status == status:
+            return False
+        action.check_transition(status)
+        old = action.status
+        action.status = status
+        for name, value in fields.items():
+            setattr(action, name, value)
+        self.touch(action)
+        wave = next((w for w in self.waves[action.execution_id] if w.pk == action.wave_run_id), None)
+        failed = status in ("FAILED", "TIMED_OUT")
+        self.event(
+            action.execution_id,
+            EventKind.ERROR if failed else EventKind.ENGINE,
+            message,
+            wave=wave,
+            data={"action": action.name, "kind": action.kind, "from": old, "to": status, "attempt": action.attempt},
+        )
+        return True
+
+    def wave_actions(self, wave: WaveRun) -> list[ActionRun]:
+        """The actions of `wave` (before ones first), loaded once per tick."""
+        if wave.pk not in self.actions:
+            self._add_actions([wave.pk], ActionRun.objects.filter(wave_run_id=wave.pk))
+        return self.actions[wave.pk]
+
+    def _add_actions(self, wave_ids: list[object], actions: Iterable[ActionRun]) -> None:
+        for wave_id in wave_ids:
+            self.actions[wave_id] = []
+        actions = list(actions)
+        for action in actions:
+            self.actions[action.wave_run_id].append(action)
+        self.remember(actions)
 
     def wave_of(self, job: DrsJob) -> WaveRun | None:
         """The wave run `job` launches servers of (None for a clean-up job)."""

@@ -1,24 +1,36 @@
 """The state machine of waves and executions.
 
 A wave starts when every wave it depends on ended SUCCEEDED or PARTIAL (a gate holds it in
-WAITING_APPROVAL), ends SUCCEEDED, PARTIAL or FAILED once its launches are settled, may
-WAIT before its dependents start, and at its deadline DRS is read once more before it is
-marked TIMED_OUT. An execution follows its waves. A pre-wave action belongs in `step_wave`,
-just before `start_wave`; something to do once a status changed belongs in a receiver of
-`executions.signals`, not here.
+WAITING_APPROVAL), runs its `before` actions (BEFORE_ACTIONS), launches (LAUNCHING), runs
+its `after` actions once its launches are settled and its outcome is not FAILED
+(AFTER_ACTIONS), may WAIT before its dependents start, and ends SUCCEEDED, PARTIAL or
+FAILED; at its launch deadline DRS is read once more before it is marked TIMED_OUT. A wave
+without actions skips both action phases (WaveRun.before_actions / after_actions are 0, and
+no ActionRun is read). A failed action with `on_failure: fail` fails the wave (actions.py).
+An execution follows its waves. Something to do once a status changed belongs in a receiver
+of `executions.signals`, not here.
 
-May import: jobs, rows (and models, choices). Never job_log, launching or ticks.
+May import: actions, jobs, lease, rows (and models, choices). Never job_log, launching or ticks.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from executions.choices import JOB_OPEN, WAVE_SATISFIES_DEPENDENTS, EventKind, ExecutionStatus, WaveStatus
+from executions.choices import (
+    JOB_OPEN,
+    WAVE_ACTION_PHASES,
+    WAVE_SATISFIES_DEPENDENTS,
+    EventKind,
+    ExecutionStatus,
+    WaveStatus,
+)
 from executions.models import Execution, ServerLaunch, WaveRun
+from plans.choices import ActionWhen
 
-from . import evidence
+from . import actions, evidence
 from .jobs import launch_failed, launch_settled, poll_jobs
+from .lease import LeaseLost
 from .rows import TickRows
 
 
@@ -41,7 +53,15 @@ def step_waves(rows: TickRows, execution: Execution) -> bool:
 
 
 def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
-    """Move one wave by one status if it can; True if it changed."""
+    """Move one wave by one status if it can; True if it changed. A wave with actions that
+    ends has its unfinished actions closed (skipped, or cancelled with the execution)."""
+    changed = _step_wave(rows, execution, wave)
+    if changed and wave.is_terminal and (wave.before_actions or wave.after_actions):
+        actions.close_actions(rows, wave)
+    return changed
+
+
+def _step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
     cancelling = execution.status == ExecutionStatus.CANCELLING
     by_index = {w.index: w for w in rows.waves[execution.pk]}
     if wave.status == WaveStatus.PENDING:
@@ -69,17 +89,76 @@ def step_wave(rows: TickRows, execution: Execution, wave: WaveRun) -> bool:
                     f"Gate of wave '{wave.name}' approved automatically (auto-approve).",
                     wave=wave,
                 )
-            return start_wave(rows, wave)
+            return begin_wave(rows, wave)
         return False
     if wave.status == WaveStatus.WAITING_APPROVAL:
         if cancelling:
             return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
         return False
+    if wave.status in WAVE_ACTION_PHASES:
+        return step_action_phase(rows, execution, wave, cancelling)
     if wave.status == WaveStatus.LAUNCHING:
         return step_launching_wave(rows, execution, wave, cancelling)
     if wave.status == WaveStatus.WAITING and (cancelling or (wave.wait_until and rows.now >= wave.wait_until)):
         return rows.set_status(wave, wave_outcome(rows, execution, wave), finished_at=rows.now)
     return False
+
+
+def begin_wave(rows: TickRows, wave: WaveRun) -> bool:
+    """Start `wave`: its `before` actions first when it has any, else its launch."""
+    if wave.before_actions:
+        return rows.set_status(
+            wave,
+            WaveStatus.BEFORE_ACTIONS,
+            f"Wave {wave.number} '{wave.name}' runs its {wave.before_actions} action(s) before launch.",
+            started_at=wave.started_at or rows.now,
+        )
+    return start_wave(rows, wave)
+
+
+def step_action_phase(rows: TickRows, execution: Execution, wave: WaveRun, cancelling: bool) -> bool:
+    """Move the actions of a wave in BEFORE_ACTIONS or AFTER_ACTIONS, and the wave once they
+    all ended: on to its launch (before) or its end (after), or FAILED by a failed action."""
+    if cancelling:
+        actions.cancel_phase(rows, wave)
+        return rows.set_status(wave, WaveStatus.CANCELLED, finished_at=rows.now)
+    before = wave.status == WaveStatus.BEFORE_ACTIONS
+    if execution.pk in rows.lost:
+        return False
+    try:
+        changed, phase, failure = actions.step_phase(
+            rows, execution, wave, ActionWhen.BEFORE if before else ActionWhen.AFTER
+        )
+    except LeaseLost:
+        # Renewed before each outside call: another worker holds the execution now.
+        rows.lost.add(execution.pk)
+        return False
+    if phase == actions.Phase.RUNNING:
+        return changed
+    if phase == actions.Phase.FAILED:
+        return rows.set_status(
+            wave,
+            WaveStatus.FAILED,
+            f"Wave {wave.number} '{wave.name}' failed: {failure}"
+            + (" before launch; its servers were not launched." if before else "."),
+            finished_at=rows.now,
+        )
+    if before:
+        return start_wave(rows, wave)
+    return end_wave(rows, execution, wave, wave_outcome(rows, execution, wave), finished_at=rows.now)
+
+
+def end_wave(rows: TickRows, execution: Execution, wave: WaveRun, outcome: str, *, finished_at) -> bool:
+    """End a wave whose launches (and after actions) are done, or start its wait first."""
+    if outcome != WaveStatus.FAILED and wave.wait_after_minutes:
+        return rows.set_status(
+            wave,
+            WaveStatus.WAITING,
+            f"Wave {wave.number} '{wave.name}' is done; waiting {wave.wait_after_minutes} min before "
+            "its dependents.",
+            wait_until=rows.now + timedelta(minutes=wave.wait_after_minutes),
+        )
+    return rows.set_status(wave, outcome, finished_at=finished_at)
 
 
 def start_wave(rows: TickRows, wave: WaveRun) -> bool:
@@ -111,6 +190,13 @@ def step_launching_wave(rows: TickRows, execution: Execution, wave: WaveRun, can
     launches = rows.wave_launches(execution, wave)
     if launches and all(launch_settled(rows, execution, launch) for launch in launches):
         outcome = wave_outcome(rows, execution, wave)
+        if outcome != WaveStatus.FAILED and wave.after_actions and not cancelling:
+            return rows.set_status(
+                wave,
+                WaveStatus.AFTER_ACTIONS,
+                f"Wave {wave.number} '{wave.name}' launched; running its {wave.after_actions} action(s) "
+                "before its dependents.",
+            )
         if outcome != WaveStatus.FAILED and wave.wait_after_minutes and not cancelling:
             return rows.set_status(
                 wave,
@@ -160,7 +246,7 @@ def step_execution_status(rows: TickRows, execution: Execution) -> None:
         if execution.status == ExecutionStatus.CANCELLING:
             return
         waiting = any(w.status == WaveStatus.WAITING_APPROVAL for w in waves)
-        moving = any(w.status in (WaveStatus.LAUNCHING, WaveStatus.WAITING) for w in waves)
+        moving = any(w.status in (WaveStatus.LAUNCHING, WaveStatus.WAITING, *WAVE_ACTION_PHASES) for w in waves)
         wanted = ExecutionStatus.WAITING_APPROVAL if waiting and not moving else ExecutionStatus.RUNNING
         rows.set_status(execution, wanted)
         return

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from executions.choices import EXECUTION_CAN_MEET_TARGETS, EventKind, LaunchStatus
-from executions.models import Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
+from executions.models import ActionRun, Execution, ExecutionEvent, LaunchAttempt, ServerLaunch, WaveRun
 
 REPORT_LAUNCH_FIELDS = [
     "execution_id",
@@ -84,6 +84,7 @@ class WaveEvidence:
 
     run: WaveRun
     servers: list[ServerEvidence] = field(default_factory=list)
+    actions: list[ActionRun] = field(default_factory=list)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -121,6 +122,10 @@ class ExecutionReport:
     @property
     def failed(self) -> int:
         return sum(wave.failed for wave in self.waves)
+
+    @property
+    def has_actions(self) -> bool:
+        return any(wave.actions for wave in self.waves)
 
     @property
     def failed_attempts(self) -> list[tuple[ServerEvidence, LaunchAttempt]]:
@@ -200,6 +205,10 @@ def execution_report(*, execution_id: Any, event_log: bool = True) -> ExecutionR
         )
         wave.servers.append(evidence)
         servers.append(evidence)
+    # Only an execution whose waves have actions reads them (the report's query count stays).
+    if any(run.before_actions or run.after_actions for run in runs):
+        for action in ActionRun.objects.filter(execution=execution):
+            waves[action.wave_run_id].actions.append(action)
     return ExecutionReport(
         execution=execution,
         frozen_plan=execution.plan_snapshot or {},

@@ -285,6 +285,34 @@ def _waves(pdf: ReportPdf, report: ExecutionReport) -> None:
         (7, 32, 22, 18, 18, 22, 38, 29),
         rows,
     )
+    actions = [(wave.run, action) for wave in report.waves for action in wave.actions]
+    if actions:
+        pdf.heading("Wave actions")
+        pdf.grid(
+            ("#", "Action", "Kind", "When", "Status", "Started", "Ended", "Outcome"),
+            (7, 32, 22, 14, 20, 16, 16, 59),
+            [
+                (
+                    str(run.number),
+                    action.name,
+                    action.kind,
+                    action.when,
+                    action.get_status_display() + (f" (attempt {action.attempt})" if action.attempt > 1 else ""),
+                    utc(action.started_at, date=False),
+                    utc(action.finished_at, date=False),
+                    action_outcome(action),
+                )
+                for run, action in actions
+            ],
+        )
+
+
+def action_outcome(action) -> str:
+    """One line of what an action came to: who completed it, its error, or its output."""
+    if action.completed_by_username:
+        return f"completed by {action.completed_by_username}: {action.comment}"
+    text = action.error or action.output or ""
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def _servers(pdf: ReportPdf, report: ExecutionReport) -> None:

@@ -46,7 +46,8 @@ def _ticks(span_seconds):
 @register.simple_tag
 def launch_timeline(execution, waves, now):
     """Gantt-style SVG: one row per server grouped by wave, a bar from the wave start (or
-    the server's DRS job request) to its launch, or to now while it is still on its way.
+    the server's DRS job request) to its launch, or to now while it is still on its way; then
+    one row per wave action (`wave.actions_shown`), from its start to its end.
 
     Built with plain string formatting and escape(): at 1,000 servers format_html per row
     costs more than the rest of the page."""
@@ -58,7 +59,7 @@ def launch_timeline(execution, waves, now):
                 end = launch.launched_at
     span = max((end - origin).total_seconds(), 60.0)
     scale = CHART_W / span
-    rows = sum(1 + len(wave.launches) for wave in waves)
+    rows = sum(1 + len(wave.launches) + len(getattr(wave, "actions_shown", ())) for wave in waves)
     height = AXIS_H + rows * ROW_H + len(waves) * (HEAD_H - ROW_H) + 6
     width = LABEL_W + CHART_W + 20
     parts = [
@@ -98,6 +99,21 @@ def launch_timeline(execution, waves, now):
                     f'<rect class="bar tone-{tone(launch.status)}" x="{x}" y="{y + 2}" width="{bar}" '
                     f'height="{ROW_H - 4}" rx="2"><title>{escape(name)}: {escape(launch.get_status_display())} '
                     f"{duration(seconds)}</title></rect>"
+                )
+            y += ROW_H
+        # The wave's actions (runbook steps), before ones first, each from its start to its end.
+        for run in getattr(wave, "actions_shown", ()):
+            label = f"{escape(run.when)}: {escape(run.name[:14])}"
+            parts.append(f'<text class="label action" x="12" y="{y + 11}">{label}</text>')
+            if run.started_at:
+                stop = run.finished_at or now
+                seconds = (stop - run.started_at).total_seconds()
+                x = round(LABEL_W + max(0.0, (run.started_at - origin).total_seconds()) * scale, 1)
+                bar = round(max(2.0, seconds * scale), 1)
+                parts.append(
+                    f'<rect class="bar action tone-{tone(run.status)}" x="{x}" y="{y + 2}" width="{bar}" '
+                    f'height="{ROW_H - 4}" rx="2"><title>{escape(run.name)} ({escape(run.kind)}): '
+                    f"{escape(run.get_status_display())} {duration(seconds)}</title></rect>"
                 )
             y += ROW_H
     parts.append("</svg>")

@@ -33,7 +33,7 @@ EXECUTION_KEYS = {
     "waves",
 }
 PLAN_KEYS = {"id", "name"}
-WAVE_KEYS = {"index", "number", "name", "status", "depends_on", "started_at", "finished_at", "servers"}
+WAVE_KEYS = {"index", "number", "name", "status", "depends_on", "started_at", "finished_at", "servers", "actions"}
 SERVER_KEYS = {
     "source_server_id",
     "hostname",

@@ -1,4 +1,4 @@
-"""`manage.py execution list|show|watch|approve|cancel|retry|cleanup`: executions from the shell."""
+"""`manage.py execution list|show|watch|approve|complete|cancel|retry|cleanup`: executions from the shell."""
 
 import sys
 
@@ -9,8 +9,15 @@ from django.utils import timezone
 from executions import cli
 from executions.api.serializers import ExecutionSerializer
 from executions.exceptions import ExecutionError
+from executions.models import ActionRun
 from executions.selectors import executions_for_json
-from executions.services import execution_approve, execution_cancel, execution_cleanup, execution_retry
+from executions.services import (
+    execution_action_complete,
+    execution_approve,
+    execution_cancel,
+    execution_cleanup,
+    execution_retry,
+)
 
 ACTIONS = {
     "approve": (execution_approve, "Approved the waiting wave"),
@@ -58,6 +65,12 @@ class Command(BaseCommand):
         cli.add_comment_argument(
             approve, help_text="Why the gate is approved, for the audit log; required for a RECOVERY."
         )
+        complete = commands.add_parser(
+            "complete", help="Complete a manual wave action that waits for an Operator; the wave moves on."
+        )
+        complete.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
+        complete.add_argument("action", metavar="ACTION_NAME", help="The manual action's name (quote it).")
+        cli.add_comment_argument(complete, help_text="What was done and checked, for the audit log (required).")
         cancel = commands.add_parser("cancel", help="Stop launching anything new; the execution ends CANCELLED.")
         cancel.add_argument("id", help="Execution id or a unique prefix (8+ characters).")
         cli.add_comment_argument(cancel, help_text="Why it is cancelled, for the audit log; required for a RECOVERY.")
@@ -119,6 +132,9 @@ class Command(BaseCommand):
         for launch in execution.server_launches.all():
             launches.setdefault(launch.wave_run_id, []).append(launch)
         waves = list(execution.wave_runs.all())
+        actions = {}
+        for run in ActionRun.objects.filter(execution=execution):
+            actions.setdefault(run.wave_run_id, []).append(run)
         for wave, line in zip(waves, cli.wave_lines(execution), strict=True):
             lines.append(line)
             for launch in launches.get(wave.pk, []):
@@ -135,6 +151,11 @@ class Command(BaseCommand):
                 lines.append(f"       {launch.hostname or launch.source_server_id:<20} {launch.status:<12} {detail}")
                 if launch.error:
                     lines.append(f"         error: {launch.error}")
+            for run in actions.get(wave.pk, []):
+                done_by = f" by {run.completed_by_username}: {run.comment}" if run.completed_by_username else ""
+                lines.append(f"       {run.when} action {run.name!r:<20} {run.status:<12} {run.kind}{done_by}")
+                if run.error:
+                    lines.append(f"         error: {run.error}")
         self.stdout.write("\n".join(lines))
         return 0
 
@@ -145,6 +166,31 @@ class Command(BaseCommand):
         )
 
     # --- acting ----------------------------------------------------------------------------
+
+    def _complete(self, options):
+        execution = cli.resolve_execution(options["id"])
+        try:
+            action = execution_action_complete(
+                execution=execution, name=options["action"], user=None, comment=options["comment"] or ""
+            )
+        except ActionRun.DoesNotExist:
+            names = ", ".join(execution.action_runs.values_list("name", flat=True)) or "none"
+            raise cli.bad_input(
+                f"Execution {execution.pk} has no action named {options['action']!r} (actions: {names})."
+            )
+        except ExecutionError as exc:
+            raise cli.bad_input(exc.message)
+        except ValidationError as exc:
+            raise cli.bad_input(
+                f"--comment: {' '.join(exc.messages)}"
+                if "comment" in getattr(exc, "error_dict", {})
+                else " ".join(exc.messages)
+            )
+        self.stdout.write(
+            f"Completed manual action '{action.name}' of execution {execution.pk}; the wave moves on.\n"
+            f"Follow it (and drive it without a worker) with:\n  manage.py execution watch {execution.pk}"
+        )
+        return 0
 
     def _act(self, subcommand, options):
         execution = cli.resolve_execution(options["id"])
