@@ -53,9 +53,11 @@ def test_a_planner_edits_wave_actions_with_htmx(page, live_server):
 def edit_wave_actions(page):
     from django.contrib.auth.models import Group, User
 
+    from drsorch.roles import roles_sync
     from plans.demo import sandbox_seed
     from plans.models import RecoveryPlan, WaveAction
 
+    roles_sync()  # an earlier transactional test may have flushed the migration's role groups
     sandbox_seed(servers=3, with_actions=True)
     planner = User.objects.create_user("planner-e2e", password="pw-e2e-123")
     planner.groups.add(Group.objects.get(name="Planner"))
