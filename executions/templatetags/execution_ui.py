@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from drsorch.drs.constants import LaunchActionRunStatus
 from drsorch.templatetags.drsorch_ui import duration, tone
 from executions.filtersets import is_person_event
 from executions.reports import evidence
@@ -127,10 +128,19 @@ def server_rows(launches):
     for s in launches:
         optional = "" if s.critical else ' <span class="small muted">optional</span>'
         launched = timezone.localtime(s.launched_at).strftime("%H:%M:%S") if s.launched_at else "—"
+        # DRS's own post-launch actions (launch actions on the source server): the layer below
+        # the plan's wave actions, shown so a team sees both.
+        post_launch = ""
+        if s.post_launch_status:
+            label = LaunchActionRunStatus(s.post_launch_status).label
+            post_launch = (
+                f'<br><span class="small muted">DRS post-launch actions:</span> '
+                f'<span class="badge tone-{tone(s.post_launch_status)}">{escape(label)}</span>'
+            )
         rows.append(
             f"<tr><td>{s.wave.number}</td><td>{escape(s.hostname or s.source_server_id)}{optional}<br>"
             f'<span class="mono small muted">{escape(s.source_server_id)}</span></td>'
-            f"<td>{escape(s.get_phase_display())}</td>"
+            f"<td>{escape(s.get_phase_display())}{post_launch}</td>"
             f'<td><span class="badge tone-{tone(s.status)}">{escape(s.get_status_display())}</span></td>'
             f'<td class="mono">{escape(s.recovery_instance_id or "—")}</td><td>{launched}</td>'
             f'<td class="text-bad small">{escape(s.error)}</td></tr>'

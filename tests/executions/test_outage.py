@@ -311,3 +311,15 @@ def test_a_drill_records_failed_post_launch_actions_but_succeeds(clock, drive, m
     assert ExecutionEvent.objects.filter(
         execution=execution, kind=EventKind.ENGINE, message__contains="Start application service"
     ).exists()
+
+
+def test_the_execution_page_shows_drs_post_launch_actions_beside_the_phase(clock, drive, make_plan, client, make_user):
+    plan = make_plan("Both layers", [("App", ["app-01"], {})], server_options={"app-01": {"post_launch_actions": True}})
+    sandbox_configure(fail_post_launch=["app-01"])
+    execution = drive(execution_start(plan=plan, mode="RECOVERY", requested_by=None))
+    client.force_login(make_user("viewer", role="Viewer"))
+    body = client.get(execution.get_absolute_url()).content.decode()
+    table = body[body.index('<table class="servers">'):]
+    row = table[table.index("<tbody>"):].split("</tr>")[0]
+    assert "app-01" in row and "DRS post-launch actions:" in row
+    assert '<span class="badge tone-bad">Failed</span>' in row
