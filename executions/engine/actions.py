@@ -31,7 +31,9 @@ reconciles instead of calling blindly again:
 
 Outside calls run outside any transaction (the tick's save is the only one), after the lease
 was renewed: an automation's per-instance calls at once in the bounded pool
-(drsorch.drs.concurrency: boto3 only, no ORM there), the rest in the tick's thread.
+(drsorch.drs.concurrency: boto3 only, no ORM there), a webhook's POST in a small pool of its
+own that the tick waits for at most WEBHOOK_WAIT_IN_TICK_SECONDS (a receiver that is down
+must not hold every other execution for its timeout), the rest in the tick's thread.
 
 May import: rows, lease (and models, choices, drsorch). Never waves, launching or ticks.
 """
@@ -40,8 +42,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,7 +56,7 @@ from django.utils.dateparse import parse_datetime
 from drsorch.aws import client_for
 from drsorch.drs import errors as drs_errors
 from drsorch.drs.concurrency import per_target
-from drsorch.webhooks import sending
+from drsorch.webhooks import Sent, sending
 from executions.choices import ACTION_FAILED, ActionStatus, EventKind, LaunchStatus
 from executions.models import ActionRun, Execution, WaveRun
 
@@ -67,6 +71,13 @@ WEBHOOK_FIRST_BACKOFF_SECONDS = 10
 SEND_COMMAND_MAX_INSTANCES = 50
 STATUS_MAX_INSTANCES = 100
 WEBHOOK_MAX_BACKOFF_SECONDS = 300
+# A webhook POST may wait its whole timeout (drsorch.webhooks.sending, 10 s a socket step) on
+# a receiver that is down, which in an outage is as likely as not. It runs in a background
+# thread, and the tick waits for it only this long before it moves on to its other executions;
+# a later tick of this process records the answer. A tick of another process (the lease moved,
+# this one died) finds no POST in flight and sends again with the same delivery id.
+WEBHOOK_WAIT_IN_TICK_SECONDS = 1.0
+WEBHOOK_THREADS = 8
 TOKEN_NAMESPACE = uuid.UUID("5b0d7d0e-8a0c-4c36-9f47-7a7d1f0ad0a1")
 # SSM's automation statuses (botocore's AutomationExecutionStatus) and command invocation statuses.
 AUTOMATION_SUCCEEDED = frozenset({"Success", "CompletedWithSuccess"})
@@ -395,18 +406,63 @@ def execution_json(rows: TickRows, execution: Execution) -> bytes:
     return sending.encode(data)
 
 
+class _WebhooksInFlight:
+    """The webhook POSTs this process has under way, by (action run, its attempt, the POST's
+    number), in a small pool of their own: sending.post touches no database, so a pool thread
+    may run it. Made on first use, in the process that uses it (django-q2 forks its workers)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[tuple, Future] = {}
+
+    def get(self, key: tuple) -> Future | None:
+        with self._lock:
+            return self._futures.get(key)
+
+    def start(self, key: tuple, call) -> Future:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=WEBHOOK_THREADS, thread_name_prefix="drsorch-webhook")
+            future = self._futures[key] = self._pool.submit(call)
+        return future
+
+    def forget(self, key: tuple) -> None:
+        with self._lock:
+            self._futures.pop(key, None)
+
+
+webhooks_in_flight = _WebhooksInFlight()
+
+
 def _follow_webhook(rows: TickRows, execution: Execution, wave: WaveRun, action: ActionRun, *, fresh: bool) -> bool:
-    due = parse_datetime(action.external.get("next_try_at") or "") if action.external.get("next_try_at") else None
-    if due is not None and rows.now < due:
-        return False
     attempts = int(action.external.get("attempts", 0)) + 1
-    _ensure_lease(rows, execution)
-    sent = sending.post(
-        url=action.config.get("url", ""),
-        body=execution_json(rows, execution),
-        secret=action.config.get("secret", ""),
-        delivery_id=action.external["delivery_id"],
-    )
+    key = (action.pk, action.attempt, attempts)
+    future = webhooks_in_flight.get(key)
+    if future is None:
+        due = parse_datetime(action.external.get("next_try_at") or "") if action.external.get("next_try_at") else None
+        if due is not None and rows.now < due:
+            return False
+        _ensure_lease(rows, execution)
+        future = webhooks_in_flight.start(
+            key,
+            functools.partial(
+                sending.post,
+                url=action.config.get("url", ""),
+                body=execution_json(rows, execution),
+                secret=action.config.get("secret", ""),
+                delivery_id=action.external["delivery_id"],
+            ),
+        )
+        wait([future], timeout=WEBHOOK_WAIT_IN_TICK_SECONDS)
+    if not future.done():
+        return False  # a slow receiver: the other executions' ticks go on meanwhile
+    webhooks_in_flight.forget(key)
+    try:
+        sent = future.result()
+    except Exception as exc:  # a bug in the sender must not stop the tick
+        logger.exception("Webhook action %s: the POST raised", action.name)
+        sent = Sent(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
     backoff = min(WEBHOOK_FIRST_BACKOFF_SECONDS * 2 ** (attempts - 1), WEBHOOK_MAX_BACKOFF_SECONDS)
     _recorded(
         rows,

@@ -51,6 +51,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
+    # When set, each POST is received and then held until the event is set: a slow receiver.
+    gate: threading.Event | None = None
 
 
 @pytest.fixture
@@ -64,6 +66,8 @@ def receiver(settings):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             state = holder["state"]
             state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+            if state.gate is not None:
+                state.gate.wait(timeout=30)
             status = state.statuses.pop(0) if state.statuses else state.default_status
             self.send_response(status)
             self.send_header("Content-Length", "2")
@@ -510,3 +514,30 @@ def test_watch_hints_how_to_complete_and_show_lists_the_actions(clock, drive, ma
     shown = StringIO()
     call_command("execution", "show", str(execution.pk), stdout=shown)
     assert "after action 'Check the database'" in shown.getvalue() and "WAITING" in shown.getvalue()
+
+
+def test_a_slow_webhook_receiver_holds_no_tick_and_its_answer_is_recorded_by_a_later_one(
+    clock, drive, make_plan, receiver, monkeypatch
+):
+    monkeypatch.setattr(engine_actions, "WEBHOOK_WAIT_IN_TICK_SECONDS", 0.05)
+    receiver.gate = threading.Event()
+    plan = two_waves(make_plan, [webhook(receiver.url)])
+    execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
+    execution = drive(execution, until=lambda e: action(e, "Tell the change board").status == ActionStatus.RUNNING)
+    run = action(execution, "Tell the change board")
+    in_flight = engine_actions.webhooks_in_flight.get((run.pk, run.attempt, 1))
+    # The tick came back while the receiver still held the POST (had it waited, it would
+    # have waited for the receiver, which answers only once the gate opens below).
+    assert in_flight is not None and not in_flight.done()
+    execution = tick(execution)
+    assert len(receiver.received) == 1  # still in flight: not sent again
+    assert action(execution, "Tell the change board").external.get("attempts", 0) == 0
+
+    receiver.gate.set()
+    in_flight.result(timeout=10)  # the receiver's answer has reached the POST's thread
+    execution = tick(execution)
+    run = action(execution, "Tell the change board")
+    assert run.status == ActionStatus.SUCCEEDED and run.external["attempts"] == 1
+    assert engine_actions.webhooks_in_flight.get((run.pk, run.attempt, 1)) is None
+    execution = drive(execution)
+    assert execution.status == "SUCCEEDED" and len(receiver.received) == 1
