@@ -74,6 +74,7 @@ LAUNCH_FIELDS = [
     "status",
     "phase",
     "recovery_instance_id",
+    "post_launch_status",
     "launched_at",
     "error",
     "job__job_id",
