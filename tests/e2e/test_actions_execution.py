@@ -5,70 +5,18 @@ passes; the manual "Confirm the app" after the Web wave waits for an Operator, w
 it on its confirmation page with a comment; the drill then succeeds. Screenshots go to
 $ARTIFACTS (default artifacts/): actions-run-*.png."""
 
-import os
-import threading
-from pathlib import Path
 
 import pytest
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from .support import shot as save_shot
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(os.environ.get("ARTIFACTS", "artifacts"))
 PLAN = "Demo 3-tier application"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])]
 
 
-@pytest.fixture
-def page(live_server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make test-e2e installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        yield page
-        context.close()
-        browser.close()
-
-
-@pytest.fixture
-def engine_driver():
-    """Tick the engine every 0.5 s in a background thread until stopped, as the worker would."""
-    from django.db import connections
-
-    from executions import engine
-    from executions.tasks import launch_budget_seconds
-
-    stop = threading.Event()
-    errors = []
-
-    def run():
-        try:
-            while not stop.is_set():
-                engine.tick(launch_budget_seconds=launch_budget_seconds())
-                stop.wait(0.5)
-        except Exception as exc:  # surfaced by the test, not lost in the thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name="engine-driver", daemon=True)
-    thread.start()
-    yield errors
-    stop.set()
-    thread.join(timeout=10)
-
-
 def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"actions-run-{name}.png"), full_page=True)
+    save_shot(page, f"actions-run-{name}")
 
 
 def test_an_operator_watches_the_actions_run_and_completes_the_manual_one(page, live_server, engine_driver):
@@ -90,6 +38,7 @@ def watch_and_complete(page, engine_driver):
     from plans.demo import sandbox_seed
     from plans.models import RecoveryPlan
 
+    page.set_default_timeout(60_000)  # a whole drill runs while the page waits
     roles_sync()  # an earlier transactional test may have flushed the migration's role groups
     sandbox_seed(servers=3, with_actions=True)
     sandbox_configure(launch_seconds=4)

@@ -4,41 +4,18 @@ out of band), switches a row's kind (its settings swap), removes one, saves, see
 error next to the field and in the summary, fixes it, and finds the actions on the plan page
 and in its diagram. Screenshots go to $ARTIFACTS (default artifacts/): actions-*.png."""
 
-import os
-from pathlib import Path
 
 import pytest
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from .support import shot as save_shot
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(os.environ.get("ARTIFACTS", "artifacts"))
 PLAN = "Demo 3-tier application"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])]
 
 
-@pytest.fixture
-def page(live_server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make test-e2e installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        context.close()
-        browser.close()
-
-
 def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"actions-{name}.png"), full_page=True)
+    save_shot(page, f"actions-{name}")
 
 
 def test_a_planner_edits_wave_actions_with_htmx(page, live_server):

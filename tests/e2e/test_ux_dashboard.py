@@ -5,85 +5,13 @@ meanwhile, as the django-q2 worker would. Screenshots go to $ARTIFACTS (default 
 ux-01-failed-over*.png, ux-02-drills-left-running*.png, ux-10-targets*.png.
 """
 
-import os
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls made from the
-# test itself are still synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("ARTIFACTS", "artifacts"))
+from .support import shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])]
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make test-e2e installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def engine_driver():
-    """Tick the engine every 0.5 s in a background thread until stopped."""
-    from django.db import connections
-
-    from executions import engine
-    from executions.tasks import launch_budget_seconds
-
-    stop = threading.Event()
-    errors = []
-
-    def run():
-        try:
-            while not stop.is_set():
-                engine.tick(launch_budget_seconds=launch_budget_seconds())
-                stop.wait(0.5)
-        except Exception as exc:  # surfaced by the test below, not lost in the thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name="engine-driver", daemon=True)
-    thread.start()
-    yield errors
-    stop.set()
-    thread.join(timeout=10)
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_failed_over_drills_left_running_and_targets(page, live_server, engine_driver):
