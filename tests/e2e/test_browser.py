@@ -40,9 +40,11 @@ def test_drill_from_plan_to_clean_up(page, live_server, engine_driver):
 def drill_from_plan_to_clean_up(page, engine_driver):
     from django.contrib.auth.models import Group, User
 
+    from drsorch.roles import roles_sync
     from drsorch.sandbox.services import sandbox_configure
     from plans.demo import sandbox_seed
 
+    roles_sync()  # an earlier transactional test may have flushed the migration's role groups
     sandbox_configure(launch_seconds=2)
     sandbox_seed(servers=6)
     operator = User.objects.create_user("dr-lead", password="pw-e2e-123")
