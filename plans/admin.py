@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
@@ -22,20 +25,33 @@ from .models import (
 )
 
 
+@dataclass(frozen=True)
+class DeleteServices:
+    """The services that check and carry out the delete of an admin's model, and the keyword
+    they take the object by (plans.services.plan_delete_check(plan=...))."""
+
+    check: Callable[..., None]
+    delete: Callable[..., None]
+    keyword: str
+
+
 class ServiceDeleteAdminMixin:
     """Deletes through the delete service the pages and the API call, never past it.
 
-    `delete_check(obj)` raises ValidationError when the service would refuse, `delete_service(obj)`
-    deletes. The single delete is refused before its confirmation page, the bulk "delete
-    selected" action before its own when any selected object is refused: each refusal is
-    reported by name and nothing is deleted.
+    Each admin names its model's services in `delete_services`. `delete_check(obj)` raises
+    ValidationError when the service would refuse, `delete_service(obj)` deletes. The single
+    delete is refused before its confirmation page, the bulk "delete selected" action before
+    its own when any selected object is refused: each refusal is reported by name and nothing
+    is deleted.
     """
 
+    delete_services: DeleteServices
+
     def delete_check(self, obj):
-        raise NotImplementedError
+        self.delete_services.check(**{self.delete_services.keyword: obj})
 
     def delete_service(self, obj):
-        raise NotImplementedError
+        self.delete_services.delete(**{self.delete_services.keyword: obj})
 
     def delete_model(self, request, obj):
         self.delete_service(obj)
@@ -101,11 +117,9 @@ class TargetAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     def server_count(self, obj):
         return obj.source_servers.count()
 
-    def delete_check(self, obj):
-        services.target_delete_check(target=obj)
-
-    def delete_service(self, obj):
-        services.target_delete(target=obj)
+    delete_services = DeleteServices(
+        check=services.target_delete_check, delete=services.target_delete, keyword="target"
+    )
 
     def get_deleted_objects(self, objs, request):
         # The target's synced inventory goes with it although servers are never deleted alone.
@@ -172,11 +186,9 @@ class ProtectionGroupAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     def explicit_count(self, obj):
         return obj.memberships.count()
 
-    def delete_check(self, obj):
-        services.protection_group_delete_check(group=obj)
-
-    def delete_service(self, obj):
-        services.protection_group_delete(group=obj)
+    delete_services = DeleteServices(
+        check=services.protection_group_delete_check, delete=services.protection_group_delete, keyword="group"
+    )
 
     def save_related(self, request, form, formsets, change):
         """Save the inline memberships, then save the group again through protection_group_save,
@@ -272,11 +284,9 @@ class RecoveryPlanAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     def wave_count(self, obj):
         return obj.waves.count()
 
-    def delete_check(self, obj):
-        services.plan_delete_check(plan=obj)
-
-    def delete_service(self, obj):
-        services.plan_delete(plan=obj)
+    delete_services = DeleteServices(
+        check=services.plan_delete_check, delete=services.plan_delete, keyword="plan"
+    )
 
     def save_related(self, request, form, formsets, change):
         """Save the inline waves and actions, then hold the plan to the same rules as the pages and
