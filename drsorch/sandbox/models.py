@@ -290,7 +290,7 @@ class SandboxSnsMessage(models.Model):
 
 class SandboxAutomationExecution(models.Model):
     """An SSM Automation execution (StartAutomationExecution), with the moments it starts and
-    ends; its status is derived from them, the stop request and the current time (ssm.py)."""
+    ends; its status is derived from them, the stop request and the current time (drsorch/sandbox/ssm/)."""
 
     execution_id = models.CharField(max_length=36, unique=True)
     account_id = models.CharField(max_length=12)
