@@ -101,7 +101,7 @@ WAVE_SATISFIES_DEPENDENTS = frozenset({WaveStatus.SUCCEEDED, WaveStatus.PARTIAL}
 # Waves a retry re-opens: their failed servers go again, and skipped waves get their chance.
 WAVE_RETRYABLE = frozenset({WaveStatus.FAILED, WaveStatus.TIMED_OUT, WaveStatus.PARTIAL, WaveStatus.SKIPPED})
 
-# A wave running its actions (engine/actions.py): it is on the move, and its dependents wait.
+# A wave running its actions (engine/actions/): it is on the move, and its dependents wait.
 WAVE_ACTION_PHASES = frozenset({WaveStatus.BEFORE_ACTIONS, WaveStatus.AFTER_ACTIONS})
 
 WAVE_TRANSITIONS = {

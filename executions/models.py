@@ -340,7 +340,7 @@ class ActionRun(StatusMixin, models.Model):
     made only after `intent_at` was committed by a conditional UPDATE; the ids it got are
     recorded after. A crash in between leaves `intent_at` without ids, which the next tick
     reconciles (same ClientToken, the command found by its comment, the same delivery id)
-    instead of calling blindly again (engine/actions.py)."""
+    instead of calling blindly again (engine/actions/)."""
 
     TRANSITIONS = ACTION_TRANSITIONS
     MAX_OUTPUT = 4000

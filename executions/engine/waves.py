@@ -6,7 +6,7 @@ its `after` actions once its launches are settled and its outcome is not FAILED
 (AFTER_ACTIONS), may WAIT before its dependents start, and ends SUCCEEDED, PARTIAL or
 FAILED; at its launch deadline DRS is read once more before it is marked TIMED_OUT. A wave
 without actions skips both action phases (WaveRun.before_actions / after_actions are 0, and
-no ActionRun is read). A failed action with `on_failure: fail` fails the wave (actions.py).
+no ActionRun is read). A failed action with `on_failure: fail` fails the wave (engine/actions/).
 An execution follows its waves. Something to do once a status changed belongs in a receiver
 of `executions.signals`, not here.
 

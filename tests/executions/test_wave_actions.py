@@ -22,6 +22,8 @@ from rest_framework.test import APIClient
 from executions import engine
 from executions.choices import ActionStatus, EventKind, WaveStatus
 from executions.engine import actions as engine_actions
+from executions.engine.actions import records as action_records
+from executions.engine.actions import webhook as action_webhook
 from executions.exceptions import ExecutionConflict
 from executions.models import ActionRun, ExecutionEvent
 from executions.services import execution_action_complete, execution_cancel, execution_retry, execution_start
@@ -261,7 +263,7 @@ def test_a_crash_between_the_post_and_its_record_resends_with_the_same_delivery_
     """At least once, never a new delivery: the receiver deduplicates by X-Drsorch-Delivery."""
     plan = two_waves(make_plan, [webhook(receiver.url, when="before")])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)
-    real = engine_actions._recorded
+    real = action_records._recorded
     crashed = []
 
     def crash_once(*args, **kwargs):
@@ -270,7 +272,7 @@ def test_a_crash_between_the_post_and_its_record_resends_with_the_same_delivery_
             raise Crash()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine_actions, "_recorded", crash_once)
+    monkeypatch.setattr(action_records, "_recorded", crash_once)
     with pytest.raises(Crash):
         tick(execution)
     run = action(execution, "Tell the change board")
@@ -519,7 +521,7 @@ def test_watch_hints_how_to_complete_and_show_lists_the_actions(clock, drive, ma
 def test_a_slow_webhook_receiver_holds_no_tick_and_its_answer_is_recorded_by_a_later_one(
     clock, drive, make_plan, receiver, monkeypatch
 ):
-    monkeypatch.setattr(engine_actions, "WEBHOOK_WAIT_IN_TICK_SECONDS", 0.05)
+    monkeypatch.setattr(action_webhook, "WEBHOOK_WAIT_IN_TICK_SECONDS", 0.05)
     receiver.gate = threading.Event()
     plan = two_waves(make_plan, [webhook(receiver.url)])
     execution = execution_start(plan=plan, mode="DRILL", requested_by=None)

@@ -9,6 +9,9 @@ from drsorch.sandbox.services import sandbox_configure
 from executions import engine
 from executions.choices import ActionStatus, WaveStatus
 from executions.engine import actions as engine_actions
+from executions.engine.actions import command as action_command
+from executions.engine.actions import health as action_health
+from executions.engine.actions import records as action_records
 from executions.models import ActionRun
 from executions.services import execution_cancel, execution_start
 from executions.tasks import launch_budget_seconds
@@ -162,7 +165,7 @@ def test_cancel_cancels_a_running_command(clock, drive, make_plan):
 
 
 def crash_on_first_record(monkeypatch):
-    real = engine_actions._recorded
+    real = action_records._recorded
     crashed = []
 
     def crash_once(*args, **kwargs):
@@ -171,7 +174,7 @@ def crash_on_first_record(monkeypatch):
             raise Crash()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine_actions, "_recorded", crash_once)
+    monkeypatch.setattr(action_records, "_recorded", crash_once)
 
 
 def test_no_automation_started_twice_after_a_crash_between_the_call_and_its_record(
@@ -212,8 +215,8 @@ def test_no_command_sent_twice_after_a_crash_between_the_call_and_its_record(clo
 
 
 def test_a_command_for_more_instances_than_sendcommand_takes_is_sent_in_parts(clock, drive, make_plan, monkeypatch):
-    monkeypatch.setattr(engine_actions, "SEND_COMMAND_MAX_INSTANCES", 1)
-    monkeypatch.setattr(engine_actions, "STATUS_MAX_INSTANCES", 1)
+    monkeypatch.setattr(action_command, "SEND_COMMAND_MAX_INSTANCES", 1)
+    monkeypatch.setattr(action_health, "STATUS_MAX_INSTANCES", 1)
     check = ActionSpec(name="Online", kind="health_check", config={"ec2_status_checks": True, "ssm_ping": True})
     plan = make_plan("Parts", [("Application", ["app-01", "app-02"], {"actions": [check, COMMAND]})])
     execution = drive(execution_start(plan=plan, mode="DRILL", requested_by=None))
